@@ -1,1 +1,54 @@
+//! Server-Sent Events for [poem], built for production.
+//!
+//! ```
+//! use std::time::Duration;
+//! use poem::{get, Route};
+//! use poem_sse_ext::{Event, Hub};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let hub = Hub::builder()
+//!     .history(1_000)                      // events kept per channel for replay
+//!     .heartbeat(Duration::from_secs(15))  // comment after 15 s of silence
+//!     .build();
+//! let app = Route::new().at("/events/:channel", get(hub.endpoint()));
+//!
+//! // Anywhere in the app:
+//! let id = hub.publish("prices", Event::json(&serde_json::json!({"eur": 1.08}))?.event("tick")?).await?;
+//! println!("published {id}");
+//! # let _ = app;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! - **Replay and exact resume.** Every event is encoded once and appended to its channel's log in
+//!   a [`ReplayStore`](store::ReplayStore) (in memory by default, bounded by count, bytes and
+//!   age). A reconnecting `EventSource` sends `Last-Event-ID`; the stream replays exactly the
+//!   events after it, then goes live. A page can pass `?lastEventId=<id>` for its first connect.
+//! - **No silent gaps.** When the resume point was evicted, comes from before a restart, or was
+//!   never issued, the stream starts with an `sse-reset` event (see [`store::Reset`]).
+//! - **Flushed at once.** Each ready frame goes to hyper as soon as it exists (ready frames may
+//!   be joined into one chunk, never held back), also through poem's `Compression`.
+//! - **Heartbeats** after each idle interval, **jittered retry** hints, **caps** with `503` and
+//!   `Retry-After`, **graceful shutdown** with [`Hub::shutdown`], and [`Hub::metrics`].
+//! - [`SseResponse`] for streams of your own, with the same wire guarantees.
+#![warn(missing_docs)]
 
+mod config;
+mod endpoint;
+mod event;
+mod hub;
+mod metrics;
+mod response;
+pub mod store;
+mod stream;
+
+pub use config::HubConfig;
+pub use endpoint::SseEndpoint;
+pub use event::{
+    validate_event_name, Event, EventError, MAX_EVENT_NAME_LEN, MAX_ID_LEN, RESET_EVENT,
+};
+pub use hub::{validate_channel, ChannelError, Hub, HubBuilder, PublishError, MAX_CHANNEL_LEN};
+pub use metrics::{ChannelMetrics, HubMetrics};
+pub use response::SseResponse;
+pub use store::EventId;

@@ -1,0 +1,79 @@
+//! Settings shared by every stream of a [`crate::Hub`].
+
+use std::time::Duration;
+
+use rand::Rng;
+
+use crate::Event;
+
+/// How a hub's streams behave. Built through [`crate::HubBuilder`]; see each setter there.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// Idle interval after which a heartbeat comment is sent; `None` disables heartbeats.
+    pub heartbeat: Option<Duration>,
+    /// Base of the `retry:` hint sent first on every stream.
+    pub retry: Duration,
+    /// Random spread added to [`HubConfig::retry`], so that clients do not reconnect in lockstep.
+    pub retry_jitter: Duration,
+    /// Most open streams in total; above it new streams get `503`.
+    pub max_streams: usize,
+    /// Most open streams on one channel; above it new streams get `503`.
+    pub max_streams_per_channel: usize,
+    /// Most channels the hub tracks; a stream or publish on a new channel above it is refused.
+    pub max_channels: usize,
+    /// Most bytes of ready frames joined into one chunk for hyper.
+    pub max_chunk_bytes: usize,
+    /// Longest `Last-Event-ID` considered; a longer one is treated as unknown.
+    pub max_last_event_id_len: usize,
+    /// An event sent to every open stream when the hub shuts down, before the streams end.
+    pub shutdown_event: Option<Event>,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat: Some(Duration::from_secs(15)),
+            retry: Duration::from_secs(3),
+            retry_jitter: Duration::from_secs(2),
+            max_streams: 10_000,
+            max_streams_per_channel: 10_000,
+            max_channels: 10_000,
+            max_chunk_bytes: 64 << 10,
+            max_last_event_id_len: 256,
+            shutdown_event: None,
+        }
+    }
+}
+
+impl HubConfig {
+    /// A retry delay drawn uniformly from `[retry, retry + retry_jitter]`.
+    pub fn jittered_retry(&self) -> Duration {
+        jittered(self.retry, self.retry_jitter)
+    }
+}
+
+/// `base` plus a uniform random part of `spread`, at millisecond resolution.
+pub(crate) fn jittered(base: Duration, spread: Duration) -> Duration {
+    let spread_ms = u64::try_from(spread.as_millis()).unwrap_or(u64::MAX);
+    base + Duration::from_millis(rand::rng().random_range(0..=spread_ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_in_range_and_spreads() {
+        let base = Duration::from_secs(3);
+        let spread = Duration::from_secs(2);
+        let draws: Vec<Duration> = (0..2_000).map(|_| jittered(base, spread)).collect();
+        assert!(draws.iter().all(|d| *d >= base && *d <= base + spread));
+        let low = draws.iter().filter(|d| **d < base + spread / 2).count();
+        // Uniform: about half below the middle; lockstep (no jitter) would give 0 or 2,000.
+        assert!(
+            (800..1_200).contains(&low),
+            "{low} of 2000 below the middle"
+        );
+        assert_eq!(jittered(base, Duration::ZERO), base);
+    }
+}

@@ -1,0 +1,401 @@
+//! One server-sent event and its exact wire encoding.
+//!
+//! ```
+//! use poem_sse_ext::Event;
+//!
+//! # fn main() -> Result<(), poem_sse_ext::EventError> {
+//! let event = Event::text("line one\nline two").event("tick")?;
+//! assert_eq!(&event.encode()[..], b"event: tick\ndata: line one\ndata: line two\n\n");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The encoding follows the WHATWG HTML standard, [§9.2.6 "Interpreting an event stream"][spec]:
+//!
+//! - data containing CR, LF or CRLF becomes one `data:` line per line, so a conforming
+//!   `EventSource` joins them back with LF; a leading space in the data is kept;
+//! - `event` and `id` values can not carry CR or LF, and an `id` can not carry NUL: such values are
+//!   rejected with an [`EventError`] when the event is built, never written;
+//! - `Event::text("")` is dispatched by browsers as a message with empty data, while an event with
+//!   no data at all (only a comment, an id or a retry) is not dispatched.
+//!
+//! [spec]: https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
+
+use std::{fmt, time::Duration};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::Serialize;
+
+use crate::store::Reset;
+
+/// The event name a [`crate::Hub`] uses for its reset signal; applications can not publish it.
+pub const RESET_EVENT: &str = "sse-reset";
+
+/// Longest event name accepted, in bytes.
+pub const MAX_EVENT_NAME_LEN: usize = 256;
+
+/// Longest event id accepted, in bytes.
+pub const MAX_ID_LEN: usize = 256;
+
+/// Why an [`Event`] could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    /// The event name contains CR or LF, which would end the `event:` line early.
+    #[error("event name must not contain CR or LF")]
+    NameHasLineBreak,
+    /// The event name is empty; leave it unset for the default type `message`.
+    #[error("event name must not be empty (leave it unset for the default `message` type)")]
+    EmptyName,
+    /// The event name is longer than [`MAX_EVENT_NAME_LEN`] bytes.
+    #[error("event name is {0} bytes long, the limit is {MAX_EVENT_NAME_LEN}")]
+    NameTooLong(usize),
+    /// The event name is reserved for the hub's own signals.
+    #[error("event name `{0}` is reserved for the hub's own signals")]
+    ReservedName(String),
+    /// The id contains CR, LF or NUL; browsers would split the line or ignore the id.
+    #[error("event id must not contain CR, LF or NUL")]
+    InvalidId,
+    /// The id is longer than [`MAX_ID_LEN`] bytes.
+    #[error("event id is {0} bytes long, the limit is {MAX_ID_LEN}")]
+    IdTooLong(usize),
+    /// The value given to [`Event::json`] could not be serialized.
+    #[error("event data could not be serialized as JSON: {0}")]
+    Json(String),
+}
+
+/// One server-sent event: optional data, event name, id, retry hint and comment.
+///
+/// Build it with [`Event::text`], [`Event::json`] or [`Event::comment`], add fields with the
+/// builder methods, then either publish it through a [`crate::Hub`] (which gives it an id) or yield
+/// it from your own stream through [`crate::SseResponse`].
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Event {
+    data: Option<String>,
+    name: Option<String>,
+    id: Option<String>,
+    retry: Option<u64>,
+    comment: Option<String>,
+}
+
+impl Event {
+    /// An event whose `data` is `data`, sent as it is.
+    ///
+    /// Any string is accepted: line breaks (CR, LF, CRLF) are written as several `data:` lines and
+    /// come back to the browser joined with LF. An empty string is dispatched as an empty message.
+    pub fn text(data: impl Into<String>) -> Self {
+        Self {
+            data: Some(data.into()),
+            ..Self::default()
+        }
+    }
+
+    /// An event whose `data` is `value` serialized as JSON.
+    ///
+    /// # Errors
+    /// [`EventError::Json`] when `value` can not be serialized (a map with non-string keys, say).
+    pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<Self, EventError> {
+        serde_json::to_string(value)
+            .map(Self::text)
+            .map_err(|err| EventError::Json(err.to_string()))
+    }
+
+    /// An event with only a comment (`:` lines), which browsers do not dispatch.
+    ///
+    /// Line breaks in `text` become several comment lines, so a comment can never inject a field.
+    pub fn comment(text: impl Into<String>) -> Self {
+        Self {
+            comment: Some(text.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Sets the event name (the `event:` field); `EventSource` dispatches it to listeners of
+    /// that type instead of `message`.
+    ///
+    /// # Errors
+    /// The name must be non-empty, at most [`MAX_EVENT_NAME_LEN`] bytes, contain no CR or LF, and
+    /// not be [`RESET_EVENT`].
+    pub fn event(mut self, name: impl Into<String>) -> Result<Self, EventError> {
+        let name = name.into();
+        validate_event_name(&name)?;
+        self.name = Some(name);
+        Ok(self)
+    }
+
+    /// Sets the event id (the `id:` field), which the browser sends back as `Last-Event-ID`.
+    ///
+    /// Only for events you stream yourself with [`crate::SseResponse`]: a [`crate::Hub`] assigns
+    /// ids itself and refuses events that carry one.
+    ///
+    /// # Errors
+    /// [`EventError::InvalidId`] for CR, LF or NUL, [`EventError::IdTooLong`] past
+    /// [`MAX_ID_LEN`] bytes.
+    pub fn id(mut self, id: impl Into<String>) -> Result<Self, EventError> {
+        let id = id.into();
+        validate_id(&id)?;
+        self.id = Some(id);
+        Ok(self)
+    }
+
+    /// Sets the reconnection delay hint (the `retry:` field, in whole milliseconds).
+    pub fn retry(mut self, delay: Duration) -> Self {
+        self.retry = Some(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
+        self
+    }
+
+    /// Adds a comment (`:` lines, ignored by browsers) to the event.
+    pub fn with_comment(mut self, text: impl Into<String>) -> Self {
+        self.comment = Some(text.into());
+        self
+    }
+
+    /// The data of the event, if any.
+    pub fn data(&self) -> Option<&str> {
+        self.data.as_deref()
+    }
+
+    /// The event name, if any.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// The event id, if any.
+    pub fn event_id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+
+    /// Encodes the event into its wire frame, ending with the blank line that dispatches it.
+    pub fn encode(&self) -> Bytes {
+        self.encode_with_id(self.id.as_deref())
+    }
+
+    /// Encodes the event with `id` in place of its own id. `id` must already be valid (ids made by
+    /// a store are).
+    pub(crate) fn encode_with_id(&self, id: Option<&str>) -> Bytes {
+        let mut buf = BytesMut::with_capacity(self.encoded_len_hint(id));
+        if let Some(id) = id {
+            put_field(&mut buf, "id", id);
+        }
+        if let Some(comment) = &self.comment {
+            for line in lines(comment) {
+                put_field(&mut buf, "", line);
+            }
+        }
+        if let Some(name) = &self.name {
+            put_field(&mut buf, "event", name);
+        }
+        if let Some(retry) = self.retry {
+            put_field(&mut buf, "retry", itoa(retry).as_str());
+        }
+        if let Some(data) = &self.data {
+            for line in lines(data) {
+                put_field(&mut buf, "data", line);
+            }
+        }
+        buf.put_u8(b'\n');
+        buf.freeze()
+    }
+
+    fn encoded_len_hint(&self, id: Option<&str>) -> usize {
+        let field = |v: Option<&str>| v.map_or(0, |v| v.len() + 8);
+        field(self.data.as_deref())
+            + field(self.name.as_deref())
+            + field(id)
+            + field(self.comment.as_deref())
+            + self.retry.map_or(0, |_| 28)
+            + 1
+    }
+}
+
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Event")
+            .field("event", &self.name)
+            .field("id", &self.id)
+            .field("retry", &self.retry)
+            .field("data", &self.data)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Checks an event name without building an event (for validating input early).
+///
+/// # Errors
+/// See [`Event::event`].
+pub fn validate_event_name(name: &str) -> Result<(), EventError> {
+    if name.is_empty() {
+        Err(EventError::EmptyName)
+    } else if name.len() > MAX_EVENT_NAME_LEN {
+        Err(EventError::NameTooLong(name.len()))
+    } else if name.contains(['\r', '\n']) {
+        Err(EventError::NameHasLineBreak)
+    } else if name == RESET_EVENT {
+        Err(EventError::ReservedName(name.to_owned()))
+    } else {
+        Ok(())
+    }
+}
+
+fn validate_id(id: &str) -> Result<(), EventError> {
+    if id.len() > MAX_ID_LEN {
+        Err(EventError::IdTooLong(id.len()))
+    } else if id.contains(['\r', '\n', '\0']) {
+        Err(EventError::InvalidId)
+    } else {
+        Ok(())
+    }
+}
+
+/// The frame that sets the client's reconnection delay, sent first on every stream.
+pub(crate) fn retry_frame(delay: Duration) -> Bytes {
+    let mut buf = BytesMut::with_capacity(32);
+    put_field(
+        &mut buf,
+        "retry",
+        itoa(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX)).as_str(),
+    );
+    buf.put_u8(b'\n');
+    buf.freeze()
+}
+
+/// `id: <id>\n` followed by `body`, a frame encoded without an id: how stores stamp the id they
+/// assign onto an event encoded once, outside their lock.
+pub(crate) fn frame_with_id(id: &str, body: &[u8]) -> Bytes {
+    let mut buf = BytesMut::with_capacity(id.len() + 5 + body.len());
+    put_field(&mut buf, "id", id);
+    buf.put_slice(body);
+    buf.freeze()
+}
+
+/// The reset signal: an `sse-reset` event whose id is where the stream continues.
+pub(crate) fn reset_frame(reset: &Reset) -> Bytes {
+    let data = serde_json::json!({
+        "reason": reset.reason.as_str(),
+        "resume_from": reset.resume_from.as_str(),
+    })
+    .to_string();
+    let mut buf = BytesMut::with_capacity(data.len() + reset.resume_from.as_str().len() + 32);
+    put_field(&mut buf, "id", reset.resume_from.as_str());
+    put_field(&mut buf, "event", RESET_EVENT);
+    put_field(&mut buf, "data", &data);
+    buf.put_u8(b'\n');
+    buf.freeze()
+}
+
+/// The heartbeat: an empty comment line. Browsers ignore it; proxies and TCP see traffic.
+pub(crate) const HEARTBEAT_FRAME: &[u8] = b":\n\n";
+
+/// Splits on CR, LF and CRLF, as the parser does; `"a\n"` gives `["a", ""]`, `""` gives `[""]`.
+fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let current = rest?;
+        match current.find(['\r', '\n']) {
+            Some(at) => {
+                let skip = if current[at..].starts_with("\r\n") {
+                    2
+                } else {
+                    1
+                };
+                rest = Some(&current[at + skip..]);
+                Some(&current[..at])
+            }
+            None => {
+                rest = None;
+                Some(current)
+            }
+        }
+    })
+}
+
+/// Writes `name: value\n`; an empty value is written as `name:\n`. The space after the colon is
+/// always written when there is a value, so a value starting with a space keeps it (the parser
+/// strips exactly one).
+fn put_field(buf: &mut BytesMut, name: &str, value: &str) {
+    buf.put_slice(name.as_bytes());
+    buf.put_u8(b':');
+    if !value.is_empty() {
+        buf.put_u8(b' ');
+        buf.put_slice(value.as_bytes());
+    }
+    buf.put_u8(b'\n');
+}
+
+fn itoa(n: u64) -> String {
+    n.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wire(event: &Event) -> String {
+        String::from_utf8(event.encode().to_vec()).unwrap_or_default()
+    }
+
+    #[test]
+    fn line_breaks_split_into_data_lines() {
+        let event = Event::text("a\r\nb\rc\nd");
+        assert_eq!(wire(&event), "data: a\ndata: b\ndata: c\ndata: d\n\n");
+    }
+
+    #[test]
+    fn trailing_newline_and_empty_data_survive() {
+        assert_eq!(wire(&Event::text("a\n")), "data: a\ndata:\n\n");
+        assert_eq!(wire(&Event::text("")), "data:\n\n");
+    }
+
+    #[test]
+    fn leading_space_is_kept() {
+        assert_eq!(wire(&Event::text(" x")), "data:  x\n\n");
+    }
+
+    #[test]
+    fn names_and_ids_with_line_breaks_are_rejected() {
+        assert_eq!(
+            Event::text("x").event("a\nb"),
+            Err(EventError::NameHasLineBreak)
+        );
+        assert_eq!(
+            Event::text("x").event("a\rdata: forged"),
+            Err(EventError::NameHasLineBreak)
+        );
+        assert_eq!(Event::text("x").id("1\n2"), Err(EventError::InvalidId));
+        assert_eq!(Event::text("x").id("1\x002"), Err(EventError::InvalidId));
+        assert_eq!(Event::text("x").event(""), Err(EventError::EmptyName));
+        assert_eq!(
+            Event::text("x").event(RESET_EVENT),
+            Err(EventError::ReservedName(RESET_EVENT.into()))
+        );
+        assert_eq!(
+            Event::text("x").event("n".repeat(MAX_EVENT_NAME_LEN + 1)),
+            Err(EventError::NameTooLong(MAX_EVENT_NAME_LEN + 1))
+        );
+    }
+
+    #[test]
+    fn comments_can_not_inject_fields() {
+        let event = Event::comment("hi\ndata: forged");
+        assert_eq!(wire(&event), ": hi\n: data: forged\n\n");
+    }
+
+    #[test]
+    fn all_fields_in_order() {
+        let event = Event::json(&serde_json::json!({"a": 1}))
+            .and_then(|e| e.event("tick"))
+            .and_then(|e| e.id("7"))
+            .map(|e| e.retry(Duration::from_millis(1500)));
+        assert_eq!(
+            event.map(|e| wire(&e)),
+            Ok("id: 7\nevent: tick\nretry: 1500\ndata: {\"a\":1}\n\n".to_owned())
+        );
+    }
+
+    #[test]
+    fn retry_frame_is_digits() {
+        assert_eq!(
+            &retry_frame(Duration::from_millis(3250))[..],
+            b"retry: 3250\n\n"
+        );
+    }
+}

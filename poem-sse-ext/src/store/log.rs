@@ -1,0 +1,496 @@
+//! The in-process log of one channel, and the cursors that read it.
+
+use std::{
+    collections::VecDeque,
+    pin::Pin,
+    sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard},
+    task::{Context, Poll},
+};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::Stream;
+use tokio::{sync::watch, time::Instant};
+use tokio_stream::wrappers::WatchStream;
+
+use super::{EventId, Reset, ResetReason, Retention, StoreError};
+
+/// The ordered, bounded log of one channel's encoded frames.
+///
+/// Every entry has a key, a `u128` that orders entries (the in-memory store uses the sequence
+/// number; a Redis store packs the stream id's `ms` and `seq`). Keys only grow. Cursors hold a key
+/// and read the entries after it; a [`watch`] channel wakes them when something is appended.
+pub struct ChannelLog {
+    state: RwLock<LogState>,
+    /// Bumped after every append, *after* the write lock is released. A cursor marks the version
+    /// seen before it reads the log, so an append that lands between its read and its wait still
+    /// wakes it: no lost wake-ups, and no per-subscriber queue.
+    appended: watch::Sender<u64>,
+    retention: Retention,
+}
+
+struct LogState {
+    entries: VecDeque<Entry>,
+    bytes: usize,
+    head_key: u128,
+    head_id: EventId,
+    /// The key of the newest evicted entry: a cursor below it has missed events.
+    evicted_through: Option<u128>,
+}
+
+struct Entry {
+    key: u128,
+    frame: Bytes,
+    at: Instant,
+}
+
+impl ChannelLog {
+    /// An empty log whose head is `(head_key, head_id)`: the position meaning "the beginning".
+    pub fn new(retention: Retention, head_key: u128, head_id: EventId) -> Arc<Self> {
+        Arc::new(Self {
+            state: RwLock::new(LogState {
+                entries: VecDeque::new(),
+                bytes: 0,
+                head_key,
+                head_id,
+                evicted_through: None,
+            }),
+            appended: watch::Sender::new(0),
+            retention,
+        })
+    }
+
+    /// The key and id of the newest entry (or of the beginning).
+    pub fn head(&self) -> (u128, EventId) {
+        let state = self.read();
+        (state.head_key, state.head_id.clone())
+    }
+
+    /// Appends the next entry: `make` gets the key after the head and returns the entry's id and
+    /// its encoded frame (already carrying the id line). Runs under the write lock, so keys are
+    /// assigned and appended in one order.
+    ///
+    /// # Errors
+    /// [`StoreError::TooLarge`] when the frame alone exceeds the byte bound.
+    pub fn append_next(
+        &self,
+        make: impl FnOnce(u128) -> (EventId, Bytes),
+    ) -> Result<EventId, StoreError> {
+        let id = {
+            let mut state = self.write();
+            let key = state.head_key + 1;
+            let (id, frame) = make(key);
+            self.check_size(&frame)?;
+            self.push(&mut state, key, id.clone(), frame);
+            id
+        };
+        self.appended.send_modify(|n| *n = n.wrapping_add(1));
+        Ok(id)
+    }
+
+    /// Appends an entry whose key was given elsewhere (by a shared backend). An entry whose key is
+    /// not above the head is a duplicate and is ignored; returns whether it was appended.
+    ///
+    /// # Errors
+    /// [`StoreError::TooLarge`] when the frame alone exceeds the byte bound.
+    pub fn append_entry(&self, key: u128, id: EventId, frame: Bytes) -> Result<bool, StoreError> {
+        {
+            let mut state = self.write();
+            if key <= state.head_key {
+                return Ok(false);
+            }
+            self.check_size(&frame)?;
+            self.push(&mut state, key, id, frame);
+        }
+        self.appended.send_modify(|n| *n = n.wrapping_add(1));
+        Ok(true)
+    }
+
+    /// Evicts entries older than the age bound. Appends do this too; call it before reading
+    /// history so that no expired event is replayed.
+    pub fn evict_expired(&self) {
+        let now = Instant::now();
+        let mut state = self.write();
+        self.evict(&mut state, now);
+    }
+
+    /// Whether a cursor at `key` can read on without a gap: `None` if so, otherwise the reason.
+    /// A key above the head was never issued; a key below the newest eviction missed events.
+    pub fn check_resume(&self, key: u128) -> Option<ResetReason> {
+        let state = self.read();
+        if key > state.head_key {
+            Some(ResetReason::Unknown)
+        } else if state.evicted_through.is_some_and(|evicted| evicted > key) {
+            Some(ResetReason::Evicted)
+        } else {
+            None
+        }
+    }
+
+    /// A cursor that delivers every entry after `key`. Entries up to `replay_through` are counted
+    /// as replayed, the rest as live.
+    pub fn cursor(self: &Arc<Self>, key: u128, replay_through: u128) -> LogCursor {
+        let mut changes = self.appended.subscribe();
+        changes.mark_unchanged();
+        LogCursor {
+            log: Arc::clone(self),
+            position: key,
+            replay_through,
+            changes: WatchStream::from_changes(changes),
+        }
+    }
+
+    /// A cursor after the head, or after `key` when that is possible, together with the reset
+    /// that explains a jump to the head.
+    pub fn cursor_after(self: &Arc<Self>, key: Option<u128>) -> (LogCursor, Option<Reset>) {
+        let (head_key, head_id) = self.head();
+        match key.map(|key| (key, self.check_resume(key))) {
+            Some((key, None)) => (self.cursor(key, head_key), None),
+            Some((_, Some(reason))) => (
+                self.cursor(head_key, head_key),
+                Some(Reset {
+                    reason,
+                    resume_from: head_id,
+                }),
+            ),
+            None => (self.cursor(head_key, head_key), None),
+        }
+    }
+
+    /// Number of entries and encoded bytes retained.
+    pub fn len_and_bytes(&self) -> (usize, usize) {
+        let state = self.read();
+        (state.entries.len(), state.bytes)
+    }
+
+    fn check_size(&self, frame: &Bytes) -> Result<(), StoreError> {
+        if frame.len() > self.retention.max_bytes {
+            return Err(StoreError::TooLarge {
+                size: frame.len(),
+                limit: self.retention.max_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    fn push(&self, state: &mut LogState, key: u128, id: EventId, frame: Bytes) {
+        let now = Instant::now();
+        state.bytes += frame.len();
+        state.entries.push_back(Entry {
+            key,
+            frame,
+            at: now,
+        });
+        state.head_key = key;
+        state.head_id = id;
+        self.evict(state, now);
+    }
+
+    fn evict(&self, state: &mut LogState, now: Instant) {
+        let max_age = self.retention.max_age;
+        while let Some(oldest) = state.entries.front() {
+            let over = state.entries.len() > self.retention.max_events
+                || state.bytes > self.retention.max_bytes
+                || now.saturating_duration_since(oldest.at) > max_age;
+            if !over {
+                break;
+            }
+            state.bytes -= oldest.frame.len();
+            state.evicted_through = Some(oldest.key);
+            state.entries.pop_front();
+        }
+    }
+
+    /// Reads what follows `position`, at most `max_bytes` of frames (always at least one).
+    fn read_after(&self, position: u128, max_bytes: usize, replay_through: u128) -> Read {
+        let state = self.read();
+        if state
+            .evicted_through
+            .is_some_and(|evicted| evicted > position)
+        {
+            return Read::Gap {
+                head_key: state.head_key,
+                reset: Reset {
+                    reason: ResetReason::Evicted,
+                    resume_from: state.head_id.clone(),
+                },
+            };
+        }
+        let start = state.entries.partition_point(|entry| entry.key <= position);
+        let mut ready = state.entries.range(start..);
+        let Some(first) = ready.next() else {
+            return Read::Nothing;
+        };
+        let mut frames = Frames {
+            count: 1,
+            replayed: usize::from(first.key <= replay_through),
+            last_key: first.key,
+            chunk: first.frame.clone(),
+        };
+        let mut joined: Option<BytesMut> = None;
+        for entry in ready {
+            let total = joined.as_ref().map_or(frames.chunk.len(), BytesMut::len);
+            if total + entry.frame.len() > max_bytes {
+                break;
+            }
+            let buf = joined.get_or_insert_with(|| {
+                let mut buf = BytesMut::with_capacity(max_bytes.min(total * 4).max(total));
+                buf.extend_from_slice(&frames.chunk);
+                buf
+            });
+            buf.extend_from_slice(&entry.frame);
+            frames.count += 1;
+            frames.replayed += usize::from(entry.key <= replay_through);
+            frames.last_key = entry.key;
+        }
+        if let Some(buf) = joined {
+            frames.chunk = buf.freeze();
+        }
+        Read::Frames(frames)
+    }
+
+    // A poisoned lock only means a panic elsewhere while holding it; the log itself is always
+    // consistent between statements, so keep serving rather than spreading the panic.
+    fn read(&self) -> RwLockReadGuard<'_, LogState> {
+        self.state
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, LogState> {
+        self.state
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+}
+
+enum Read {
+    Nothing,
+    Frames(Frames),
+    Gap { head_key: u128, reset: Reset },
+}
+
+struct Frames {
+    chunk: Bytes,
+    count: usize,
+    replayed: usize,
+    last_key: u128,
+}
+
+/// What a [`LogCursor`] yields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CursorItem {
+    /// One or more consecutive frames, joined into one chunk.
+    Frames {
+        /// The encoded frames.
+        chunk: Bytes,
+        /// How many frames the chunk holds.
+        count: usize,
+        /// How many of them were history at subscribe time.
+        replayed: usize,
+    },
+    /// The cursor fell behind the retained tail; it continues from the head.
+    Reset(Reset),
+}
+
+/// A position in a [`ChannelLog`] plus a waker: all that an open stream holds.
+pub struct LogCursor {
+    log: Arc<ChannelLog>,
+    position: u128,
+    replay_through: u128,
+    changes: WatchStream<u64>,
+}
+
+impl LogCursor {
+    /// Polls for the frames after the cursor, joined into chunks of at most `max_bytes` (a single
+    /// larger frame is yielded alone). Never holds back a ready frame waiting for more.
+    pub fn poll_next_chunk(
+        &mut self,
+        cx: &mut Context<'_>,
+        max_bytes: usize,
+    ) -> Poll<Option<CursorItem>> {
+        loop {
+            match self
+                .log
+                .read_after(self.position, max_bytes, self.replay_through)
+            {
+                Read::Frames(frames) => {
+                    self.position = frames.last_key;
+                    return Poll::Ready(Some(CursorItem::Frames {
+                        chunk: frames.chunk,
+                        count: frames.count,
+                        replayed: frames.replayed,
+                    }));
+                }
+                Read::Gap { head_key, reset } => {
+                    self.position = head_key;
+                    return Poll::Ready(Some(CursorItem::Reset(reset)));
+                }
+                Read::Nothing => {}
+            }
+            // Registers the waker; an append since the last wake-up makes this ready at once.
+            match Pin::new(&mut self.changes).poll_next(cx) {
+                Poll::Ready(Some(_)) => continue,
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    /// The key of the last frame delivered (or of the start position).
+    pub fn position(&self) -> u128 {
+        self.position
+    }
+}
+
+impl Stream for LogCursor {
+    type Item = CursorItem;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_next_chunk(cx, 64 << 10)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use futures_util::{FutureExt, StreamExt};
+
+    use super::*;
+
+    fn log(retention: Retention) -> Arc<ChannelLog> {
+        ChannelLog::new(retention, 0, EventId::new("e-0"))
+    }
+
+    fn append(log: &ChannelLog, text: &str) -> EventId {
+        let frame = Bytes::from(format!("data: {text}\n\n"));
+        log.append_next(|key| (EventId::new(format!("e-{key}")), frame))
+            .unwrap_or_else(|err| panic!("append failed: {err}"))
+    }
+
+    fn next_now(cursor: &mut LogCursor) -> Option<CursorItem> {
+        cursor.next().now_or_never().flatten()
+    }
+
+    #[test]
+    fn cursor_reads_after_its_position_in_order_in_one_chunk() {
+        let log = log(Retention::default());
+        for n in 1..=3 {
+            append(&log, &n.to_string());
+        }
+        let mut cursor = log.cursor(1, 3);
+        assert_eq!(
+            next_now(&mut cursor),
+            Some(CursorItem::Frames {
+                chunk: Bytes::from_static(b"data: 2\n\ndata: 3\n\n"),
+                count: 2,
+                replayed: 2,
+            })
+        );
+        assert_eq!(next_now(&mut cursor), None, "nothing more is ready");
+    }
+
+    #[test]
+    fn chunk_cap_splits_but_never_starves_a_large_frame() {
+        let log = log(Retention::default());
+        append(&log, "aaaa");
+        append(&log, "bbbb");
+        let mut cursor = log.cursor(0, 0);
+        let Poll::Ready(Some(CursorItem::Frames { count, .. })) = cursor.poll_next_chunk(
+            &mut Context::from_waker(futures_util::task::noop_waker_ref()),
+            5,
+        ) else {
+            panic!("a frame larger than the cap is still delivered");
+        };
+        assert_eq!(count, 1);
+    }
+
+    #[tokio::test]
+    async fn append_wakes_a_waiting_cursor() {
+        let log = log(Retention::default());
+        let mut cursor = log.cursor(0, 0);
+        let waiter = tokio::spawn(async move { cursor.next().await });
+        tokio::task::yield_now().await;
+        append(&log, "x");
+        let item = tokio::time::timeout(Duration::from_secs(1), waiter).await;
+        assert!(matches!(
+            item,
+            Ok(Ok(Some(CursorItem::Frames { count: 1, .. })))
+        ));
+    }
+
+    #[test]
+    fn count_and_byte_bounds_evict_and_a_behind_cursor_gets_a_reset() {
+        let log = log(Retention::default().max_events(2).max_bytes(1 << 20));
+        let mut behind = log.cursor(0, 0);
+        for n in 1..=3 {
+            append(&log, &n.to_string());
+        }
+        assert_eq!(log.len_and_bytes().0, 2);
+        assert_eq!(log.check_resume(0), Some(ResetReason::Evicted));
+        assert_eq!(log.check_resume(1), None);
+        assert_eq!(log.check_resume(4), Some(ResetReason::Unknown));
+        assert_eq!(
+            next_now(&mut behind),
+            Some(CursorItem::Reset(Reset {
+                reason: ResetReason::Evicted,
+                resume_from: EventId::new("e-3"),
+            }))
+        );
+        assert_eq!(next_now(&mut behind), None, "continues live from the head");
+
+        let small = self::log(Retention::default().max_bytes(20));
+        append(&small, "12345678");
+        append(&small, "12345678");
+        assert_eq!(small.len_and_bytes(), (1, 16));
+    }
+
+    #[test]
+    fn oversized_frame_is_refused_and_nothing_is_lost() {
+        let log = log(Retention::default().max_bytes(16));
+        append(&log, "ok");
+        let refused = log.append_next(|key| {
+            (
+                EventId::new(format!("e-{key}")),
+                Bytes::from(vec![b'x'; 17]),
+            )
+        });
+        assert!(matches!(
+            refused,
+            Err(StoreError::TooLarge {
+                size: 17,
+                limit: 16
+            })
+        ));
+        assert_eq!(log.len_and_bytes().0, 1);
+        assert_eq!(log.head().1, EventId::new("e-1"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn age_bound_is_enforced_without_appends() {
+        let log = log(Retention::default().max_age(Duration::from_secs(10)));
+        append(&log, "old");
+        tokio::time::advance(Duration::from_secs(11)).await;
+        log.evict_expired();
+        assert_eq!(log.len_and_bytes(), (0, 0));
+        assert_eq!(log.check_resume(0), Some(ResetReason::Evicted));
+    }
+
+    #[test]
+    fn duplicate_keys_from_a_shared_backend_are_ignored() {
+        let log = log(Retention::default());
+        assert_eq!(
+            log.append_entry(5, EventId::new("5"), Bytes::from_static(b"data: a\n\n")),
+            Ok(true)
+        );
+        assert_eq!(
+            log.append_entry(5, EventId::new("5"), Bytes::from_static(b"data: a\n\n")),
+            Ok(false)
+        );
+        assert_eq!(
+            log.append_entry(4, EventId::new("4"), Bytes::from_static(b"data: b\n\n")),
+            Ok(false)
+        );
+        assert_eq!(log.len_and_bytes().0, 1);
+    }
+}

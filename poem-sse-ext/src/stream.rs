@@ -1,0 +1,267 @@
+//! The body of an SSE response: preamble, then frames, with heartbeats and shutdown.
+
+use std::{
+    collections::VecDeque,
+    future::Future,
+    io,
+    pin::Pin,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+use crate::{
+    event::{reset_frame, retry_frame, HEARTBEAT_FRAME},
+    hub::OpenStream,
+    metrics::ChannelStats,
+    store::{CursorItem, LogCursor, Subscription},
+    Event,
+};
+
+/// Turns a source of ready-encoded chunks into an SSE body: sends `preamble` first, every chunk
+/// the moment the source yields it, a heartbeat comment after each idle `heartbeat` interval, and
+/// ends with a final frame when the shutdown token fires.
+pub(crate) struct SseBody<S> {
+    preamble: Option<Bytes>,
+    source: S,
+    heartbeat: Option<Heartbeat>,
+    shutdown: Option<Shutdown>,
+    done: bool,
+}
+
+/// The heartbeat timer. Restarting a tokio timer on every frame would cost a timer-wheel update
+/// per event; instead the time of the last frame is recorded, and when the timer fires early
+/// (because frames were sent meanwhile) it is re-armed for the real deadline.
+struct Heartbeat {
+    interval: Duration,
+    last_sent: Instant,
+    timer: Pin<Box<Sleep>>,
+}
+
+pub(crate) struct Shutdown {
+    cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
+    final_frame: Box<dyn Fn() -> Bytes + Send + Sync>,
+}
+
+impl Shutdown {
+    /// Ends the stream when `token` is cancelled, sending `final_frame()` last.
+    pub(crate) fn new(
+        token: CancellationToken,
+        final_frame: impl Fn() -> Bytes + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            cancelled: Box::pin(token.cancelled_owned()),
+            final_frame: Box::new(final_frame),
+        }
+    }
+
+    /// The frame a hub sends on shutdown: its shutdown event, if any, and a jittered retry hint.
+    pub(crate) fn farewell(event: Option<&Event>, retry: Duration) -> Bytes {
+        let mut frame = event.map(Event::encode).map(Vec::from).unwrap_or_default();
+        frame.extend_from_slice(&retry_frame(retry));
+        Bytes::from(frame)
+    }
+}
+
+impl<S> SseBody<S>
+where
+    S: Stream<Item = Bytes> + Unpin + Send,
+{
+    pub(crate) fn new(preamble: Option<Bytes>, source: S) -> Self {
+        Self {
+            preamble,
+            source,
+            heartbeat: None,
+            shutdown: None,
+            done: false,
+        }
+    }
+
+    pub(crate) fn heartbeat(mut self, interval: Option<Duration>) -> Self {
+        self.heartbeat = interval.map(|interval| {
+            let now = Instant::now();
+            Heartbeat {
+                interval,
+                last_sent: now,
+                timer: Box::pin(tokio::time::sleep_until(now + interval)),
+            }
+        });
+        self
+    }
+
+    pub(crate) fn shutdown(mut self, shutdown: Option<Shutdown>) -> Self {
+        self.shutdown = shutdown;
+        self
+    }
+
+    fn sent(&mut self) {
+        if let Some(heartbeat) = &mut self.heartbeat {
+            heartbeat.last_sent = Instant::now();
+        }
+    }
+}
+
+impl<S> Stream for SseBody<S>
+where
+    S: Stream<Item = Bytes> + Unpin + Send,
+{
+    type Item = Result<Bytes, io::Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        if let Some(preamble) = this.preamble.take() {
+            this.sent();
+            return Poll::Ready(Some(Ok(preamble)));
+        }
+        if let Some(shutdown) = &mut this.shutdown {
+            if shutdown.cancelled.as_mut().poll(cx).is_ready() {
+                this.done = true;
+                return Poll::Ready(Some(Ok((shutdown.final_frame)())));
+            }
+        }
+        match this.source.poll_next_unpin(cx) {
+            Poll::Ready(Some(chunk)) => {
+                this.sent();
+                return Poll::Ready(Some(Ok(chunk)));
+            }
+            Poll::Ready(None) => {
+                this.done = true;
+                return Poll::Ready(None);
+            }
+            Poll::Pending => {}
+        }
+        if let Some(heartbeat) = &mut this.heartbeat {
+            while heartbeat.timer.as_mut().poll(cx).is_ready() {
+                let due = heartbeat.last_sent + heartbeat.interval;
+                let now = Instant::now();
+                if due <= now {
+                    heartbeat.last_sent = now;
+                    heartbeat.timer.as_mut().reset(now + heartbeat.interval);
+                    return Poll::Ready(Some(Ok(Bytes::from_static(HEARTBEAT_FRAME))));
+                }
+                // Frames went out since the timer was armed: wait for the real deadline.
+                heartbeat.timer.as_mut().reset(due);
+            }
+        }
+        Poll::Pending
+    }
+}
+
+/// The frames of one hub stream: the reset signal, replayed frames, then the cursor's.
+pub(crate) struct HubSource {
+    reset: Option<Bytes>,
+    replay: VecDeque<Bytes>,
+    cursor: LogCursor,
+    max_chunk_bytes: usize,
+    stream: OpenStream,
+}
+
+impl HubSource {
+    pub(crate) fn new(sub: Subscription, max_chunk_bytes: usize, stream: OpenStream) -> Self {
+        let reset = sub.reset.map(|reset| {
+            ChannelStats::add(&stream.stats().resets, 1);
+            reset_frame(&reset)
+        });
+        Self {
+            reset,
+            replay: sub.replay.into(),
+            cursor: sub.cursor,
+            max_chunk_bytes,
+            stream,
+        }
+    }
+
+    fn record(&self, bytes: usize, frames: usize, replayed: usize) {
+        let stats = self.stream.stats();
+        ChannelStats::add(&stats.bytes_sent, bytes);
+        ChannelStats::add(&stats.delivered, frames);
+        if replayed > 0 {
+            ChannelStats::add(&stats.replayed, replayed);
+        }
+    }
+}
+
+impl Stream for HubSource {
+    type Item = Bytes;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        let this = self.get_mut();
+        if let Some(reset) = this.reset.take() {
+            return Poll::Ready(Some(reset));
+        }
+        if let Some(frame) = this.replay.pop_front() {
+            this.record(frame.len(), 1, 1);
+            return Poll::Ready(Some(frame));
+        }
+        match this.cursor.poll_next_chunk(cx, this.max_chunk_bytes) {
+            Poll::Ready(Some(CursorItem::Frames {
+                chunk,
+                count,
+                replayed,
+            })) => {
+                this.record(chunk.len(), count, replayed);
+                Poll::Ready(Some(chunk))
+            }
+            Poll::Ready(Some(CursorItem::Reset(reset))) => {
+                ChannelStats::add(&this.stream.stats().resets, 1);
+                Poll::Ready(Some(reset_frame(&reset)))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::stream;
+
+    use super::*;
+
+    async fn next(body: &mut SseBody<impl Stream<Item = Bytes> + Unpin + Send>) -> Bytes {
+        match body.next().await {
+            Some(Ok(chunk)) => chunk,
+            other => panic!("expected a chunk, got {other:?}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn heartbeat_after_each_idle_interval_and_restarted_by_frames() {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+        let source = tokio_stream::wrappers::UnboundedReceiverStream::new(rx);
+        let mut body = SseBody::new(Some(Bytes::from_static(b"retry: 1\n\n")), source)
+            .heartbeat(Some(Duration::from_secs(15)));
+        let start = Instant::now();
+        assert_eq!(&next(&mut body).await[..], b"retry: 1\n\n");
+
+        assert_eq!(&next(&mut body).await[..], HEARTBEAT_FRAME);
+        assert_eq!(start.elapsed(), Duration::from_secs(15));
+
+        // An event at +25s pushes the next heartbeat to +40s, not +30s.
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let _ = tx.send(Bytes::from_static(b"data: x\n\n"));
+        assert_eq!(&next(&mut body).await[..], b"data: x\n\n");
+        assert_eq!(&next(&mut body).await[..], HEARTBEAT_FRAME);
+        assert_eq!(start.elapsed(), Duration::from_secs(40));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_sends_the_final_frame_and_ends() {
+        let token = CancellationToken::new();
+        let mut body = SseBody::new(None, stream::pending::<Bytes>())
+            .heartbeat(None)
+            .shutdown(Some(Shutdown::new(token.clone(), || {
+                Bytes::from_static(b"retry: 5\n\n")
+            })));
+        token.cancel();
+        assert_eq!(&next(&mut body).await[..], b"retry: 5\n\n");
+        assert!(body.next().await.is_none());
+    }
+}
