@@ -81,7 +81,8 @@ impl Event {
     /// An event whose `data` is `data`, sent as it is.
     ///
     /// Any string is accepted: line breaks (CR, LF, CRLF) are written as several `data:` lines and
-    /// come back to the browser joined with LF. An empty string is dispatched as an empty message.
+    /// reach the browser's `event.data` as LF (as the standard has every `EventSource` do); all
+    /// other characters arrive exactly. An empty string is dispatched as an empty message.
     pub fn text(data: impl Into<String>) -> Self {
         Self {
             data: Some(data.into()),
