@@ -84,7 +84,10 @@ pub(crate) fn missing(what: &str) {
         !in_ci(),
         "{what}, but CI=true requires it: CI must install it (see .ci/run)"
     );
-    println!("skipped: {what}");
+    // Written to the stderr handle itself, not through `println!`: the test harness captures the
+    // print macros of passing tests, and this line must be seen.
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "skipped: {what}");
 }
 
 /// The first executable file called `name` in the directories of `PATH`.
