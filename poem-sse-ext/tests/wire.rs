@@ -196,3 +196,50 @@ async fn awkward_data_arrives_exactly() {
     assert_eq!(got, expected);
     server.stop().await;
 }
+
+/// `SseResponse` over a stream of the app's own: retry hint first, events as they come,
+/// heartbeats only when idle, ended by the shutdown token.
+#[tokio::test]
+async fn own_stream_response_has_the_same_guarantees() {
+    use poem::{handler, Request};
+    use poem_sse_ext::SseResponse;
+    use tokio_util::sync::CancellationToken;
+
+    let token = CancellationToken::new();
+    let (tx, rx) = tokio::sync::broadcast::channel::<String>(16);
+    let app = {
+        let token = token.clone();
+        let tx = tx.clone();
+        #[handler]
+        fn events(
+            req: &Request,
+            data: poem::web::Data<&(CancellationToken, tokio::sync::broadcast::Sender<String>)>,
+        ) -> SseResponse<impl futures_util::Stream<Item = Event> + Send> {
+            let (token, tx) = data.0;
+            let events = tokio_stream::wrappers::BroadcastStream::new(tx.subscribe())
+                .filter_map(|item| async move { item.ok().map(Event::text) });
+            SseResponse::new(events)
+                .heartbeat(Duration::from_millis(250))
+                .retry(Duration::from_millis(500), Duration::from_millis(500))
+                .http_version(req.version())
+                .shutdown(token.clone())
+        }
+        Route::new()
+            .at("/own", events)
+            .with(poem::middleware::AddData::new((token, tx)))
+    };
+    drop(rx);
+    let server = TestServer::start(app).await;
+    let mut conn = connect(&http1(), &server.url("/own"), None).await;
+    assert_eq!(conn.header("connection"), Some("keep-alive"));
+    conn.expect_no_event(Duration::from_millis(600))
+        .await
+        .expect("idle");
+    assert!(conn.retry().is_some_and(|ms| (500..=1_000).contains(&ms)));
+    assert!(conn.comments() >= 2, "heartbeats while idle");
+    let _ = tx.send("mine\nmultiline".into());
+    assert_eq!(data_of(&mut conn, 1).await, ["mine\nmultiline"]);
+    token.cancel();
+    conn.wait_for_end(WAIT).await.expect("ended by the token");
+    server.stop().await;
+}
