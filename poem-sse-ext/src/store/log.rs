@@ -3,13 +3,16 @@
 use std::{
     collections::VecDeque,
     pin::Pin,
-    sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard},
+    sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak},
     task::{Context, Poll},
 };
 
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
-use tokio::{sync::watch, time::Instant};
+use tokio::{
+    sync::{watch, Notify},
+    time::Instant,
+};
 use tokio_stream::wrappers::WatchStream;
 
 use super::{EventId, Reset, ResetReason, Retention, StoreError};
@@ -25,6 +28,12 @@ pub struct ChannelLog {
     /// seen before it reads the log, so an append that lands between its read and its wait still
     /// wakes it: no lost wake-ups, and no per-subscriber queue.
     appended: watch::Sender<u64>,
+    /// Waking every waiting cursor is O(subscribers). So that an append costs the same whether
+    /// nobody or 100,000 streams listen, it only signals this `Notify`; the channel's fan-out task
+    /// then bumps `appended`. Appends made while a fan-out pass runs coalesce into the next pass
+    /// (a `Notify` permit), and none is missed: the bump always follows the append it announces.
+    /// `None` when the log was made outside a tokio runtime: appends then wake cursors inline.
+    fanout: Option<Arc<Notify>>,
     retention: Retention,
 }
 
@@ -45,8 +54,12 @@ struct Entry {
 
 impl ChannelLog {
     /// An empty log whose head is `(head_key, head_id)`: the position meaning "the beginning".
+    ///
+    /// Inside a tokio runtime this spawns the log's fan-out task, which ends when the log is
+    /// dropped.
     pub fn new(retention: Retention, head_key: u128, head_id: EventId) -> Arc<Self> {
-        Arc::new(Self {
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        let log = Arc::new(Self {
             state: RwLock::new(LogState {
                 entries: VecDeque::new(),
                 bytes: 0,
@@ -55,8 +68,13 @@ impl ChannelLog {
                 evicted_through: None,
             }),
             appended: watch::Sender::new(0),
+            fanout: runtime.as_ref().map(|_| Arc::new(Notify::new())),
             retention,
-        })
+        });
+        if let (Some(runtime), Some(fanout)) = (runtime, &log.fanout) {
+            runtime.spawn(fan_out(Arc::downgrade(&log), Arc::clone(fanout)));
+        }
+        log
     }
 
     /// The key and id of the newest entry (or of the beginning).
@@ -83,7 +101,7 @@ impl ChannelLog {
             self.push(&mut state, key, id.clone(), frame);
             id
         };
-        self.appended.send_modify(|n| *n = n.wrapping_add(1));
+        self.announce();
         Ok(id)
     }
 
@@ -101,7 +119,7 @@ impl ChannelLog {
             self.check_size(&frame)?;
             self.push(&mut state, key, id, frame);
         }
-        self.appended.send_modify(|n| *n = n.wrapping_add(1));
+        self.announce();
         Ok(true)
     }
 
@@ -160,6 +178,18 @@ impl ChannelLog {
     pub fn len_and_bytes(&self) -> (usize, usize) {
         let state = self.read();
         (state.entries.len(), state.bytes)
+    }
+
+    /// Tells the cursors that something was appended (through the fan-out task when there is one).
+    fn announce(&self) {
+        match &self.fanout {
+            Some(fanout) => fanout.notify_one(),
+            None => self.wake_cursors(),
+        }
+    }
+
+    fn wake_cursors(&self) {
+        self.appended.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     fn check_size(&self, frame: &Bytes) -> Result<(), StoreError> {
@@ -260,6 +290,26 @@ impl ChannelLog {
         self.state
             .write()
             .unwrap_or_else(|poison| poison.into_inner())
+    }
+}
+
+impl Drop for ChannelLog {
+    fn drop(&mut self) {
+        // Lets the fan-out task see that the log is gone and end.
+        if let Some(fanout) = &self.fanout {
+            fanout.notify_one();
+        }
+    }
+}
+
+/// Wakes the cursors of one log after appends, off the appender's path.
+async fn fan_out(log: Weak<ChannelLog>, signal: Arc<Notify>) {
+    loop {
+        signal.notified().await;
+        match log.upgrade() {
+            Some(log) => log.wake_cursors(),
+            None => return,
+        }
     }
 }
 
@@ -417,6 +467,30 @@ mod tests {
             item,
             Ok(Ok(Some(CursorItem::Frames { count: 1, .. })))
         ));
+    }
+
+    #[tokio::test]
+    async fn appends_coalesce_in_the_fan_out_task_which_ends_with_the_log() {
+        let metrics = tokio::runtime::Handle::current().metrics();
+        let before = metrics.num_alive_tasks();
+        let log = log(Retention::default());
+        assert_eq!(metrics.num_alive_tasks(), before + 1, "one fan-out task per log");
+        let mut cursor = log.cursor(0, 0);
+        for n in 0..100 {
+            append(&log, &n.to_string());
+        }
+        let Some(CursorItem::Frames { count, .. }) = cursor.next().await else {
+            panic!("the cursor was woken");
+        };
+        assert_eq!(count, 100, "one wake-up delivers everything appended meanwhile");
+        drop((cursor, log));
+        for _ in 0..100 {
+            if metrics.num_alive_tasks() == before {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("the fan-out task outlived its log");
     }
 
     #[test]
