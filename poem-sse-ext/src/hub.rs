@@ -251,8 +251,11 @@ impl Hub {
         let config = &self.inner.config;
         let source = HubSource::new(sub, config.max_chunk_bytes, stream);
         let farewell = {
-            let config = config.clone();
-            move || Shutdown::farewell(config.shutdown_event.as_ref(), config.jittered_retry())
+            let hub = self.clone(); // an Arc: nothing per stream is copied for the farewell
+            move || {
+                let config = hub.config();
+                Shutdown::farewell(config.shutdown_event.as_ref(), config.jittered_retry())
+            }
         };
         let body = SseBody::new(Some(retry_frame(config.jittered_retry())), source)
             .heartbeat(config.heartbeat)
