@@ -90,6 +90,9 @@ enum Cmd {
         /// Command shown in the report as the way to reproduce it.
         #[arg(long, default_value = "bench/run.sh")]
         command: String,
+        /// A line for the report's header (for example why a peer was skipped).
+        #[arg(long)]
+        note: Vec<String>,
     },
     /// Rewrite the report from raw figures.
     Report {
@@ -152,8 +155,10 @@ fn main() -> ExitCode {
                 raw,
                 log_dir,
                 command,
+                note,
             } => {
                 let args = SuiteArgs {
+                    notes: note,
                     servers,
                     smoke,
                     reps: reps.unwrap_or(if smoke { 1 } else { 3 }),
@@ -296,6 +301,7 @@ struct SuiteArgs {
     log_dir: PathBuf,
     command: String,
     nofile: u64,
+    notes: Vec<String>,
 }
 
 async fn suite(a: SuiteArgs) -> Result<bool> {
@@ -373,7 +379,9 @@ async fn suite(a: SuiteArgs) -> Result<bool> {
     for f in &failures {
         eprintln!("FAILED: {f}");
     }
-    let info = run_info(&specs, a.reps, a.smoke, &a.command, a.nofile);
+    let mut info = run_info(&specs, a.reps, a.smoke, &a.command, a.nofile);
+    info.pinned = a.pin_server.is_some();
+    info.versions.extend(a.notes.iter().cloned());
     write_report(
         &metrics,
         &specs,
@@ -470,5 +478,6 @@ fn run_info(specs: &[ServerSpec], reps: usize, smoke: bool, command: &str, nofil
         command: command.into(),
         reps,
         smoke,
+        pinned: false,
     }
 }

@@ -114,6 +114,8 @@ pub struct RunInfo {
     pub command: String,
     pub reps: usize,
     pub smoke: bool,
+    /// Whether servers and generator were pinned to separate cores.
+    pub pinned: bool,
 }
 
 fn fmt_num(v: f64) -> String {
@@ -217,10 +219,14 @@ pub fn markdown(
     }
     let _ = writeln!(
         md,
-        "\nEach server runs alone, pinned to core 0 with `taskset`; the load generator (`sse-bench`, \
-         tokio + hyper) runs on core 1. Before each scenario the driver waits for the machine to be \
-         quiet. Every scenario starts a fresh server. Cells show the **median** of {} repetition(s) \
-         with (min–max); n/a means the server does not have the feature measured.\n",
+        "\nEach server runs alone{}. Every scenario starts a fresh server. Cells show the **median** \
+         of {} repetition(s) with (min–max); n/a means the server does not have the feature measured.\n",
+        if info.pinned {
+            ", pinned to core 0 with `taskset`; the load generator (`sse-bench`, tokio + hyper) runs \
+             on core 1. Before each scenario the driver waits for the machine to be quiet"
+        } else {
+            "; server and load generator (`sse-bench`, tokio + hyper) were not pinned to cores"
+        },
         info.reps
     );
     let _ = writeln!(md, "## Results\n");
@@ -626,6 +632,7 @@ mod tests {
             command: "x".into(),
             reps: 1,
             smoke: true,
+            pinned: false,
         };
         let md = markdown(&table, &specs, &info, Some("c.svg"), &[]);
         assert!(

@@ -46,6 +46,8 @@ pub struct Scale {
     pub storm_behind: u64,
     pub shutdown_streams: usize,
     pub cleanup_streams: usize,
+    /// How long a server may take to exit after SIGTERM before it is killed.
+    pub shutdown_limit: Duration,
     pub per_conn: usize,
     pub sources: usize,
     pub quiet: bool,
@@ -67,6 +69,7 @@ impl Scale {
             storm_behind: 100,
             shutdown_streams: 10_000,
             cleanup_streams: 1_000,
+            shutdown_limit: Duration::from_secs(20),
             per_conn: 100,
             sources: 32,
             quiet: true,
@@ -88,6 +91,7 @@ impl Scale {
             storm_behind: 100,
             shutdown_streams: 300,
             cleanup_streams: 300,
+            shutdown_limit: Duration::from_secs(3),
             per_conn: 50,
             sources: 4,
             quiet: false,
@@ -371,7 +375,7 @@ async fn load_once(ctx: &Ctx, srv: &Running, out: &mut Outcome) -> Result<()> {
         (delivered > 0.0).then(|| cpu_us / delivered),
         "µs/event",
         true,
-        note.clone(),
+        "",
     );
     let q = |p: f64| (!hist.is_empty()).then(|| hist.value_at_quantile(p) as f64 / 1000.0);
     out.push("load", "latency_p50", q(0.5), "ms", true, "");
@@ -642,7 +646,7 @@ async fn supports_replay(target: &Arc<Target>) -> Result<bool> {
 
 /// Scenario 7: SIGTERM with open streams, time until the process exits.
 async fn shutdown(ctx: &Ctx, spec: &ServerSpec, out: &mut Outcome) -> Result<()> {
-    const LIMIT: Duration = Duration::from_secs(20);
+    let limit = ctx.scale.shutdown_limit;
     let n = ctx.scale.shutdown_streams;
     let srv = ctx.launcher.start(spec, false).await?;
     let target = match target(ctx, &srv).await {
@@ -659,7 +663,7 @@ async fn shutdown(ctx: &Ctx, spec: &ServerSpec, out: &mut Outcome) -> Result<()>
     set.wait_settled(settle_limit(n)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let connected = set.live.connected.load(Ordering::Relaxed);
-    let took = srv.terminate(LIMIT).await;
+    let took = srv.terminate(limit).await;
     // Give the streams a moment to see their end.
     set.wait_until(Duration::from_secs(1), |l| {
         l.ended.load(Ordering::Relaxed) >= connected
@@ -671,10 +675,10 @@ async fn shutdown(ctx: &Ctx, spec: &ServerSpec, out: &mut Outcome) -> Result<()>
         Some(_) => format!("{connected} streams open; {ended} ended cleanly by the server"),
         None => format!(
             "{connected} streams open; still running after {} s, killed",
-            LIMIT.as_secs()
+            limit.as_secs()
         ),
     };
-    let value = Some(took.unwrap_or(LIMIT).as_secs_f64());
+    let value = Some(took.unwrap_or(limit).as_secs_f64());
     out.push("shutdown", "exit_time", value, "s", true, note);
     Ok(())
 }
