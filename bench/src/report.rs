@@ -332,7 +332,8 @@ pub fn markdown(
          figure before the first one, over N (10 channels). HTTP/2 carries 100 streams per \
          connection (h2c by prior knowledge for the peers; over TLS where the server only speaks h2 \
          there).\n\
-         - Setup CPU: the server's utime + stime (`/proc/PID/stat`) spent while the N streams connect.\n\
+         - Setup CPU: the server's CPU time (sum of its threads' `schedstat` run time, ns resolution; \
+         `/proc/PID/stat` utime + stime where that is missing) spent while the N streams connect.\n\
          - Load: 2,000 HTTP/1.1 streams on 10 channels, 5 events/s per channel (10,000 deliveries/s); \
          each event carries its channel, sequence number and send time, and every stream checks \
          gaps, duplicates and reorders. CPU per event is the server's CPU during publishing and \
