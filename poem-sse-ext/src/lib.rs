@@ -40,6 +40,8 @@ mod event;
 mod hub;
 mod metrics;
 mod response;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod store;
 mod stream;
 
