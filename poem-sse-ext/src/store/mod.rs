@@ -33,7 +33,11 @@ use crate::Event;
 
 mod log;
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisStore, RedisStoreBuilder, RedisStoreError};
 pub use log::{ChannelLog, CursorItem, LogCursor};
 pub use memory::MemoryStore;
 

@@ -1,0 +1,380 @@
+//! The Redis Streams store: instances sharing one Redis behave as one, and losing Redis costs
+//! neither open streams nor events.
+#![cfg(feature = "redis")]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use poem_sse_ext::{
+    store::{RedisStore, ReplayStore, ResetReason, Retention, StoreError, StoreHealth},
+    Event, Hub,
+};
+use testkit::redis::RedisServer;
+
+const RESET: &str = "sse-reset";
+
+/// A fresh `redis-server`, or `None` (the test is skipped) when it is not installed.
+fn redis() -> Option<RedisServer> {
+    RedisServer::start().expect("redis-server starts")
+}
+
+/// A store on `url` that notices a lost Redis quickly.
+async fn store(url: &str, retention: Retention) -> RedisStore {
+    RedisStore::builder(url)
+        .retention(retention)
+        .block(Duration::from_millis(500))
+        .command_timeout(Duration::from_millis(500))
+        .connect_timeout(Duration::from_millis(200))
+        .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
+        .connect()
+        .await
+        .expect("connect to redis")
+}
+
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+#[tokio::test]
+async fn the_store_replays_exactly_and_signals_every_kind_of_reset() {
+    let Some(redis) = redis() else { return };
+    let store = store(&redis.url(), Retention::default().max_events(5)).await;
+    assert_eq!(
+        store.head("feed").await,
+        Ok("0-0"
+            .parse::<String>()
+            .map(poem_sse_ext::EventId::new)
+            .expect("id"))
+    );
+
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        ids.push(
+            store
+                .append("feed", &Event::text(n.to_string()))
+                .await
+                .expect("append"),
+        );
+    }
+    let sub = store
+        .subscribe("feed", Some(ids[0].as_str()))
+        .await
+        .expect("subscribe");
+    assert!(sub.reset.is_none());
+    assert_eq!(sub.replay.len(), 2);
+    let second = String::from_utf8_lossy(&sub.replay[0]).to_string();
+    assert_eq!(second, format!("id: {}\ndata: 1\n\n", ids[1]));
+
+    // From the beginning: everything, as nothing was trimmed yet.
+    let all = store
+        .subscribe("feed", Some("0-0"))
+        .await
+        .expect("subscribe");
+    assert!(all.reset.is_none());
+    assert_eq!(all.replay.len(), 3);
+
+    for n in 3..12 {
+        ids.push(
+            store
+                .append("feed", &Event::text(n.to_string()))
+                .await
+                .expect("append"),
+        );
+    }
+    let head = ids.last().cloned().expect("ids");
+    assert_eq!(store.head("feed").await.as_ref(), Ok(&head));
+
+    let expect_reset = |sub: &poem_sse_ext::store::Subscription, reason: ResetReason| {
+        let reset = sub.reset.as_ref().expect("a reset");
+        assert_eq!(reset.reason, reason);
+        assert_eq!(reset.resume_from, head);
+        assert!(sub.replay.is_empty());
+    };
+    // More than the retention after it: evicted, even though MAXLEN ~ kept the entries.
+    expect_reset(
+        &store
+            .subscribe("feed", Some(ids[1].as_str()))
+            .await
+            .expect("subscribe"),
+        ResetReason::Evicted,
+    );
+    // Exactly the retention after it: replayed.
+    let edge = store
+        .subscribe("feed", Some(ids[6].as_str()))
+        .await
+        .expect("subscribe");
+    assert!(edge.reset.is_none());
+    assert_eq!(edge.replay.len(), 5);
+    for garbage in ["garbage", "1-2-3", "-1", "18446744073709551616-0", ""] {
+        expect_reset(
+            &store
+                .subscribe("feed", Some(garbage))
+                .await
+                .expect("subscribe"),
+            ResetReason::Unknown,
+        );
+    }
+    let ahead = format!("{}99", head);
+    expect_reset(
+        &store
+            .subscribe("feed", Some(ahead.as_str()))
+            .await
+            .expect("subscribe"),
+        ResetReason::Epoch,
+    );
+    // Another prefix is another set of streams.
+    let other = RedisStore::builder(redis.url())
+        .prefix("other")
+        .connect()
+        .await
+        .expect("connect");
+    assert_eq!(
+        other.head("feed").await.map(|id| id.to_string()),
+        Ok("0-0".to_owned())
+    );
+    assert_eq!(store.stream_key("feed"), "sse:feed");
+    assert_eq!(store.health(), StoreHealth::Ok);
+}
+
+#[tokio::test]
+async fn the_age_bound_trims_without_new_events() {
+    let Some(redis) = redis() else { return };
+    let store = store(
+        &redis.url(),
+        Retention::default().max_age(Duration::from_millis(200)),
+    )
+    .await;
+    let first = store
+        .append("feed", &Event::text("old"))
+        .await
+        .expect("append");
+    store
+        .append("feed", &Event::text("old too"))
+        .await
+        .expect("append");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let sub = store
+        .subscribe("feed", Some(first.as_str()))
+        .await
+        .expect("subscribe");
+    assert_eq!(
+        sub.reset.map(|reset| reset.reason),
+        Some(ResetReason::Evicted)
+    );
+    assert!(sub.replay.is_empty());
+}
+
+#[tokio::test]
+async fn an_oversized_event_is_refused_before_it_reaches_redis() {
+    let Some(redis) = redis() else { return };
+    let store = store(&redis.url(), Retention::default().max_bytes(100)).await;
+    let refused = store.append("feed", &Event::text("x".repeat(100))).await;
+    assert!(
+        matches!(refused, Err(StoreError::TooLarge { limit: 100, .. })),
+        "{refused:?}"
+    );
+    assert_eq!(
+        store.head("feed").await.map(|id| id.to_string()),
+        Ok("0-0".to_owned())
+    );
+}
+
+/// Two hubs on one Redis stand for two instances behind a load balancer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_one_redis_deliver_each_others_events_and_resume_across() {
+    let Some(redis) = redis() else { return };
+    let a = Hub::builder()
+        .store(store(&redis.url(), Retention::default()).await)
+        .build();
+    let b = Hub::builder()
+        .store(store(&redis.url(), Retention::default()).await)
+        .build();
+    let (server_a, server_b) = (serve(&a).await, serve(&b).await);
+    let client = http1();
+    let mut on_a = connect(&client, &server_a.url("/events/room"), None).await;
+    let mut on_b = connect(&client, &server_b.url("/events/room"), None).await;
+    // Several clients of one instance share its one reader.
+    let mut also_on_b = connect(&client, &server_b.url("/events/room"), None).await;
+
+    let mut sent = Vec::new();
+    for n in 0..20 {
+        let hub = if n % 2 == 0 { &a } else { &b };
+        sent.push(publish(hub, "room", &format!("m{n}")).await);
+    }
+    let expected: Vec<String> = (0..20).map(|n| format!("m{n}")).collect();
+    for conn in [&mut on_a, &mut on_b, &mut also_on_b] {
+        let events = conn.next_events(20, WAIT).await.expect("events");
+        let data: Vec<String> = events.iter().map(|event| event.data.clone()).collect();
+        assert_eq!(data, expected);
+        let ids: Vec<String> = events
+            .iter()
+            .map(|event| event.last_event_id.clone())
+            .collect();
+        assert_eq!(ids, sent, "every instance sends the same ids");
+    }
+
+    // A client of A that saw m9 reconnects to B: exactly m10.. follow.
+    drop(on_a);
+    let mut moved = connect(&client, &server_b.url("/events/room"), Some(&sent[9])).await;
+    assert_eq!(data_of(&mut moved, 10).await, expected[10..]);
+    publish(&a, "room", "after").await;
+    assert_eq!(data_of(&mut moved, 1).await, ["after"]);
+    moved
+        .expect_no_event(Duration::from_millis(200))
+        .await
+        .expect("no duplicates");
+    server_a.stop().await;
+    server_b.stop().await;
+}
+
+/// Redis dies during a stream: publishing fails, the stream stays open with heartbeats, health is
+/// degraded; when Redis is back, delivery resumes, and what was published meanwhile arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_during_a_stream_is_survived() {
+    let Some(mut redis) = redis() else { return };
+    let hub = Hub::builder()
+        .store(store(&redis.url(), Retention::default()).await)
+        .heartbeat(Duration::from_millis(200))
+        .build();
+    // A second instance publishes while the first one's reader is still reconnecting.
+    let other = store(&redis.url(), Retention::default()).await;
+    let server = serve(&hub).await;
+    let mut conn = connect(&http1(), &server.url("/events/feed"), None).await;
+    publish(&hub, "feed", "before").await;
+    assert_eq!(data_of(&mut conn, 1).await, ["before"]);
+
+    redis.stop();
+    let refused = hub.publish("feed", Event::text("lost?")).await;
+    assert!(
+        refused.is_err(),
+        "publishing without Redis is an error: {refused:?}"
+    );
+    until("health is degraded", || {
+        matches!(hub.health(), StoreHealth::Degraded(_))
+    })
+    .await;
+    let comments = conn.comments();
+    conn.expect_no_event(Duration::from_millis(600))
+        .await
+        .expect("stream stays open");
+    assert!(
+        conn.comments() > comments,
+        "heartbeats keep flowing while Redis is down"
+    );
+    assert!(!conn.is_ended());
+
+    redis.restart().expect("redis restarts");
+    // Published as soon as Redis answers, possibly before this instance's reader is back.
+    let mut published = Vec::new();
+    for n in 0..5 {
+        for _ in 0..100 {
+            if let Ok(id) = other
+                .append("feed", &Event::text(format!("after-{n}")))
+                .await
+            {
+                published.push(id);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    assert_eq!(published.len(), 5, "Redis is back");
+    // Redis lost its data (no persistence): the stream says so, then delivers every event of
+    // the new stream.
+    let reset = conn.next_event(WAIT).await.expect("event").expect("open");
+    assert_eq!(reset.event_type, RESET);
+    let body: serde_json::Value = reset.json().expect("json");
+    assert_eq!(body["reason"], "epoch");
+    let data = data_of(&mut conn, 5).await;
+    assert_eq!(
+        data,
+        (0..5).map(|n| format!("after-{n}")).collect::<Vec<_>>()
+    );
+    until("health is ok", || hub.health() == StoreHealth::Ok).await;
+    publish(&hub, "feed", "live").await;
+    assert_eq!(data_of(&mut conn, 1).await, ["live"]);
+    server.stop().await;
+}
+
+/// The reader falls behind Redis's own trimming (here: it is cut off while another instance
+/// publishes more than the retention): its streams get an `evicted` reset, not a silent gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_trimmed_before_the_reader_could_read_them_give_a_reset() {
+    let Some(redis) = redis() else { return };
+    let retention = Retention::default().max_events(10);
+    let hub = Hub::builder()
+        .store(store(&redis.url(), retention).await)
+        .build();
+    let other = store(&redis.url(), retention).await;
+    let server = serve(&hub).await;
+    let mut conn = connect(&http1(), &server.url("/events/feed"), None).await;
+    other
+        .append("feed", &Event::text("first"))
+        .await
+        .expect("append");
+    assert_eq!(data_of(&mut conn, 1).await, ["first"]);
+
+    // Cut every connection (the reader's among them), and publish far more than the retention
+    // before the reader is back.
+    let admin = redis::Client::open(redis.url()).expect("client");
+    let mut admin = admin
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let mut pipe = redis::pipe();
+    pipe.cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("normal")
+        .arg("SKIPME")
+        .arg("yes")
+        .ignore();
+    for n in 0..400 {
+        pipe.cmd("XADD")
+            .arg("sse:feed")
+            .arg("MAXLEN")
+            .arg(10)
+            .arg("*")
+            .arg("f")
+            .arg(format!("data: burst-{n}\n\n"))
+            .ignore();
+    }
+    pipe.exec_async(&mut admin).await.expect("burst");
+    let mut seen = Vec::new();
+    let reset = loop {
+        let event = conn.next_event(WAIT).await.expect("event").expect("open");
+        if event.event_type == RESET {
+            break event;
+        }
+        seen.push(event.data);
+    };
+    let body: serde_json::Value = reset.json().expect("json");
+    assert_eq!(body["reason"], "evicted", "after {seen:?}");
+    assert!(seen.len() < 399, "{seen:?}");
+    // The cut also broke `other`'s connection: its first publish may fail, then it reconnects.
+    let mut appended = false;
+    for _ in 0..50 {
+        if other.append("feed", &Event::text("after")).await.is_ok() {
+            appended = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(appended, "publishing works again");
+    loop {
+        let event = conn.next_event(WAIT).await.expect("event").expect("open");
+        assert_ne!(event.event_type, RESET, "one reset only");
+        if event.data == "after" {
+            break;
+        }
+    }
+    server.stop().await;
+}
