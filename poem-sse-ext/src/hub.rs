@@ -387,6 +387,13 @@ impl HubBuilder {
         self
     }
 
+    /// The history bounds set so far with [`HubBuilder::history`], [`HubBuilder::history_bytes`]
+    /// and [`HubBuilder::history_age`]: give them to a store of your own so that it keeps the
+    /// same bounds as the in-memory store would.
+    pub fn history_retention(&self) -> Retention {
+        self.retention
+    }
+
     /// Uses `store` instead of the in-memory store.
     pub fn store(mut self, store: impl ReplayStore) -> Self {
         self.store = Some(Arc::new(store));

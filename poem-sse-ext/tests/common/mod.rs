@@ -120,11 +120,37 @@ impl Backend {
 
 /// Every backend available here. The in-memory store always; others when their server runs.
 pub async fn backends() -> Vec<Backend> {
-    vec![Backend {
+    #[allow(unused_mut)]
+    let mut backends = vec![Backend {
         name: "memory",
         configure: Box::new(|builder| builder),
         _guard: None,
-    }]
+    }];
+    #[cfg(feature = "redis")]
+    backends.extend(redis_backend());
+    backends
+}
+
+/// A Redis Streams store on a `redis-server` of its own; each hub gets its own key prefix, so
+/// hubs are as independent as in-memory ones.
+#[cfg(feature = "redis")]
+fn redis_backend() -> Option<Backend> {
+    let server = testkit::redis::RedisServer::start().expect("redis-server starts")?;
+    let url = server.url();
+    let hubs = std::sync::atomic::AtomicUsize::new(0);
+    Some(Backend {
+        name: "redis",
+        configure: Box::new(move |builder| {
+            let n = hubs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let store = poem_sse_ext::store::RedisStore::builder(url.as_str())
+                .prefix(format!("hub{n}"))
+                .retention(builder.history_retention())
+                .connect_lazy()
+                .expect("redis store");
+            builder.store(store)
+        }),
+        _guard: Some(Box::new(server)),
+    })
 }
 
 /// A hub on `backend` served at `/events/:channel`.
