@@ -160,11 +160,14 @@ fn build_hub(cli: &Cli) -> Result<Hub, String> {
         .retry_jitter(cli.retry);
     match &cli.store {
         StoreOption::Memory => Ok(builder.build()),
-        // Once the crate's `redis` feature lands:
-        // `Ok(builder.store(poem_sse_ext::store::RedisStore::connect(url).await?).build())`.
-        StoreOption::Redis(url) => Err(format!(
-            "redis store not built in: `--store {url}` needs poem-sse-ext's `redis` feature; use `--store memory`"
-        )),
+        // Lazy: the demo starts while Redis is down and reports it on /healthz until it is up.
+        StoreOption::Redis(url) => {
+            let store = poem_sse_ext::store::RedisStore::builder(url.as_str())
+                .retention(builder.history_retention())
+                .connect_lazy()
+                .map_err(|err| err.to_string())?;
+            Ok(builder.store(store).build())
+        }
     }
 }
 
