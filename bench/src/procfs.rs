@@ -115,6 +115,19 @@ pub async fn wait_quiet(max_busy: f64, limit: Duration) -> f64 {
     }
 }
 
+/// The kernel's count of connections dropped because a listen queue was full
+/// (`TcpExt ListenOverflows` of `/proc/net/netstat`); a burst of connects that overflows a
+/// server's accept backlog costs each dropped client a 1 s SYN retransmit.
+pub fn listen_overflows() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/net/netstat").ok()?;
+    let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (names, values) = (lines.next()?, lines.next()?);
+    let i = names
+        .split_whitespace()
+        .position(|n| n == "ListenOverflows")?;
+    values.split_whitespace().nth(i)?.parse().ok()
+}
+
 /// Raises this process's open-file soft limit to its hard limit; children inherit it.
 pub fn raise_nofile_limit() -> u64 {
     rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0)
@@ -131,5 +144,6 @@ mod tests {
         let _ = stat_cpu_time(std::process::id()).expect("stat cpu");
         let (busy, total) = machine_jiffies().expect("jiffies");
         assert!(busy <= total);
+        assert!(listen_overflows().is_some());
     }
 }

@@ -208,7 +208,7 @@ pub const ALL: &[&str] = &["idle", "load", "maxrate", "storm", "shutdown", "clea
 /// Runs one scenario against one server.
 pub async fn run(ctx: &Ctx, spec: &ServerSpec, scenario: &str) -> Outcome {
     if ctx.scale.quiet {
-        procfs::wait_quiet(0.10, Duration::from_secs(30)).await;
+        procfs::wait_quiet(0.10, Duration::from_secs(15)).await;
     }
     let mut out = Outcome::default();
     let result = match scenario {
@@ -231,6 +231,17 @@ pub async fn run(ctx: &Ctx, spec: &ServerSpec, scenario: &str) -> Outcome {
 
 fn channels(prefix: &str, n: usize) -> Vec<String> {
     (0..n.max(1)).map(|i| format!("{prefix}-{i}")).collect()
+}
+
+/// A note on accept-queue overflows since `before`, or nothing.
+fn overflow_note(before: Option<u64>) -> String {
+    match (before, procfs::listen_overflows()) {
+        (Some(a), Some(b)) if b > a => format!(
+            "{} connects overflowed the accept queue (1 s SYN retry each); ",
+            b - a
+        ),
+        _ => String::new(),
+    }
 }
 
 fn settle_limit(n: usize) -> Duration {
@@ -285,6 +296,7 @@ async fn idle_once(
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss0 = procfs::rss_kib(srv.pid)?;
     let cpu0 = procfs::cpu_time(srv.pid)?;
+    let overflows0 = procfs::listen_overflows();
     let mut plan = StreamPlan::new(n, channels("idle", 10), version);
     plan.per_conn = ctx.scale.per_conn;
     let set = StreamSet::start(&target, &Arc::new(plan));
@@ -295,12 +307,12 @@ async fn idle_once(
     let connected = set.live.connected.load(Ordering::Relaxed);
     let errors = set.live.errors();
     set.stop().await;
-    let mut note = String::new();
+    let mut note = overflow_note(overflows0);
     if connected < n {
-        note = format!(
+        note.push_str(&format!(
             "only {connected} of {n} streams connected ({})",
             errors.join("; ")
-        );
+        ));
     }
     if connected == 0 {
         return Ok((None, None, note));
@@ -588,6 +600,7 @@ async fn storm_once(ctx: &Ctx, srv: &Running, out: &mut Outcome) -> Result<()> {
     plan.catch_up_seq = vec![Some(s.storm_behind); chans.len()];
     // "At once": every connection is dialled immediately (the kernel's backlog is the limit).
     plan.dial_concurrency = n;
+    let overflows0 = procfs::listen_overflows();
     let t0 = Instant::now();
     let set = StreamSet::start(&target, &Arc::new(plan));
     let done = set
@@ -601,7 +614,11 @@ async fn storm_once(ctx: &Ctx, srv: &Running, out: &mut Outcome) -> Result<()> {
     let reports = set.stop().await;
     let integrity = Integrity::check(&reports, &prep.published);
     out.integrity.add(&integrity);
-    let mut note = format!("{caught}/{n} caught up; {}", integrity.summary());
+    let mut note = format!(
+        "{}{caught}/{n} caught up; {}",
+        overflow_note(overflows0),
+        integrity.summary()
+    );
     if !errors.is_empty() {
         note.push_str(&format!("; errors: {}", errors.join("; ")));
     }
