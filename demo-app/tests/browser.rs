@@ -1,0 +1,347 @@
+//! The demo in a real browser: headless Chromium over WebDriver (chromedriver), against the
+//! demo over HTTPS with its generated certificate, then over `--plain` HTTP/1.1.
+//!
+//! Skipped with one `skipped:` line when Chromium or chromedriver is missing (never under
+//! `CI=true`). Every wait is bounded; everything runs on loopback.
+
+mod common;
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use common::{client, test_dir, Demo};
+use fantoccini::{Client, ClientBuilder};
+use serde_json::{json, Value};
+use testkit::free_port;
+
+/// One browser at a time: the machine may have two cores.
+static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// chromedriver on a free loopback port, killed on drop.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Driver {
+    async fn start(driver: &Path) -> Driver {
+        let port = free_port();
+        let child = Command::new(driver)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting chromedriver");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver not listening after 15 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Driver { child, port }
+    }
+
+    async fn browser(&self, chromium: &Path, profile: &Path) -> Client {
+        let mut caps = serde_json::Map::new();
+        caps.insert("acceptInsecureCerts".into(), json!(true));
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": chromium,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                    "--ignore-certificate-errors", "--disable-dev-shm-usage",
+                    format!("--user-data-dir={}", profile.display()),
+                    "--window-size=1280,900",
+                ],
+            }),
+        );
+        let mut builder =
+            ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
+        builder.capabilities(caps);
+        let url = format!("http://127.0.0.1:{}", self.port);
+        tokio::time::timeout(Duration::from_secs(30), builder.connect(&url))
+            .await
+            .expect("chromium did not start within 30 s")
+            .expect("starting a WebDriver session")
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Evaluates `expr` (a JS expression) until it is truthy, at most `timeout`; returns its value.
+async fn wait_for(browser: &Client, what: &str, expr: &str, timeout: Duration) -> Value {
+    let script = format!("return {expr};");
+    let started = Instant::now();
+    let mut last = Value::Null;
+    while started.elapsed() < timeout {
+        last = browser
+            .execute(&script, vec![])
+            .await
+            .unwrap_or(Value::Null);
+        let truthy = match &last {
+            Value::Null => false,
+            Value::Bool(b) => *b,
+            Value::Array(a) => !a.is_empty(),
+            _ => true,
+        };
+        if truthy {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = browser
+        .execute(
+            "return window.sseStatus ? window.sseStatus() : null;",
+            vec![],
+        )
+        .await
+        .unwrap_or(Value::Null);
+    panic!(
+        "timed out after {timeout:?} waiting for {what} (last value {last}); widgets: {status:#}"
+    );
+}
+
+async fn status(browser: &Client) -> Vec<Value> {
+    let value = browser
+        .execute("return window.sseStatus();", vec![])
+        .await
+        .unwrap();
+    value.as_array().cloned().unwrap_or_default()
+}
+
+async fn eval(browser: &Client, expr: &str) -> Value {
+    browser
+        .execute(&format!("return {expr};"), vec![])
+        .await
+        .unwrap()
+}
+
+fn chromium() -> Option<(PathBuf, PathBuf)> {
+    testkit::chromium()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_notifications_and_restart_over_https_h2() {
+    let Some((chromium, chromedriver)) = chromium() else {
+        return;
+    };
+    let _one_browser = BROWSER.lock().await;
+    let dir = test_dir("browser-tls");
+    let port = free_port();
+    let mut demo = Demo::start(&dir, port, &["--retry", "500ms"]).await;
+    let driver = Driver::start(&chromedriver).await;
+    let browser = driver.browser(&chromium, &dir.join("profile")).await;
+    let http = client();
+
+    // The dashboard renders, and every widget's EventSource is open and receiving.
+    browser.goto(&demo.url("/")).await.unwrap();
+    let widgets = eval(
+        &browser,
+        "document.querySelectorAll('[data-channel]').length",
+    )
+    .await;
+    assert!(widgets.as_u64().unwrap() >= 8, "{widgets}");
+    wait_for(
+        &browser,
+        "every widget open with two events",
+        "window.sseStatus && sseStatus().length >= 8 && sseStatus().every(s => s.state === 'open' && s.events >= 2)",
+        Duration::from_secs(15),
+    )
+    .await;
+    let metrics: Value = http
+        .get(demo.url("/api/hub/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let open = metrics["open_streams"].as_u64().unwrap();
+    assert!(open >= 8, "{metrics}");
+
+    // HTTP/2: the page, the script, and what each widget reports.
+    let nav = eval(
+        &browser,
+        "performance.getEntriesByType('navigation')[0].nextHopProtocol",
+    )
+    .await;
+    assert_eq!(nav, "h2");
+    let script = eval(
+        &browser,
+        "performance.getEntriesByType('resource').find(e => e.name.endsWith('/assets/client.js')).nextHopProtocol",
+    )
+    .await;
+    assert_eq!(script, "h2");
+    for widget in status(&browser).await {
+        assert_eq!(widget["protocol"], "h2", "{widget}");
+    }
+    assert_eq!(
+        eval(
+            &browser,
+            "document.getElementById('page-proto').textContent"
+        )
+        .await,
+        "h2"
+    );
+
+    // Let the charts draw a few points, then keep a picture for the README.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let png = browser.screenshot().await.unwrap();
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(docs.join("screenshot.png"), &png).unwrap();
+
+    // A notification posted through the API appears on the page within a second.
+    browser.goto(&demo.url("/notifications")).await.unwrap();
+    wait_for(
+        &browser,
+        "the feed open",
+        "window.sseStatus && sseStatus()[0].state === 'open'",
+        Duration::from_secs(10),
+    )
+    .await;
+    let text = format!("hello from the API {}", std::process::id());
+    let posted = Instant::now();
+    let created = http
+        .post(demo.url("/api/channels/notifications/events"))
+        .json(&json!({"event": "notification", "data": {"text": text}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let check = format!("document.querySelector('.items').textContent.includes({text:?})");
+    wait_for(&browser, "the notification", &check, Duration::from_secs(1)).await;
+    println!("notification shown {:?} after the POST", posted.elapsed());
+
+    // The form posts through the same API.
+    browser
+        .execute(
+            "document.querySelector('#notify [name=text]').value = 'from the form';
+             document.querySelector('#notify button').click();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    wait_for(
+        &browser,
+        "the form's notification",
+        "document.querySelector('.items').textContent.includes('from the form')",
+        Duration::from_secs(2),
+    )
+    .await;
+    let before = status(&browser).await.remove(0);
+
+    // Restart on the same port: the page reconnects by itself, gets the reset (new epoch of the
+    // in-memory store) and refreshes its state (the new process has no notifications yet).
+    let restarted = Instant::now();
+    demo.restart().await;
+    let after = wait_for(
+        &browser,
+        "the reset and reconnect",
+        "(() => { const s = sseStatus()[0]; return s.resets >= 1 && s.state === 'open' ? s : null; })()",
+        Duration::from_secs(20),
+    )
+    .await;
+    println!(
+        "page reconnected {:?} after the restart began",
+        restarted.elapsed()
+    );
+    assert_eq!(after["lastReset"], "epoch", "{after}");
+    let epoch = |s: &Value| {
+        s["lastId"]
+            .as_str()
+            .unwrap_or("")
+            .split('-')
+            .next()
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert_ne!(epoch(&after), epoch(&before), "{before} -> {after}");
+    assert!(after["reconnects"].as_u64().unwrap() >= 1, "{after}");
+    assert_eq!(
+        eval(
+            &browser,
+            "document.querySelector('.reset-reason').textContent"
+        )
+        .await,
+        " (epoch)"
+    );
+    let feed = eval(&browser, "document.querySelector('.items').textContent").await;
+    assert!(
+        !feed.as_str().unwrap().contains(&text),
+        "state refreshed: {feed}"
+    );
+    // And it is live again.
+    http.post(demo.url("/api/channels/notifications/events"))
+        .json(&json!({"data": "after the restart"}))
+        .send()
+        .await
+        .unwrap();
+    wait_for(
+        &browser,
+        "a notification after the restart",
+        "document.querySelector('.items').textContent.includes('after the restart')",
+        Duration::from_secs(2),
+    )
+    .await;
+
+    browser.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_page_works_over_plain_http1() {
+    let Some((chromium, chromedriver)) = chromium() else {
+        return;
+    };
+    let _one_browser = BROWSER.lock().await;
+    let dir = test_dir("browser-plain");
+    let demo = Demo::start(&dir, free_port(), &["--plain"]).await;
+    let driver = Driver::start(&chromedriver).await;
+    let browser = driver.browser(&chromium, &dir.join("profile")).await;
+
+    browser.goto(&demo.url("/")).await.unwrap();
+    let nav = eval(
+        &browser,
+        "performance.getEntriesByType('navigation')[0].nextHopProtocol",
+    )
+    .await;
+    assert_eq!(nav, "http/1.1");
+    // A browser opens at most six HTTP/1.1 connections per host: six widgets stream, the others
+    // wait for a connection (which is why the demo is served over HTTP/2).
+    let open = wait_for(
+        &browser,
+        "widgets streaming over HTTP/1.1",
+        "(() => { const open = sseStatus().filter(s => s.state === 'open' && s.events >= 1); return open.length >= 4 ? open : null; })()",
+        Duration::from_secs(15),
+    )
+    .await;
+    for widget in open.as_array().unwrap() {
+        assert_eq!(widget["protocol"], "http/1.1", "{widget}");
+    }
+    assert_eq!(
+        eval(
+            &browser,
+            "document.getElementById('page-proto').textContent"
+        )
+        .await,
+        "http/1.1"
+    );
+    browser.close().await.unwrap();
+}
