@@ -349,12 +349,28 @@ async fn restart_sends_an_epoch_reset() {
     assert_eq!(next.event_type, "sample");
 }
 
+/// A store that can not be reached: the demo starts, and `/healthz` says why it is not healthy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_reports_a_degraded_store() {
+    let dir = test_dir("degraded");
+    let nothing_there = format!("redis://127.0.0.1:{}", free_port());
+    let demo =
+        Demo::start_degraded(&dir, free_port(), &["--plain", "--store", &nothing_there]).await;
+    let health = client().get(demo.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let reason = health.text().await.unwrap();
+    assert!(reason.starts_with("store degraded: "), "{reason}");
+}
+
 #[test]
 fn start_up_errors_are_clear() {
     let dir = test_dir("startup");
-    let (status, stderr) = run_to_exit(&dir, &["--plain", "--store", "redis://127.0.0.1:1"]);
+    let (status, stderr) = run_to_exit(&dir, &["--plain", "--store", "memcached://x"]);
     assert!(!status.success());
-    assert!(stderr.contains("redis store not built in"), "{stderr}");
+    assert!(
+        stderr.contains("expected `memory` or a redis:// URL"),
+        "{stderr}"
+    );
 
     let (status, stderr) = run_to_exit(
         &dir,

@@ -19,6 +19,8 @@ pub struct Demo {
     /// `https://127.0.0.1:PORT` or `http://...` with `--plain`.
     pub base: String,
     args: Vec<String>,
+    /// The `/healthz` status that means "started".
+    ready: u16,
 }
 
 /// A fresh working directory for one test.
@@ -41,6 +43,16 @@ pub fn client() -> reqwest::Client {
 impl Demo {
     /// Starts demo-app in `dir` on `port` with `args` and waits until `/healthz` answers 200.
     pub async fn start(dir: &Path, port: u16, args: &[&str]) -> Demo {
+        Self::start_until(dir, port, args, 200).await
+    }
+
+    /// Starts demo-app like [`Demo::start`], but waits until `/healthz` answers `503` (a store
+    /// that can not be reached).
+    pub async fn start_degraded(dir: &Path, port: u16, args: &[&str]) -> Demo {
+        Self::start_until(dir, port, args, 503).await
+    }
+
+    async fn start_until(dir: &Path, port: u16, args: &[&str], ready: u16) -> Demo {
         let plain = args.contains(&"--plain");
         let scheme = if plain { "http" } else { "https" };
         let mut demo = Demo {
@@ -49,6 +61,7 @@ impl Demo {
             dir: dir.to_owned(),
             base: format!("{scheme}://127.0.0.1:{port}"),
             args: args.iter().map(|a| a.to_string()).collect(),
+            ready,
         };
         demo.spawn().await;
         demo
@@ -73,7 +86,7 @@ impl Demo {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let health = client.get(self.url("/healthz")).send().await;
-            if health.is_ok_and(|r| r.status() == 200) {
+            if health.is_ok_and(|r| r.status() == self.ready) {
                 return;
             }
             if let Some(status) = self
@@ -88,7 +101,8 @@ impl Demo {
             }
             assert!(
                 Instant::now() < deadline,
-                "demo-app not ready after 15 s:\n{}",
+                "demo-app /healthz not {} after 15 s:\n{}",
+                self.ready,
                 self.log()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
