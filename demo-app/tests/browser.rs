@@ -208,6 +208,23 @@ async fn dashboard_notifications_and_restart_over_https_h2() {
     std::fs::create_dir_all(&docs).unwrap();
     std::fs::write(docs.join("screenshot.png"), &png).unwrap();
 
+    // The hub page: its own metrics, live, with a head id per channel.
+    browser.goto(&demo.url("/hub")).await.unwrap();
+    let hub = wait_for(
+        &browser,
+        "hub metrics with per-channel head ids",
+        "(() => { const s = sseStatus()[0]; const rows = [...document.querySelectorAll('.channels tbody tr')]; return s.state === 'open' && s.events >= 1 && rows.some(r => r.textContent.includes('sys.cpu')) ? rows.map(r => r.textContent) : null; })()",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(hub.to_string().contains("sys.cpu"), "{hub}");
+    let open = eval(
+        &browser,
+        "Number(document.querySelector('[data-key=open_streams]').textContent)",
+    )
+    .await;
+    assert!(open.as_f64().unwrap() >= 1.0, "{open}");
+
     // A notification posted through the API appears on the page within a second.
     browser.goto(&demo.url("/notifications")).await.unwrap();
     wait_for(
