@@ -474,7 +474,11 @@ mod tests {
         let metrics = tokio::runtime::Handle::current().metrics();
         let before = metrics.num_alive_tasks();
         let log = log(Retention::default());
-        assert_eq!(metrics.num_alive_tasks(), before + 1, "one fan-out task per log");
+        assert_eq!(
+            metrics.num_alive_tasks(),
+            before + 1,
+            "one fan-out task per log"
+        );
         let mut cursor = log.cursor(0, 0);
         for n in 0..100 {
             append(&log, &n.to_string());
@@ -482,7 +486,10 @@ mod tests {
         let Some(CursorItem::Frames { count, .. }) = cursor.next().await else {
             panic!("the cursor was woken");
         };
-        assert_eq!(count, 100, "one wake-up delivers everything appended meanwhile");
+        assert_eq!(
+            count, 100,
+            "one wake-up delivers everything appended meanwhile"
+        );
         drop((cursor, log));
         for _ in 0..100 {
             if metrics.num_alive_tasks() == before {
