@@ -603,3 +603,107 @@ fn load_certified_key(cert_path: &Path, key_path: &Path) -> Result<CertifiedKey,
         _ => Ok(certified),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use poem::{get, Route};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::Event;
+
+    async fn serve(
+        server: SseServer,
+        hub: &Hub,
+    ) -> (
+        SocketAddr,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<io::Result<()>>,
+    ) {
+        let addr = server.local_addr().unwrap();
+        let app = Route::new().at("/events/:channel", get(hub.endpoint()));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(
+            server
+                .hub(hub.clone())
+                .run_with_graceful_shutdown(app, async {
+                    let _ = stopped.await;
+                }),
+        );
+        (addr, stop, task)
+    }
+
+    #[tokio::test]
+    async fn shutdown_ends_open_streams_at_once() {
+        let hub = Hub::new();
+        let server = SseServer::bind("127.0.0.1:0").await.unwrap();
+        let (addr, stop, task) = serve(server, &hub).await;
+        let h2 = reqwest::Client::builder()
+            .http2_prior_knowledge()
+            .build()
+            .unwrap();
+        let h1 = reqwest::Client::builder().http1_only().build().unwrap();
+        let mut streams = Vec::new();
+        for client in [&h2, &h2, &h1, &h1] {
+            let url = format!("http://{addr}/events/a");
+            streams.push(
+                testkit::SseConnection::connect(client, &url, None)
+                    .await
+                    .unwrap(),
+            );
+        }
+        hub.publish("a", Event::text("x")).await.unwrap();
+        for stream in &mut streams {
+            stream.next_event(Duration::from_secs(5)).await.unwrap();
+        }
+
+        let started = Instant::now();
+        stop.send(()).unwrap();
+        task.await.unwrap().unwrap();
+        assert!(
+            started.elapsed() < Duration::from_millis(900),
+            "{:?}",
+            started.elapsed()
+        );
+        for stream in &mut streams {
+            stream.wait_for_end(Duration::from_secs(1)).await.unwrap();
+        }
+        assert!(hub.is_shutting_down());
+    }
+
+    #[tokio::test]
+    async fn a_client_that_sends_no_headers_is_cut_off() {
+        let hub = Hub::new();
+        let server = SseServer::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .header_read_timeout(Duration::from_millis(200));
+        let (addr, stop, task) = serve(server, &hub).await;
+        let mut slow = TcpStream::connect(addr).await.unwrap();
+        slow.write_all(b"GET /events/a HTTP/1.1\r\n").await.unwrap();
+        let started = Instant::now();
+        let mut buf = [0u8; 256];
+        // The server answers 408 or just closes; either way the read ends.
+        let read = tokio::time::timeout(Duration::from_secs(3), async {
+            while slow.read(&mut buf).await.unwrap_or(0) > 0 {}
+        })
+        .await;
+        assert!(read.is_ok(), "connection still open after 3 s");
+        assert!(started.elapsed() >= Duration::from_millis(150));
+        let _ = stop.send(());
+        task.await.unwrap().unwrap();
+    }
+
+    #[test]
+    fn missing_certificate_files_are_a_clear_error() {
+        let err = ReloadingTls::from_pem_files("/nonexistent/cert.pem", "/nonexistent/key.pem")
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("can not read /nonexistent/cert.pem"),
+            "{err}"
+        );
+    }
+}
