@@ -51,6 +51,33 @@ pub enum RedisStoreError {
 }
 
 /// Configures and connects a [`RedisStore`]; made by [`RedisStore::builder`].
+///
+/// ```
+/// use std::time::Duration;
+/// use poem_sse_ext::store::{RedisStore, RedisStoreError, ReplayStore, Retention, StoreHealth};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let builder = RedisStore::builder("redis://127.0.0.1:1") // nothing listens there
+///     .prefix("myapp:sse")
+///     .retention(Retention::default().max_events(500))
+///     .command_timeout(Duration::from_millis(500))
+///     .connect_timeout(Duration::from_millis(200))
+///     .reconnect_backoff(Duration::from_millis(50), Duration::from_secs(2));
+///
+/// // `connect` waits for Redis and fails when it does not answer...
+/// assert!(matches!(builder.clone().connect().await, Err(RedisStoreError::Unreachable(_))));
+/// // ... `connect_lazy` starts anyway, degraded until Redis answers.
+/// let store = builder.connect_lazy().expect("a valid URL");
+/// assert!(matches!(store.health(), StoreHealth::Degraded(_)));
+/// assert_eq!(store.stream_key("prices"), "myapp:sse:prices");
+///
+/// assert!(matches!(
+///     RedisStore::builder("http://example.com").connect_lazy(),
+///     Err(RedisStoreError::InvalidUrl(_))
+/// ));
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct RedisStoreBuilder {
     url: String,
@@ -473,10 +500,11 @@ impl RedisStore {
         let mut bytes = 0usize;
         let mut last = after;
         for (id, body) in entries {
+            last = id;
+            let Some(body) = body else { continue };
             let frame = frame_with_id(&id.to_string(), &body);
             bytes = bytes.saturating_add(frame.len());
             replay.push(frame);
-            last = id;
         }
         if bytes > retention.max_bytes || last < channel.start {
             // Over the byte bound; or (defensively) a replay that ends before the live window
@@ -933,12 +961,15 @@ impl Reader {
 }
 
 /// Appends what the reader read to the channel's log.
-fn apply(channel: &Channel, entries: Vec<(StreamId, Bytes)>) {
+fn apply(channel: &Channel, entries: Entries) {
     let mut state = lock(&channel.state);
     for (id, body) in entries {
         if id <= state.position {
             continue;
         }
+        state.position = id;
+        state.added = state.added.saturating_add(1);
+        let Some(body) = body else { continue };
         let text = id.to_string();
         let frame = frame_with_id(&text, &body);
         let key = id.key().saturating_add(state.shift);
@@ -947,8 +978,6 @@ fn apply(channel: &Channel, entries: Vec<(StreamId, Bytes)>) {
             // with another retention) can fail; skipping it is what that bound means.
             tracing::warn!(stream = channel.key, %id, %err, "redis store: entry skipped");
         }
-        state.position = id;
-        state.added = state.added.saturating_add(1);
     }
 }
 
@@ -1167,8 +1196,12 @@ impl StreamInfo {
     }
 }
 
-/// The entries of an `XRANGE` reply (or of one stream of an `XREAD` reply).
-fn parse_entries(value: Value) -> RedisResult<Vec<(StreamId, Bytes)>> {
+/// Stream entries in order: id, and the frame body (`None` for an entry this store did not
+/// write).
+type Entries = Vec<(StreamId, Option<Bytes>)>;
+
+/// The entries of an `XRANGE` reply (or of one stream of an `XREAD` reply), with their frames.
+fn parse_entries(value: Value) -> RedisResult<Entries> {
     let items = match value {
         Value::Array(items) | Value::Set(items) => items,
         Value::Nil => return Ok(Vec::new()),
@@ -1189,6 +1222,8 @@ fn parse_entries(value: Value) -> RedisResult<Vec<(StreamId, Bytes)>> {
             .and_then(value_bytes)
             .and_then(StreamId::parse_bytes)
             .ok_or_else(|| protocol_error("stream entry: bad id"))?;
+        // An entry without our field was not written by this store: nothing to deliver, but it
+        // still counts in the stream's numbering.
         let body = fields
             .into_iter()
             .find(|(name, _)| value_bytes(name) == Some(FIELD.as_bytes()))
@@ -1196,16 +1231,13 @@ fn parse_entries(value: Value) -> RedisResult<Vec<(StreamId, Bytes)>> {
                 Value::BulkString(bytes) => Some(Bytes::from(bytes)),
                 _ => None,
             });
-        // An entry without our field was not written by this store: nothing to deliver.
-        if let Some(body) = body {
-            entries.push((id, body));
-        }
+        entries.push((id, body));
     }
     Ok(entries)
 }
 
 /// An `XREAD` reply: stream key → entries. Nil (timeout or `CLIENT UNBLOCK`) is empty.
-fn parse_read_reply(value: Value) -> RedisResult<HashMap<String, Vec<(StreamId, Bytes)>>> {
+fn parse_read_reply(value: Value) -> RedisResult<HashMap<String, Entries>> {
     let streams: Vec<(Value, Value)> = match value {
         Value::Nil => return Ok(HashMap::new()),
         Value::Map(streams) => streams,
