@@ -411,3 +411,56 @@ async fn a_newly_subscribed_channel_is_live_at_once_while_the_reader_blocks() {
     }
     server.stop().await;
 }
+
+/// The reader loses its connection while another instance keeps publishing (within the
+/// retention): when it is back, it continues from the last id it read, and the stream gets every
+/// missed event, in order, without a reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_published_while_the_reader_was_cut_off_arrive_after_it_reconnects() {
+    let Some(redis) = redis() else { return };
+    let hub = Hub::builder()
+        .store(store(&redis.url(), Retention::default()).await)
+        .build();
+    let server = serve(&hub).await;
+    let mut conn = connect(&http1(), &server.url("/events/feed"), None).await;
+    publish(&hub, "feed", "first").await;
+    assert_eq!(data_of(&mut conn, 1).await, ["first"]);
+
+    // Another instance (here: raw XADDs, as a RedisStore writes them) publishes right after every
+    // connection of this one was cut.
+    let admin = redis::Client::open(redis.url()).expect("client");
+    let mut admin = admin
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let mut pipe = redis::pipe();
+    pipe.cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("normal")
+        .arg("SKIPME")
+        .arg("yes")
+        .ignore();
+    for n in 0..20 {
+        pipe.cmd("XADD")
+            .arg("sse:feed")
+            .arg("*")
+            .arg("f")
+            .arg(format!("data: missed-{n}\n\n"))
+            .ignore();
+    }
+    pipe.exec_async(&mut admin)
+        .await
+        .expect("publish while cut off");
+    let events = conn.next_events(20, WAIT).await.expect("the missed events");
+    assert!(events.iter().all(|event| event.event_type != RESET));
+    let data: Vec<String> = events.into_iter().map(|event| event.data).collect();
+    assert_eq!(
+        data,
+        (0..20).map(|n| format!("missed-{n}")).collect::<Vec<_>>()
+    );
+    conn.expect_no_event(Duration::from_millis(200))
+        .await
+        .expect("no duplicates");
+    server.stop().await;
+}

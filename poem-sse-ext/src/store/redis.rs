@@ -293,8 +293,9 @@ impl RedisStoreBuilder {
 /// An id that has itself been trimmed is answered with `Evicted` even if the client had in fact
 /// seen everything up to the oldest retained entry: Redis does not record the newest trimmed id,
 /// so the store can not tell "just at the edge" from "behind". Redis 7.0 or later is required
-/// (`XINFO STREAM` reports `entries-added` and `max-deleted-entry-id`); entries must not be
-/// removed with `XDEL` by other programs.
+/// (`XINFO STREAM` reports `entries-added` and `max-deleted-entry-id`). The keys under the
+/// prefix belong to the store: other programs must not write other types there or remove entries
+/// with `XDEL`.
 ///
 /// # When Redis is down
 ///
