@@ -120,3 +120,66 @@ async fn clients_of_a_killed_instance_resume_on_the_other_with_every_event_once(
         assert_eq!(data, expected, "client {k}");
     }
 }
+
+/// With Redis down, the instance stays up: `/healthz` answers 503 with the reason, publishing
+/// answers 503; when Redis is back, both recover.
+#[tokio::test]
+async fn healthz_reports_a_lost_redis_and_its_return() {
+    let Some(mut redis) = RedisServer::start().expect("redis-server starts") else {
+        return;
+    };
+    let dir = test_dir("redis-health");
+    let store = redis.url();
+    let demo = Demo::start(
+        &dir,
+        testkit::free_port(),
+        &["--plain", "--store", store.as_str()],
+    )
+    .await;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let health = |client: reqwest::Client, url: String| async move {
+        let response = client.get(url).send().await.expect("healthz answers");
+        (
+            response.status().as_u16(),
+            response.text().await.unwrap_or_default(),
+        )
+    };
+
+    redis.stop();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (status, reason) = loop {
+        let (status, reason) = health(client.clone(), demo.url("/healthz")).await;
+        if status == 503 || Instant::now() > deadline {
+            break (status, reason);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status, 503, "{reason}");
+    assert!(reason.contains("store degraded"), "{reason}");
+    let refused = client
+        .post(demo.url(&format!("/api/channels/{CHANNEL}/events")))
+        .json(&serde_json::json!({ "data": "lost?" }))
+        .send()
+        .await
+        .expect("publish answers");
+    assert_eq!(
+        refused.status(),
+        503,
+        "publishing without Redis is an error"
+    );
+
+    redis.restart().expect("redis restarts");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, reason) = health(client.clone(), demo.url("/healthz")).await;
+        if status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still {status} {reason}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    publish(&client, &demo, 1).await;
+}
