@@ -78,7 +78,7 @@ pub enum RedisStoreError {
 /// ));
 /// # }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RedisStoreBuilder {
     url: String,
     prefix: String,
@@ -90,6 +90,16 @@ pub struct RedisStoreBuilder {
     backoff_min: Duration,
     backoff_max: Duration,
     idle_grace: Duration,
+}
+
+impl fmt::Debug for RedisStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStoreBuilder")
+            .field("url", &redacted(&self.url))
+            .field("prefix", &self.prefix)
+            .field("retention", &self.retention)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RedisStoreBuilder {
@@ -181,16 +191,19 @@ impl RedisStoreBuilder {
     pub fn connect_lazy(self) -> Result<RedisStore, RedisStoreError> {
         let runtime =
             tokio::runtime::Handle::try_current().map_err(|_| RedisStoreError::NoRuntime)?;
-        let client = Client::open(self.url.as_str())
-            .map_err(|err| RedisStoreError::InvalidUrl(format!("{}: {err}", self.url)))?;
+        let client = Client::open(self.url.as_str()).map_err(|err| {
+            RedisStoreError::InvalidUrl(format!("{}: {err}", redacted(&self.url)))
+        })?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.connect_timeout))
             .set_response_timeout(Some(self.command_timeout))
             .set_number_of_retries(1)
             .set_min_delay(self.backoff_min)
             .set_max_delay(self.backoff_max);
-        let commands = ConnectionManager::new_lazy_with_config(client.clone(), config)
-            .map_err(|err| RedisStoreError::InvalidUrl(format!("{}: {err}", self.url)))?;
+        let commands =
+            ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(|err| {
+                RedisStoreError::InvalidUrl(format!("{}: {err}", redacted(&self.url)))
+            })?;
         let settings = Settings {
             command_timeout: self.command_timeout,
             connect_timeout: self.connect_timeout,
@@ -1297,6 +1310,15 @@ fn value_u64(value: &Value) -> Option<u64> {
     }
 }
 
+/// `url` without its credentials (`redis://user:password@host` → `redis://***@host`), for
+/// messages and debug output.
+fn redacted(url: &str) -> String {
+    match (url.split_once("://"), url.rsplit_once('@')) {
+        (Some((scheme, _)), Some((_, host))) => format!("{scheme}://***@{host}"),
+        _ => url.to_owned(),
+    }
+}
+
 fn is_no_such_key(err: &RedisError) -> bool {
     err.detail()
         .is_some_and(|detail| detail.contains("no such key"))
@@ -1362,6 +1384,14 @@ mod tests {
             entries_added: added,
             first_entry: first,
         }
+    }
+
+    #[test]
+    fn debug_output_hides_the_password() {
+        let builder = RedisStore::builder("redis://user:secret@127.0.0.1:6379/0");
+        let shown = format!("{builder:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("redis://***@127.0.0.1:6379/0"), "{shown}");
     }
 
     #[test]
