@@ -201,12 +201,18 @@ async fn dashboard_notifications_and_restart_over_https_h2() {
         "h2"
     );
 
-    // Let the charts draw a few points, then keep a picture for the README.
+    // Let the charts draw a few points, then keep a picture: in target/ on every run, and as the
+    // README's docs/screenshot.png when UPDATE_SCREENSHOT=1 (so a test run leaves git clean).
     tokio::time::sleep(Duration::from_secs(3)).await;
     let png = browser.screenshot().await.unwrap();
-    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs");
-    std::fs::create_dir_all(&docs).unwrap();
-    std::fs::write(docs.join("screenshot.png"), &png).unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target = root.join("target");
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::write(target.join("demo-screenshot.png"), &png).unwrap();
+    if std::env::var_os("UPDATE_SCREENSHOT").is_some_and(|v| v == "1") {
+        std::fs::write(root.join("docs/screenshot.png"), &png).unwrap();
+    }
 
     // The hub page: its own metrics, live, with a head id per channel.
     browser.goto(&demo.url("/hub")).await.unwrap();
