@@ -108,6 +108,9 @@ enum Cmd {
         svg_link: Option<String>,
         #[arg(long, default_value = "bench/run.sh")]
         command: String,
+        /// The raw figures came from a run pinned with taskset.
+        #[arg(long)]
+        pinned: bool,
     },
 }
 
@@ -181,6 +184,7 @@ fn main() -> ExitCode {
                 svg,
                 svg_link,
                 command,
+                pinned,
             } => {
                 let specs = load_specs(&servers)?;
                 let text = std::fs::read_to_string(&raw)
@@ -191,7 +195,8 @@ fn main() -> ExitCode {
                     .map(serde_json::from_str)
                     .collect::<Result<_, _>>()?;
                 let reps = metrics.iter().map(|m| m.rep + 1).max().unwrap_or(0);
-                let info = run_info(&specs, reps, false, &command, limit);
+                let mut info = run_info(&specs, reps, false, &command, limit);
+                info.pinned = pinned;
                 write_report(
                     &metrics,
                     &specs,
@@ -453,7 +458,10 @@ fn run_info(specs: &[ServerSpec], reps: usize, smoke: bool, command: &str, nofil
         .map(|v| v.trim().to_owned())
         .unwrap_or_default();
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cores = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
     let lock = std::fs::read_to_string("Cargo.lock").unwrap_or_default();
     let crate_versions: Vec<String> = ["poem", "axum", "hyper", "h2", "tokio", "rustls"]
         .iter()
@@ -468,7 +476,7 @@ fn run_info(specs: &[ServerSpec], reps: usize, smoke: bool, command: &str, nofil
     RunInfo {
         date: sh("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
         machine: vec![
-            format!("CPU: {model}; {cores} core(s) visible to the generator; memory {mem}"),
+            format!("CPU: {model}; {cores} core(s); memory {mem}"),
             format!("Linux {}; open files per process: {nofile}", kernel.trim()),
         ],
         versions: vec![

@@ -512,7 +512,7 @@ where
         .copied()
         .fold(0.0f64, f64::max)
         .max(1e-3)
-        * 1.15;
+        * 1.4;
     let n = servers.len().max(1) as f64;
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 20))
