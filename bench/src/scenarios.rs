@@ -237,7 +237,7 @@ fn channels(prefix: &str, n: usize) -> Vec<String> {
 fn overflow_note(before: Option<u64>) -> String {
     match (before, procfs::listen_overflows()) {
         (Some(a), Some(b)) if b > a => format!(
-            "{} connects overflowed the accept queue (1 s SYN retry each); ",
+            "{} handshakes overflowed the accept queue (dropped by the kernel, retried by the client); ",
             b - a
         ),
         _ => String::new(),
