@@ -360,10 +360,14 @@ impl Connection {
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let ep = Arc::clone(&ep);
             let req = Request::from((req, local.clone(), remote.clone(), scheme.clone()));
-            async move {
+            // Boxed: hyper keeps a slot the size of the service future for the connection's life
+            // (HTTP/1) or the stream's (HTTP/2, where the stream task holds it beside the body).
+            // A poem endpoint's future is kilobytes; a streaming response lives for hours after
+            // it completes, so the slot must be a pointer, not the future itself.
+            futures_util::FutureExt::boxed(async move {
                 let response = ep.get_response(req).await;
                 Ok::<_, Infallible>(hyper::Response::from(response))
-            }
+            })
         });
         let connection = self
             .builder
