@@ -335,8 +335,10 @@ impl Connection {
         acceptor: Option<TlsAcceptor>,
         ep: Arc<E>,
     ) {
+        // Each branch is boxed so that a cleartext connection's task is not sized for a TLS
+        // session it does not have (a task is as large as the largest state of its future).
         let Some(acceptor) = acceptor else {
-            return self.serve_io(stream, Scheme::HTTP, ep).await;
+            return Box::pin(self.serve_io(stream, Scheme::HTTP, ep)).await;
         };
         let handshake = tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream));
         let tls = tokio::select! {
@@ -344,7 +346,7 @@ impl Connection {
             () = self.shutdown.cancelled() => return,
         };
         match tls {
-            Ok(Ok(tls)) => self.serve_io(tls, Scheme::HTTPS, ep).await,
+            Ok(Ok(tls)) => Box::pin(self.serve_io(tls, Scheme::HTTPS, ep)).await,
             Ok(Err(err)) => tracing::debug!(remote = %self.remote, %err, "TLS handshake failed"),
             Err(_) => tracing::debug!(remote = %self.remote, "TLS handshake timed out"),
         }
