@@ -18,6 +18,7 @@ use crate::{
     event::retry_frame,
     metrics::{ChannelStats, HubMetrics},
     response::sse_response,
+    shutdown::ShutdownTrigger,
     store::{EventId, MemoryStore, ReplayStore, Retention, StoreError, StoreHealth},
     stream::{HubSource, Shutdown, SseBody},
     Event, EventError,
@@ -104,7 +105,7 @@ struct HubInner {
     /// after it, so it is never below the sum of the channels' counts.
     open: AtomicUsize,
     rejected: AtomicU64,
-    shutdown: CancellationToken,
+    shutdown: ShutdownTrigger,
 }
 
 impl Hub {
@@ -219,17 +220,18 @@ impl Hub {
     /// # }
     /// ```
     pub fn shutdown(&self) {
-        self.inner.shutdown.cancel();
+        self.inner.shutdown.fire();
     }
 
     /// Whether [`Hub::shutdown`] was called.
     pub fn is_shutting_down(&self) -> bool {
-        self.inner.shutdown.is_cancelled()
+        self.inner.shutdown.is_fired()
     }
 
     /// A token cancelled when the hub shuts down (to stop publishers and other tasks with it).
+    /// Cancelling it does not shut the hub down: call [`Hub::shutdown`].
     pub fn shutdown_token(&self) -> CancellationToken {
-        self.inner.shutdown.clone()
+        self.inner.shutdown.child_token()
     }
 
     async fn open_stream(&self, req: &Request, channel: &str) -> Result<Response, Refusal> {
@@ -259,7 +261,7 @@ impl Hub {
         };
         let body = SseBody::new(Some(retry_frame(config.jittered_retry())), source)
             .heartbeat(config.heartbeat)
-            .shutdown(Some(Shutdown::new(self.shutdown_token(), farewell)));
+            .shutdown(Some(Shutdown::new(self.inner.shutdown.signal(), farewell)));
         Ok(sse_response(body, Some(req.version())))
     }
 
@@ -483,7 +485,7 @@ impl HubBuilder {
                 channels: RwLock::new(HashMap::new()),
                 open: AtomicUsize::new(0),
                 rejected: AtomicU64::new(0),
-                shutdown: CancellationToken::new(),
+                shutdown: ShutdownTrigger::new(),
             }),
         }
     }

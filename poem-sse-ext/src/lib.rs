@@ -42,6 +42,7 @@ mod metrics;
 mod response;
 #[cfg(feature = "server")]
 pub mod server;
+mod shutdown;
 pub mod store;
 mod stream;
 

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     config::jittered,
     event::retry_frame,
+    shutdown::ShutdownSignal,
     stream::{Shutdown, SseBody},
     Event,
 };
@@ -105,9 +106,11 @@ where
             .retry
             .unwrap_or((Duration::from_secs(3), Duration::ZERO));
         let frames = Box::pin(self.events.map(|event| event.encode()));
-        let shutdown = self
-            .shutdown
-            .map(|token| Shutdown::new(token, move || retry_frame(jittered(base, jitter))));
+        let shutdown = self.shutdown.map(|token| {
+            Shutdown::new(ShutdownSignal::from_token(token), move || {
+                retry_frame(jittered(base, jitter))
+            })
+        });
         let body = SseBody::new(preamble, frames)
             .heartbeat(self.heartbeat)
             .shutdown(shutdown);

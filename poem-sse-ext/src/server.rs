@@ -78,7 +78,7 @@ use tokio::{
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use crate::Hub;
+use crate::{shutdown::ShutdownTrigger, Hub};
 
 /// Serves a poem endpoint over HTTP/1.1 and HTTP/2, in clear text or TLS. See the
 /// [module documentation](self).
@@ -215,9 +215,9 @@ impl SseServer {
         let ep = Arc::new(ep.into_endpoint().map_to_response());
         let builder = Arc::new(self.http_builder());
         let acceptor = self.tls.as_ref().map(ReloadingTls::acceptor);
-        let shutdown = CancellationToken::new();
+        let shutdown = ShutdownTrigger::new();
         if let Some(tls) = &self.tls {
-            tokio::spawn(tls.clone().watch(shutdown.clone()));
+            tokio::spawn(tls.clone().watch(shutdown.child_token()));
         }
         let mut connections = JoinSet::new();
         tokio::pin!(signal);
@@ -255,7 +255,7 @@ impl SseServer {
             hub.shutdown();
         }
         drop(self.listener);
-        shutdown.cancel();
+        shutdown.fire();
         let open = connections.len();
         let drained = tokio::time::timeout(self.shutdown_grace, async {
             while connections.join_next().await.is_some() {}
@@ -324,7 +324,7 @@ struct Connection {
     local: SocketAddr,
     remote: SocketAddr,
     builder: Arc<auto::Builder<TokioExecutor>>,
-    shutdown: CancellationToken,
+    shutdown: ShutdownTrigger,
     handshake_timeout: Duration,
 }
 
@@ -343,7 +343,7 @@ impl Connection {
         let handshake = tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream));
         let tls = tokio::select! {
             handshake = handshake => handshake,
-            () = self.shutdown.cancelled() => return,
+            () = self.shutdown.signal() => return,
         };
         match tls {
             Ok(Ok(tls)) => Box::pin(self.serve_io(tls, Scheme::HTTPS, ep)).await,
@@ -375,14 +375,18 @@ impl Connection {
             .builder
             .serve_connection_with_upgrades(TokioIo::new(io), service);
         tokio::pin!(connection);
+        // Polled on every wake-up of the connection (every event it writes): a `ShutdownSignal`
+        // costs an atomic load there, where the token's own future would take its mutex.
+        let mut shutdown = self.shutdown.signal();
         let result = tokio::select! {
-            result = connection.as_mut() => result,
-            () = self.shutdown.cancelled() => {
+            biased;
+            () = &mut shutdown => {
                 // Ends idle HTTP/1 connections now; HTTP/2 sends GOAWAY and lets open streams
                 // (which the hub's shutdown is ending) finish.
                 connection.as_mut().graceful_shutdown();
                 connection.await
             }
+            result = connection.as_mut() => result,
         };
         if let Err(err) = result {
             tracing::debug!(remote = %self.remote, %err, "connection ended with an error");

@@ -12,12 +12,12 @@ use std::{
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use tokio::time::{Instant, Sleep};
-use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::{
     event::{reset_frame, retry_frame, HEARTBEAT_FRAME},
     hub::OpenStream,
     metrics::ChannelStats,
+    shutdown::ShutdownSignal,
     store::{CursorItem, LogCursor, Subscription},
     Event,
 };
@@ -42,19 +42,20 @@ struct Heartbeat {
     timer: Pin<Box<Sleep>>,
 }
 
+/// Ends a stream when shutdown begins: its signal, and the last frame to send.
 pub(crate) struct Shutdown {
-    cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
+    signal: ShutdownSignal,
     final_frame: Box<dyn Fn() -> Bytes + Send + Sync>,
 }
 
 impl Shutdown {
-    /// Ends the stream when `token` is cancelled, sending `final_frame()` last.
+    /// Ends the stream when `signal` fires, sending `final_frame()` last.
     pub(crate) fn new(
-        token: CancellationToken,
+        signal: ShutdownSignal,
         final_frame: impl Fn() -> Bytes + Send + Sync + 'static,
     ) -> Self {
         Self {
-            cancelled: Box::pin(token.cancelled_owned()),
+            signal,
             final_frame: Box::new(final_frame),
         }
     }
@@ -98,6 +99,14 @@ where
         self
     }
 
+    /// The last frame: the stream ends after it.
+    fn farewell(&mut self) -> Bytes {
+        self.done = true;
+        self.shutdown
+            .as_ref()
+            .map_or_else(Bytes::new, |shutdown| (shutdown.final_frame)())
+    }
+
     fn sent(&mut self) {
         if let Some(heartbeat) = &mut self.heartbeat {
             heartbeat.last_sent = Instant::now();
@@ -121,9 +130,8 @@ where
             return Poll::Ready(Some(Ok(preamble)));
         }
         if let Some(shutdown) = &mut this.shutdown {
-            if shutdown.cancelled.as_mut().poll(cx).is_ready() {
-                this.done = true;
-                return Poll::Ready(Some(Ok((shutdown.final_frame)())));
+            if shutdown.signal.poll_fired(cx) {
+                return Poll::Ready(Some(Ok(this.farewell())));
             }
         }
         match this.source.poll_next_unpin(cx) {
@@ -224,6 +232,7 @@ mod tests {
     use futures_util::stream;
 
     use super::*;
+    use crate::shutdown::ShutdownTrigger;
 
     async fn next(body: &mut SseBody<impl Stream<Item = Bytes> + Unpin + Send>) -> Bytes {
         match body.next().await {
@@ -252,14 +261,28 @@ mod tests {
         assert_eq!(start.elapsed(), Duration::from_secs(40));
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn shutdown_sends_the_final_frame_and_ends() {
-        let token = CancellationToken::new();
-        let mut body = SseBody::new(None, stream::pending::<Bytes>())
-            .heartbeat(None)
-            .shutdown(Some(Shutdown::new(token.clone(), || {
+    #[tokio::test]
+    async fn shutdown_ends_a_stream_whose_source_never_runs_dry() {
+        let trigger = ShutdownTrigger::new();
+        let mut body = SseBody::new(None, stream::repeat(Bytes::from_static(b"data: x\n\n")))
+            .shutdown(Some(Shutdown::new(trigger.signal(), || {
                 Bytes::from_static(b"retry: 5\n\n")
             })));
+        assert_eq!(&next(&mut body).await[..], b"data: x\n\n");
+        trigger.fire();
+        assert_eq!(&next(&mut body).await[..], b"retry: 5\n\n");
+        assert!(body.next().await.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_sends_the_final_frame_and_ends() {
+        let token = tokio_util::sync::CancellationToken::new();
+        let mut body = SseBody::new(None, stream::pending::<Bytes>())
+            .heartbeat(None)
+            .shutdown(Some(Shutdown::new(
+                ShutdownSignal::from_token(token.clone()),
+                || Bytes::from_static(b"retry: 5\n\n"),
+            )));
         token.cancel();
         assert_eq!(&next(&mut body).await[..], b"retry: 5\n\n");
         assert!(body.next().await.is_none());
