@@ -96,12 +96,31 @@ pub struct SseServer {
 }
 
 impl SseServer {
-    /// Binds a TCP listener on `addr`.
+    /// Binds a TCP listener on `addr` with an accept backlog of [`DEFAULT_BACKLOG`].
     ///
     /// # Errors
     /// When the address can not be bound.
     pub async fn bind(addr: impl ToSocketAddrs) -> io::Result<Self> {
-        Ok(Self::from_listener(TcpListener::bind(addr).await?))
+        Self::bind_with_backlog(addr, DEFAULT_BACKLOG).await
+    }
+
+    /// Binds a TCP listener on `addr` with room for `backlog` connections waiting to be
+    /// accepted (the kernel caps it at `net.core.somaxconn`). A reconnect storm after a restart
+    /// brings thousands of connects at once; each that overflows the queue waits for a SYN
+    /// retransmit (1 s, then 3 s).
+    ///
+    /// # Errors
+    /// When no address `addr` resolves to can be bound.
+    pub async fn bind_with_backlog(addr: impl ToSocketAddrs, backlog: u32) -> io::Result<Self> {
+        let mut last_err = None;
+        for addr in tokio::net::lookup_host(addr).await? {
+            match listen(addr, backlog) {
+                Ok(listener) => return Ok(Self::from_listener(listener)),
+                Err(err) => last_err = Some(err),
+            }
+        }
+        Err(last_err
+            .unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to bind")))
     }
 
     /// Serves on a listener bound elsewhere.
@@ -392,6 +411,22 @@ impl Connection {
             tracing::debug!(remote = %self.remote, %err, "connection ended with an error");
         }
     }
+}
+
+/// The accept backlog of [`SseServer::bind`].
+pub const DEFAULT_BACKLOG: u32 = 4096;
+
+fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    TcpListener::from_std(socket.into())
 }
 
 /// Why TLS could not be set up from certificate files.
