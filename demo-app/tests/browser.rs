@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{client, test_dir, Demo};
+use common::{client, get_json, test_dir, Demo};
 use fantoccini::{Client, ClientBuilder};
 use serde_json::{json, Value};
 use testkit::free_port;
@@ -165,14 +165,7 @@ async fn dashboard_notifications_and_restart_over_https_h2() {
         Duration::from_secs(15),
     )
     .await;
-    let metrics: Value = http
-        .get(demo.url("/api/hub/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let metrics: Value = get_json(&http, &demo.url("/api/hub/metrics")).await;
     let open = metrics["open_streams"].as_u64().unwrap();
     assert!(open >= 8, "{metrics}");
 

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{client, run_to_exit, test_dir, Demo};
+use common::{client, get_json, run_to_exit, test_dir, Demo};
 use reqwest::{StatusCode, Version};
 use serde_json::{json, Value};
 use testkit::{free_port, SseConnection};
@@ -64,14 +64,7 @@ async fn pages_assets_state_and_metrics() {
             .starts_with(kind));
     }
 
-    let state: Value = http
-        .get(demo.url("/api/state/dashboard"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state: Value = get_json(&http, &demo.url("/api/state/dashboard")).await;
     let cpu = &state["channels"]["sys.cpu"];
     let items = cpu["items"].as_array().unwrap();
     assert!(!items.is_empty(), "{state}");
@@ -85,14 +78,7 @@ async fn pages_assets_state_and_metrics() {
         .unwrap();
     assert_eq!(stream.status(), StatusCode::OK);
     stream.next_event(WAIT).await.unwrap();
-    let metrics: Value = http
-        .get(demo.url("/api/hub/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let metrics: Value = get_json(&http, &demo.url("/api/hub/metrics")).await;
     assert!(metrics["open_streams"].as_u64().unwrap() >= 1, "{metrics}");
     assert!(
         metrics["channels"]["sys.cpu"]["published"]
@@ -130,14 +116,7 @@ async fn publish_answers_and_errors() {
     };
 
     // The page renders the feed at this id; a client resuming after it sees exactly what follows.
-    let state: Value = http
-        .get(demo.url("/api/state/notifications"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state: Value = get_json(&http, &demo.url("/api/state/notifications")).await;
     let rendered_at = state["channels"]["notifications"]["id"]
         .as_str()
         .unwrap()
@@ -293,14 +272,7 @@ async fn sigterm_ends_every_stream_and_exits_within_a_second() {
         assert_eq!(stream.status(), StatusCode::OK);
         streams.push(stream);
     }
-    let metrics: Value = h2
-        .get(demo.url("/api/hub/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let metrics: Value = get_json(&h2, &demo.url("/api/hub/metrics")).await;
     assert_eq!(metrics["open_streams"], 60, "{metrics}");
 
     let (status, took) = demo.stop().await;

@@ -32,6 +32,17 @@ pub fn test_dir(name: &str) -> PathBuf {
 }
 
 /// A client that trusts the development certificate (it is self-signed) and never waits long.
+/// `GET url`, answered with JSON.
+pub async fn get_json(client: &reqwest::Client, url: &str) -> serde_json::Value {
+    let response = client.get(url).send().await.unwrap();
+    assert!(
+        response.status().is_success(),
+        "GET {url}: {}",
+        response.status()
+    );
+    response.json().await.unwrap()
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .tls_danger_accept_invalid_certs(true)
