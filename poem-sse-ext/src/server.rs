@@ -38,6 +38,7 @@
 //! | [`SseServer::header_read_timeout`] | 10 s for the TLS handshake and the HTTP/1 request head |
 //! | [`SseServer::tcp_keepalive`] | 60 s |
 //! | [`SseServer::tcp_nodelay`] | on (frames go out at once) |
+//! | [`SseServer::tcp_user_timeout`] | 60 s: a client that stopped reading is disconnected |
 //! | [`SseServer::shutdown_grace`] | 1 s |
 //!
 //! Graceful shutdown calls [`Hub::shutdown`] first, so every stream sends its farewell and ends
@@ -92,6 +93,7 @@ pub struct SseServer {
     header_read_timeout: Duration,
     tcp_keepalive: Option<Duration>,
     tcp_nodelay: bool,
+    tcp_user_timeout: Option<Duration>,
     shutdown_grace: Duration,
 }
 
@@ -135,6 +137,7 @@ impl SseServer {
             header_read_timeout: Duration::from_secs(10),
             tcp_keepalive: Some(Duration::from_secs(60)),
             tcp_nodelay: true,
+            tcp_user_timeout: Some(Duration::from_secs(60)),
             shutdown_grace: Duration::from_secs(1),
         }
     }
@@ -187,6 +190,19 @@ impl SseServer {
     /// TCP keepalive probes after `idle` (default 60 s); `None` turns them off.
     pub fn tcp_keepalive(mut self, idle: Option<Duration>) -> Self {
         self.tcp_keepalive = idle;
+        self
+    }
+
+    /// Closes a connection whose sent data stays unacknowledged, or which has advertised a zero
+    /// receive window, for longer than `timeout` (`TCP_USER_TIMEOUT`, Linux; default 60 s).
+    ///
+    /// This is what ends a client that stays connected but stopped reading: hyper then stops
+    /// polling the response body, so nothing inside the body (no heartbeat, no timer) can notice.
+    /// The kernel can: the socket's send buffer is full and the peer's window stays shut. `None`
+    /// leaves the system default (about 15 minutes of retransmissions, and no limit on a shut
+    /// window).
+    pub fn tcp_user_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.tcp_user_timeout = timeout;
         self
     }
 
@@ -311,6 +327,12 @@ impl SseServer {
     fn configure_socket(&self, stream: &TcpStream) {
         if let Err(err) = stream.set_nodelay(self.tcp_nodelay) {
             tracing::debug!(%err, "setting TCP_NODELAY failed");
+        }
+        #[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
+        if let Some(timeout) = self.tcp_user_timeout {
+            if let Err(err) = socket2::SockRef::from(stream).set_tcp_user_timeout(Some(timeout)) {
+                tracing::debug!(%err, "setting TCP_USER_TIMEOUT failed");
+            }
         }
         if let Some(idle) = self.tcp_keepalive {
             let keepalive = socket2::TcpKeepalive::new()
@@ -716,6 +738,63 @@ mod tests {
             stream.wait_for_end(Duration::from_secs(1)).await.unwrap();
         }
         assert!(hub.is_shutting_down());
+    }
+
+    /// A client that stays connected but never reads: hyper stops polling its body, so only the
+    /// socket can tell. With `TCP_USER_TIMEOUT` the kernel ends it and the hub uncounts it.
+    #[cfg(target_os = "linux")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_that_stopped_reading_is_disconnected() {
+        let hub = Hub::builder().history(16).no_heartbeat().build();
+        let server = SseServer::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .tcp_user_timeout(Some(Duration::from_secs(1)));
+        let (addr, stop, task) = serve(server, &hub).await;
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        socket.connect(&addr.into()).unwrap();
+        socket.set_nonblocking(true).unwrap();
+        let mut stalled = TcpStream::from_std(socket.into()).unwrap();
+        stalled
+            .write_all(b"GET /events/a HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let opened = Instant::now();
+        while hub.metrics().total.open_streams == 0 {
+            assert!(
+                opened.elapsed() < Duration::from_secs(5),
+                "stream not opened"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Fill the server's send buffer and the client's receive window; the client reads nothing.
+        let payload = "x".repeat(16 << 10);
+        for _ in 0..400 {
+            hub.publish("a", Event::text(payload.as_str()))
+                .await
+                .unwrap();
+            tokio::task::yield_now().await;
+        }
+        let filled = Instant::now();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            hub.metrics().total.open_streams,
+            1,
+            "still counted before the timeout"
+        );
+        while hub.metrics().total.open_streams != 0 {
+            assert!(
+                filled.elapsed() < Duration::from_secs(15),
+                "the stalled client is still counted after {:?}",
+                filled.elapsed()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = stalled.shutdown().await;
+        stop.send(()).unwrap();
+        task.await.unwrap().unwrap();
     }
 
     #[tokio::test]
