@@ -127,8 +127,15 @@ impl ChannelLog {
     /// history so that no expired event is replayed.
     pub fn evict_expired(&self) {
         let now = Instant::now();
-        let mut state = self.write();
-        self.evict(&mut state, now);
+        // Checked under the read lock first: in a reconnect storm every subscribe calls this, and
+        // taking the write lock each time would serialize them for nothing.
+        let expired = self.read().entries.front().is_some_and(|oldest| {
+            now.saturating_duration_since(oldest.at) > self.retention.max_age
+        });
+        if expired {
+            let mut state = self.write();
+            self.evict(&mut state, now);
+        }
     }
 
     /// Whether a cursor at `key` can read on without a gap: `None` if so, otherwise the reason.
