@@ -1,10 +1,9 @@
 //! Channels, publishing, and the streams that read them.
 
 use std::{
-    collections::HashMap,
     sync::{
         atomic::{AtomicU64, AtomicUsize, Ordering},
-        Arc, RwLock,
+        Arc,
     },
     time::Duration,
 };
@@ -13,6 +12,7 @@ use poem::{http::StatusCode, Request, Response};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    channels::ChannelMap,
     config::HubConfig,
     endpoint::SseEndpoint,
     event::retry_frame,
@@ -100,7 +100,7 @@ pub struct Hub {
 struct HubInner {
     store: Arc<dyn ReplayStore>,
     config: HubConfig,
-    channels: RwLock<HashMap<Box<str>, Arc<ChannelStats>>>,
+    channels: ChannelMap<ChannelStats>,
     /// Open streams over all channels. Incremented before the per-channel count and decremented
     /// after it, so it is never below the sum of the channels' counts.
     open: AtomicUsize,
@@ -178,12 +178,9 @@ impl Hub {
         let channels = self
             .inner
             .channels
-            .read()
-            .unwrap_or_else(|p| p.into_inner());
+            .map_each(|name, stats| (name.to_owned(), stats.snapshot()));
         HubMetrics::from_channels(
-            channels
-                .iter()
-                .map(|(name, stats)| (name.to_string(), stats.snapshot())),
+            channels.into_iter(),
             self.inner.rejected.load(Ordering::Relaxed),
         )
     }
@@ -317,24 +314,7 @@ impl Default for Hub {
 impl HubInner {
     /// The counters of `channel`, created on first use up to `max_channels`.
     fn stats(&self, channel: &str) -> Result<Arc<ChannelStats>, StoreError> {
-        if let Some(stats) = self
-            .channels
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(channel)
-        {
-            return Ok(Arc::clone(stats));
-        }
-        let mut channels = self.channels.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(stats) = channels.get(channel) {
-            return Ok(Arc::clone(stats));
-        }
-        if channels.len() >= self.config.max_channels {
-            return Err(StoreError::TooManyChannels(self.config.max_channels));
-        }
-        let stats = Arc::<ChannelStats>::default();
-        channels.insert(channel.into(), Arc::clone(&stats));
-        Ok(stats)
+        self.channels.get_or_create(channel, Arc::default)
     }
 }
 
@@ -481,8 +461,8 @@ impl HubBuilder {
         Hub {
             inner: Arc::new(HubInner {
                 store,
+                channels: ChannelMap::new(self.config.max_channels),
                 config: self.config,
-                channels: RwLock::new(HashMap::new()),
                 open: AtomicUsize::new(0),
                 rejected: AtomicU64::new(0),
                 shutdown: ShutdownTrigger::new(),

@@ -34,6 +34,7 @@
 //! - [`SseResponse`] for streams of your own, with the same wire guarantees.
 #![warn(missing_docs)]
 
+mod channels;
 mod config;
 mod endpoint;
 mod event;

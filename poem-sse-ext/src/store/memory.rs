@@ -1,14 +1,11 @@
 //! The default replay store: per-channel logs in this process's memory.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, RwLock},
-};
+use std::sync::Arc;
 
 use super::{
     BoxFuture, ChannelLog, EventId, ReplayStore, ResetReason, Retention, StoreError, Subscription,
 };
-use crate::{event::frame_with_id, Event};
+use crate::{channels::ChannelMap, event::frame_with_id, Event};
 
 /// Longest `Last-Event-ID` the store parses; a longer one is treated as unknown.
 const MAX_RESUME_ID_LEN: usize = 64;
@@ -24,8 +21,7 @@ const MAX_RESUME_ID_LEN: usize = 64;
 pub struct MemoryStore {
     epoch: String,
     retention: Retention,
-    max_channels: usize,
-    channels: RwLock<HashMap<Box<str>, Arc<ChannelLog>>>,
+    channels: ChannelMap<ChannelLog>,
 }
 
 impl MemoryStore {
@@ -48,14 +44,13 @@ impl MemoryStore {
         Self {
             epoch,
             retention,
-            max_channels: 10_000,
-            channels: RwLock::new(HashMap::new()),
+            channels: ChannelMap::new(10_000),
         }
     }
 
     /// Sets the most channels the store will hold (default 10,000).
     pub fn max_channels(mut self, n: usize) -> Self {
-        self.max_channels = n;
+        self.channels.set_cap(n);
         self
     }
 
@@ -69,24 +64,8 @@ impl MemoryStore {
     /// # Errors
     /// [`StoreError::TooManyChannels`] when creating it would exceed the cap.
     pub fn channel(&self, channel: &str) -> Result<Arc<ChannelLog>, StoreError> {
-        if let Some(log) = self
-            .channels
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(channel)
-        {
-            return Ok(Arc::clone(log));
-        }
-        let mut channels = self.channels.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(log) = channels.get(channel) {
-            return Ok(Arc::clone(log));
-        }
-        if channels.len() >= self.max_channels {
-            return Err(StoreError::TooManyChannels(self.max_channels));
-        }
-        let log = ChannelLog::new(self.retention, 0, self.id(0));
-        channels.insert(channel.into(), Arc::clone(&log));
-        Ok(log)
+        self.channels
+            .get_or_create(channel, || ChannelLog::new(self.retention, 0, self.id(0)))
     }
 
     fn id(&self, seq: u128) -> EventId {
