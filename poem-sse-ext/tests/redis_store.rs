@@ -464,3 +464,130 @@ async fn events_published_while_the_reader_was_cut_off_arrive_after_it_reconnect
         .expect("no duplicates");
     server.stop().await;
 }
+
+/// A raw connection to `redis`, as another program writing there would use.
+async fn raw(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(redis.url())
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect")
+}
+
+/// A key of the store's holding another type (`SET sse:bad x`) breaks only its own channel:
+/// the others keep delivering promptly and health stays ok; publishing or subscribing there fails
+/// with a clear error; once the key is removed the channel works again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_of_the_wrong_type_breaks_only_its_own_channel() {
+    let Some(redis) = redis() else { return };
+    let hub = Hub::builder()
+        .store(store(&redis.url(), Retention::default()).await)
+        .build();
+    let other = store(&redis.url(), Retention::default()).await;
+    let server = serve(&hub).await;
+    let client = http1();
+    let mut good = connect(&client, &server.url("/events/good"), None).await;
+    let mut bad = connect(&client, &server.url("/events/bad"), None).await;
+    publish(&hub, "good", "g0").await;
+    publish(&hub, "bad", "b0").await;
+    assert_eq!(data_of(&mut good, 1).await, ["g0"]);
+    assert_eq!(data_of(&mut bad, 1).await, ["b0"]);
+
+    let mut admin = raw(&redis).await;
+    redis::cmd("DEL")
+        .arg("sse:bad")
+        .exec_async(&mut admin)
+        .await
+        .expect("DEL");
+    redis::cmd("SET")
+        .arg("sse:bad")
+        .arg("x")
+        .exec_async(&mut admin)
+        .await
+        .expect("SET");
+
+    // Publishing there fails with a store error naming the problem, and nothing else.
+    let refused = other.append("bad", &Event::text("nope")).await;
+    match &refused {
+        Err(StoreError::Unavailable(message)) => {
+            assert!(message.contains("sse:bad"), "{message}");
+            assert!(message.contains("not a stream"), "{message}");
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    assert!(hub.publish("bad", Event::text("nope")).await.is_err());
+    // So does subscribing, on an instance that did not follow the channel yet...
+    match other.subscribe("bad", None).await {
+        Err(StoreError::Unavailable(message)) => {
+            assert!(message.contains("sse:bad"), "{message}");
+            assert!(message.contains("not a stream"), "{message}");
+        }
+        Err(err) => panic!("expected Unavailable, got {err:?}"),
+        Ok(_) => panic!("expected Unavailable, got a subscription"),
+    }
+
+    // The good channel keeps delivering promptly, again and again.
+    for n in 1..=10 {
+        let data = format!("g{n}");
+        publish(&hub, "good", &data).await;
+        let event = good
+            .next_event(Duration::from_secs(1))
+            .await
+            .expect("delivered within 1 s despite the bad key")
+            .expect("open");
+        assert_eq!(event.data, data);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(hub.health(), StoreHealth::Ok);
+    assert_eq!(other.health(), StoreHealth::Ok);
+    // ... and on the instance that follows it: 503.
+    let refused = client
+        .get(server.url("/events/bad"))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(refused.status(), 503);
+    assert!(refused.headers().contains_key("retry-after"));
+    let message = refused.text().await.expect("body");
+    assert!(message.contains("sse:bad"), "{message}");
+    assert!(message.contains("not a stream"), "{message}");
+    assert!(
+        !bad.is_ended(),
+        "the open stream of the bad channel stays open"
+    );
+
+    // Repaired: the channel works again, for its open stream and for new ones.
+    redis::cmd("DEL")
+        .arg("sse:bad")
+        .exec_async(&mut admin)
+        .await
+        .expect("DEL");
+    publish(&hub, "bad", "b1").await;
+    loop {
+        let event = bad.next_event(WAIT).await.expect("event").expect("open");
+        if event.event_type == RESET {
+            continue;
+        }
+        assert_eq!(event.data, "b1");
+        break;
+    }
+    let mut again = None;
+    for _ in 0..100 {
+        let conn = testkit::SseConnection::connect(&client, &server.url("/events/bad"), None)
+            .await
+            .expect("an answer");
+        if conn.status() == 200 {
+            again = Some(conn);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut again = again.expect("the bad channel accepts streams again");
+    publish(&hub, "bad", "b2").await;
+    assert_eq!(data_of(&mut again, 1).await, ["b2"]);
+    assert_eq!(data_of(&mut bad, 1).await, ["b2"]);
+    publish(&hub, "good", "g-last").await;
+    assert_eq!(data_of(&mut good, 1).await, ["g-last"]);
+    assert_eq!(hub.health(), StoreHealth::Ok);
+    server.stop().await;
+}

@@ -12,7 +12,8 @@ use std::{
 
 use ::redis::{
     aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection},
-    AsyncConnectionConfig, Client, Cmd, Pipeline, RedisError, RedisResult, Value,
+    AsyncConnectionConfig, Client, Cmd, ErrorKind, Pipeline, RedisError, RedisResult,
+    ServerErrorKind, Value,
 };
 use bytes::Bytes;
 use tokio::{sync::Notify, task::JoinHandle, time::Instant};
@@ -33,6 +34,9 @@ const ID_LINE_MAX: usize = "id: ".len() + 20 + 1 + 20 + 1;
 /// How often the reader checks the followed streams for a gap even when nothing went wrong
 /// (catches a `FLUSHALL` or a deleted key while the connection stayed up).
 const CHECK_INTERVAL: Duration = Duration::from_secs(10);
+/// How often the reader checks again the keys it stopped reading because they hold another
+/// type than a stream (see [`RedisStore`], "A key of the wrong type").
+const BAD_KEY_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// Most entries one `XREAD` returns per stream.
 const MAX_READ_COUNT: usize = 10_000;
 
@@ -221,6 +225,7 @@ impl RedisStoreBuilder {
             reader_down: Mutex::new(Some("connecting to Redis".to_owned())),
             commands_down: Mutex::new(None),
             commands_failing: AtomicBool::new(false),
+            recheck: AtomicBool::new(false),
         });
         let reader = Reader {
             shared: Arc::clone(&shared),
@@ -323,6 +328,21 @@ impl RedisStoreBuilder {
 ///   get an `Evicted` reset; if the stream was lost (Redis restarted without persistence), an
 ///   `Epoch` reset followed by every event of the new stream.
 ///
+/// # A key of the wrong type
+///
+/// If a key of the store holds something else than a stream (someone ran `SET <prefix>:news x`),
+/// only channel `news` is affected:
+///
+/// - publishing there fails with [`StoreError::Unavailable`], whose message names the key and
+///   says it is not a stream;
+/// - subscribing there fails the same way (the endpoint answers `503` with that message and a
+///   `Retry-After`): there is no history to read and nothing to follow;
+/// - the reader logs a warning naming the channel, stops reading that key, and keeps reading
+///   every other channel; [`ReplayStore::health`] stays [`StoreHealth::Ok`]. It checks the key
+///   again every second (and at once when someone subscribes there): when the key is a stream
+///   again or gone, the channel's open streams continue, after an `Epoch` reset (the stream they
+///   followed was lost when the key was overwritten).
+///
 /// # Example: any instance resumes exactly
 ///
 /// ```no_run
@@ -385,17 +405,30 @@ impl RedisStore {
         &self,
         op: impl std::future::Future<Output = RedisResult<T>>,
     ) -> Result<T, StoreError> {
+        self.run_on(None, op).await
+    }
+
+    /// [`Self::run`] for commands on `key`: an error about the key's type says so.
+    async fn run_on<T>(
+        &self,
+        key: Option<&str>,
+        op: impl std::future::Future<Output = RedisResult<T>>,
+    ) -> Result<T, StoreError> {
         match tokio::time::timeout(self.settings.command_timeout, op).await {
             Ok(Ok(value)) => {
                 self.shared.commands_ok();
                 Ok(value)
             }
             Ok(Err(err)) => {
-                let message = format!("redis: {err}");
                 if is_connection_error(&err) {
+                    let message = format!("redis: {err}");
                     self.shared.commands_failed(&message);
+                    return Err(StoreError::Unavailable(message));
                 }
-                Err(StoreError::Unavailable(message))
+                Err(match key {
+                    Some(key) => key_unavailable(key, &err),
+                    None => unavailable(err),
+                })
             }
             Err(_) => {
                 let message = format!(
@@ -416,15 +449,24 @@ impl RedisStore {
             .run(pipe.ignore_errors().query_async(&mut commands))
             .await?;
         let reply = replies.pop().unwrap_or(Ok(Value::Nil));
-        StreamInfo::from_reply(reply).map_err(unavailable)
+        StreamInfo::from_reply(reply).map_err(|err| key_unavailable(key, &err))
     }
 
     /// The channel's entry in the reader's table, registered (at the stream's current last id)
     /// if it is not followed yet. From the moment this returns, every entry after that id reaches
     /// the channel's log.
     async fn follow(&self, channel: &str) -> Result<Arc<Channel>, StoreError> {
-        if let Some(followed) = lock(&self.shared.channels).get(channel) {
-            return Ok(Arc::clone(followed));
+        let existing = lock(&self.shared.channels).get(channel).cloned();
+        if let Some(followed) = existing {
+            let bad = lock(&followed.state).bad.clone();
+            if let Some(reason) = bad {
+                // The reader stopped reading this key: ask it to look again now, so that a
+                // repaired key does not wait for the next periodic check.
+                self.shared.recheck.store(true, Ordering::Release);
+                self.shared.wake.notify_one();
+                return Err(StoreError::Unavailable(reason));
+            }
+            return Ok(followed);
         }
         let key = self.shared.stream_key(channel);
         let info = self.stream_info(&key).await?;
@@ -441,6 +483,7 @@ impl RedisStore {
                 return Err(StoreError::TooManyChannels(self.shared.max_channels));
             }
             let followed = Arc::new(Channel {
+                name: channel.into(),
                 key,
                 start,
                 log: ChannelLog::new(self.shared.retention, start.key(), start.event_id()),
@@ -449,6 +492,7 @@ impl RedisStore {
                     added,
                     shift: 0,
                     idle_since: None,
+                    bad: None,
                 }),
             });
             channels.insert(channel.into(), Arc::clone(&followed));
@@ -499,8 +543,11 @@ impl RedisStore {
                 "redis: short pipeline reply".to_owned(),
             ));
         };
-        let info = StreamInfo::from_reply(info).map_err(unavailable)?;
-        let entries = parse_entries(range.map_err(unavailable)?).map_err(unavailable)?;
+        let info =
+            StreamInfo::from_reply(info).map_err(|err| key_unavailable(&channel.key, &err))?;
+        let entries = range
+            .and_then(parse_entries)
+            .map_err(|err| key_unavailable(&channel.key, &err))?;
         let head = info
             .as_ref()
             .map_or(StreamId::ZERO, |info| info.last_generated);
@@ -584,7 +631,9 @@ impl ReplayStore for RedisStore {
                     .ignore();
             }
             let mut commands = self.commands.clone();
-            let (id,): (Value,) = self.run(pipe.query_async(&mut commands)).await?;
+            let (id,): (Value,) = self
+                .run_on(Some(&key), pipe.query_async(&mut commands))
+                .await?;
             let id = value_bytes(&id)
                 .and_then(StreamId::parse_bytes)
                 .ok_or_else(|| unavailable("XADD did not answer with a stream id"))?;
@@ -672,6 +721,9 @@ struct Shared {
     commands_down: Mutex<Option<String>>,
     /// Fast path for the common case: set with `commands_down`, cleared by the next success.
     commands_failing: AtomicBool,
+    /// Set (with a wake) when someone subscribes to a channel whose key the reader stopped
+    /// reading: check those keys again now.
+    recheck: AtomicBool,
 }
 
 impl Shared {
@@ -724,6 +776,7 @@ impl Shared {
 
 /// A channel the reader follows: its stream and its local log.
 struct Channel {
+    name: Box<str>,
     key: String,
     /// The stream id the channel was registered at: the log holds nothing at or before it.
     start: StreamId,
@@ -741,11 +794,46 @@ struct ReadState {
     /// lower ids (see [`Reader::break_stream`]); log keys must only grow.
     shift: u128,
     idle_since: Option<Instant>,
+    /// Why the reader does not read the key (it holds another type than a stream), while so.
+    bad: Option<String>,
 }
 
 impl Channel {
     fn log_key(&self, id: StreamId) -> u128 {
         id.key().saturating_add(lock(&self.state).shift)
+    }
+
+    fn is_bad(&self) -> bool {
+        lock(&self.state).bad.is_some()
+    }
+
+    /// Sets the channel aside after `err` about its key; `true` if it was read until now.
+    fn set_bad(&self, err: &RedisError) -> bool {
+        let reason = key_problem(&self.key, err);
+        let mut state = lock(&self.state);
+        let newly = state.bad.is_none();
+        if newly {
+            tracing::warn!(
+                channel = &*self.name,
+                stream = self.key,
+                %err,
+                "redis store: the channel's key can not be read as a stream; the channel is \
+                 unavailable until it is (other channels are not affected)"
+            );
+        }
+        state.bad = Some(reason);
+        newly
+    }
+
+    /// Reads the channel again if it was set aside.
+    fn set_good(&self) {
+        if lock(&self.state).bad.take().is_some() {
+            tracing::info!(
+                channel = &*self.name,
+                stream = self.key,
+                "redis store: the channel's key is a stream again (or gone); reading it again"
+            );
+        }
     }
 }
 
@@ -757,6 +845,13 @@ struct Reader {
     settings: Settings,
 }
 
+/// When the reader last checked its streams: all of them, and those set aside.
+#[derive(Default)]
+struct Checked {
+    all: Option<Instant>,
+    bad: Option<Instant>,
+}
+
 struct ReaderConnection {
     connection: MultiplexedConnection,
     client_id: i64,
@@ -766,13 +861,13 @@ impl Reader {
     async fn run(self) {
         let mut backoff = self.settings.backoff_min;
         let mut connection: Option<ReaderConnection> = None;
-        let mut checked_at: Option<Instant> = None;
+        let mut checked_at = Checked::default();
         loop {
             let Some(conn) = connection.as_mut() else {
                 match self.connect().await {
                     Ok(conn) => {
                         connection = Some(conn);
-                        checked_at = None;
+                        checked_at = Checked::default();
                         backoff = self.settings.backoff_min;
                         self.shared.set_reader_down(None);
                     }
@@ -817,11 +912,7 @@ impl Reader {
     }
 
     /// One round: check the streams if due, then one XREAD, applied to the logs.
-    async fn step(
-        &self,
-        conn: &mut ReaderConnection,
-        checked_at: &mut Option<Instant>,
-    ) -> RedisResult<()> {
+    async fn step(&self, conn: &mut ReaderConnection, checked_at: &mut Checked) -> RedisResult<()> {
         if self.shared.commands_failing.load(Ordering::Acquire) {
             // Publishes failed; tell health as soon as the command connection works again
             // rather than at the next publish.
@@ -836,13 +927,39 @@ impl Reader {
                 self.shared.commands_ok();
             }
         }
-        let channels = self.shared.snapshot(self.settings.idle_grace);
+        let all = self.shared.snapshot(self.settings.idle_grace);
+        if checked_at
+            .all
+            .is_none_or(|at| at.elapsed() >= CHECK_INTERVAL)
+        {
+            self.check(conn, &all, &HashMap::new()).await?;
+            checked_at.all = Some(Instant::now());
+            checked_at.bad = checked_at.all;
+        }
+        let bad: Vec<Arc<Channel>> = all.iter().filter(|c| c.is_bad()).cloned().collect();
+        let recheck = self.shared.recheck.swap(false, Ordering::AcqRel);
+        if !bad.is_empty()
+            && (recheck
+                || checked_at
+                    .bad
+                    .is_none_or(|at| at.elapsed() >= BAD_KEY_CHECK_INTERVAL))
+        {
+            self.check(conn, &bad, &HashMap::new()).await?;
+            checked_at.bad = Some(Instant::now());
+        }
+        let channels: Vec<Arc<Channel>> = all.into_iter().filter(|c| !c.is_bad()).collect();
+        // While some keys are set aside, come back often enough to check them again.
+        let block = if bad.is_empty() {
+            self.settings.block
+        } else {
+            self.settings.block.min(BAD_KEY_CHECK_INTERVAL)
+        };
         if channels.is_empty() {
-            // Nothing to follow: wait for a subscriber, and ping now and then so that health
+            // Nothing to read: wait for a subscriber, and ping now and then so that health
             // stays true.
             tokio::select! {
                 () = self.shared.wake.notified() => return Ok(()),
-                () = tokio::time::sleep(self.settings.block) => {}
+                () = tokio::time::sleep(block) => {}
             }
             return Cmd::new()
                 .arg("PING")
@@ -850,11 +967,19 @@ impl Reader {
                 .await
                 .map(drop);
         }
-        if checked_at.is_none_or(|at| at.elapsed() >= CHECK_INTERVAL) {
-            self.check(conn, &channels, &HashMap::new()).await?;
-            *checked_at = Some(Instant::now());
-        }
-        let reply = self.read(conn, &channels).await?;
+        let reply = match self.read(conn, &channels, block).await {
+            Ok(reply) => reply,
+            Err(err) if is_key_error(&err) => {
+                // One key fails the whole XREAD (typically WRONGTYPE): find it and set it aside,
+                // so that the other channels are read on.
+                let (_, set_aside) = self.check(conn, &channels, &HashMap::new()).await?;
+                if set_aside == 0 {
+                    return Err(err);
+                }
+                return Ok(());
+            }
+            Err(err) => return Err(err),
+        };
         let mut batches = parse_read_reply(reply)?;
         if batches.is_empty() {
             return Ok(());
@@ -874,7 +999,7 @@ impl Reader {
                 .filter(|channel| suspicious.contains_key(channel.key.as_str()))
                 .cloned()
                 .collect();
-            broken = self.check(conn, &subset, &suspicious).await?;
+            broken = self.check(conn, &subset, &suspicious).await?.0;
         }
         for channel in &channels {
             if broken.contains(&channel.key) {
@@ -893,6 +1018,7 @@ impl Reader {
         &self,
         conn: &mut ReaderConnection,
         channels: &[Arc<Channel>],
+        block: Duration,
     ) -> RedisResult<Value> {
         let mut xread = Cmd::new();
         xread
@@ -900,7 +1026,7 @@ impl Reader {
             .arg("COUNT")
             .arg(read_count(&self.shared))
             .arg("BLOCK")
-            .arg(u64::try_from(self.settings.block.as_millis()).unwrap_or(u64::MAX))
+            .arg(u64::try_from(block.as_millis()).unwrap_or(u64::MAX))
             .arg("STREAMS");
         for channel in channels {
             xread.arg(&channel.key);
@@ -941,13 +1067,18 @@ impl Reader {
 
     /// Compares each channel's position with its stream; signals a reset where events were
     /// lost. `batches` holds, for channels whose just-read entries are not applied yet, their
-    /// ids. Returns the keys of the channels that were reset.
+    /// ids. Sets aside the channels whose key can not be read as a stream (and takes back those
+    /// whose key is a stream again, or gone). Returns the keys of the channels that were reset or
+    /// set aside, and how many were newly set aside.
     async fn check(
         &self,
         conn: &mut ReaderConnection,
         channels: &[Arc<Channel>],
         batches: &HashMap<&str, Vec<StreamId>>,
-    ) -> RedisResult<Vec<String>> {
+    ) -> RedisResult<(Vec<String>, usize)> {
+        if channels.is_empty() {
+            return Ok((Vec::new(), 0));
+        }
         let mut pipe = Pipeline::new();
         for channel in channels {
             pipe.cmd("XINFO").arg("STREAM").arg(&channel.key);
@@ -957,8 +1088,20 @@ impl Reader {
             .query_async(&mut conn.connection)
             .await?;
         let mut broken = Vec::new();
+        let mut set_aside = 0;
         for (channel, reply) in channels.iter().zip(replies) {
-            let info = StreamInfo::from_reply(reply)?;
+            let info = match StreamInfo::from_reply(reply) {
+                Ok(info) => info,
+                Err(err) if is_key_error(&err) => {
+                    if channel.set_bad(&err) {
+                        set_aside += 1;
+                    }
+                    broken.push(channel.key.clone());
+                    continue;
+                }
+                Err(err) => return Err(err),
+            };
+            channel.set_good();
             let batch = batches.get(channel.key.as_str()).map(Vec::as_slice);
             let (position, added) = {
                 let state = lock(&channel.state);
@@ -970,7 +1113,7 @@ impl Reader {
                 broken.push(channel.key.clone());
             }
         }
-        Ok(broken)
+        Ok((broken, set_aside))
     }
 }
 
@@ -1339,6 +1482,38 @@ fn protocol_error(what: &'static str) -> RedisError {
         "unexpected reply from Redis",
         what.to_owned(),
     ))
+}
+
+/// An error answered by the server about one key (its type, typically), rather than about the
+/// connection or the server as a whole.
+fn is_key_error(err: &RedisError) -> bool {
+    !is_connection_error(err)
+        && (is_wrong_type(err) || err.kind() == ErrorKind::Server(ServerErrorKind::ResponseError))
+}
+
+fn is_wrong_type(err: &RedisError) -> bool {
+    err.code() == Some("WRONGTYPE") || err.to_string().contains("WRONGTYPE")
+}
+
+/// What is wrong with `key`, for messages.
+fn key_problem(key: &str, err: &RedisError) -> String {
+    if is_wrong_type(err) {
+        format!(
+            "redis: key `{key}` is not a stream (another program stored another type there); \
+             the channel is unavailable until the key is removed"
+        )
+    } else {
+        format!("redis: key `{key}`: {err}")
+    }
+}
+
+/// `err` (from a command on `key`) as a [`StoreError`].
+fn key_unavailable(key: &str, err: &RedisError) -> StoreError {
+    if is_key_error(err) {
+        StoreError::Unavailable(key_problem(key, err))
+    } else {
+        unavailable(err)
+    }
 }
 
 fn unavailable(err: impl fmt::Display) -> StoreError {
