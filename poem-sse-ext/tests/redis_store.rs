@@ -324,19 +324,8 @@ async fn events_trimmed_before_the_reader_could_read_them_give_a_reset() {
 
     // Cut every connection (the reader's among them), and publish far more than the retention
     // before the reader is back.
-    let admin = redis::Client::open(redis.url()).expect("client");
-    let mut admin = admin
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect");
-    let mut pipe = redis::pipe();
-    pipe.cmd("CLIENT")
-        .arg("KILL")
-        .arg("TYPE")
-        .arg("normal")
-        .arg("SKIPME")
-        .arg("yes")
-        .ignore();
+    let mut admin = raw(&redis).await;
+    let mut pipe = kill_other_clients();
     for n in 0..400 {
         pipe.cmd("XADD")
             .arg("sse:feed")
@@ -428,19 +417,8 @@ async fn events_published_while_the_reader_was_cut_off_arrive_after_it_reconnect
 
     // Another instance (here: raw XADDs, as a RedisStore writes them) publishes right after every
     // connection of this one was cut.
-    let admin = redis::Client::open(redis.url()).expect("client");
-    let mut admin = admin
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect");
-    let mut pipe = redis::pipe();
-    pipe.cmd("CLIENT")
-        .arg("KILL")
-        .arg("TYPE")
-        .arg("normal")
-        .arg("SKIPME")
-        .arg("yes")
-        .ignore();
+    let mut admin = raw(&redis).await;
+    let mut pipe = kill_other_clients();
     for n in 0..20 {
         pipe.cmd("XADD")
             .arg("sse:feed")
@@ -466,6 +444,19 @@ async fn events_published_while_the_reader_was_cut_off_arrive_after_it_reconnect
 }
 
 /// A raw connection to `redis`, as another program writing there would use.
+/// A pipeline that starts by cutting every other client's connection (the stores' among them).
+fn kill_other_clients() -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    pipe.cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("normal")
+        .arg("SKIPME")
+        .arg("yes")
+        .ignore();
+    pipe
+}
+
 async fn raw(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
     redis::Client::open(redis.url())
         .expect("client")

@@ -40,6 +40,17 @@ const BAD_KEY_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// Most entries one `XREAD` returns per stream.
 const MAX_READ_COUNT: usize = 10_000;
 
+/// Sends `PING` on the command connection; `Err` says why there was no answer in `timeout`.
+async fn ping(commands: &ConnectionManager, timeout: Duration) -> Result<(), String> {
+    let mut commands = commands.clone();
+    let ping = Cmd::new().arg("PING").clone();
+    match tokio::time::timeout(timeout, commands.send_packed_command(&ping)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(err)) => Err(err.to_string()),
+        Err(_) => Err(format!("no answer within {timeout:?}")),
+    }
+}
+
 /// Why a [`RedisStore`] could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RedisStoreError {
@@ -169,20 +180,9 @@ impl RedisStoreBuilder {
     /// answer within the connect timeout, or [`RedisStoreError::NoRuntime`].
     pub async fn connect(self) -> Result<RedisStore, RedisStoreError> {
         let store = self.connect_lazy()?;
-        let mut commands = store.commands.clone();
-        let ping = Cmd::new().arg("PING").clone();
-        let answer = tokio::time::timeout(
-            store.settings.command_timeout,
-            commands.send_packed_command(&ping),
-        )
-        .await;
-        match answer {
-            Ok(Ok(_)) => Ok(store),
-            Ok(Err(err)) => Err(RedisStoreError::Unreachable(err.to_string())),
-            Err(_) => Err(RedisStoreError::Unreachable(format!(
-                "no answer within {:?}",
-                store.settings.command_timeout
-            ))),
+        match ping(&store.commands, store.settings.command_timeout).await {
+            Ok(()) => Ok(store),
+            Err(reason) => Err(RedisStoreError::Unreachable(reason)),
         }
     }
 
@@ -916,14 +916,10 @@ impl Reader {
         if self.shared.commands_failing.load(Ordering::Acquire) {
             // Publishes failed; tell health as soon as the command connection works again
             // rather than at the next publish.
-            let mut commands = self.commands.clone();
-            let ping = Cmd::new().arg("PING").clone();
-            let answer = tokio::time::timeout(
-                self.settings.command_timeout,
-                commands.send_packed_command(&ping),
-            )
-            .await;
-            if matches!(answer, Ok(Ok(_))) {
+            if ping(&self.commands, self.settings.command_timeout)
+                .await
+                .is_ok()
+            {
                 self.shared.commands_ok();
             }
         }
