@@ -26,10 +26,7 @@ use std::{fmt, time::Duration};
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 
-use crate::store::Reset;
-
-/// The event name a [`crate::Hub`] uses for its reset signal; applications can not publish it.
-pub const RESET_EVENT: &str = "sse-reset";
+use crate::wire::{lines, put_field, RESET_EVENT};
 
 /// Longest event name accepted, in bytes.
 pub const MAX_EVENT_NAME_LEN: usize = 256;
@@ -39,6 +36,7 @@ pub const MAX_ID_LEN: usize = 256;
 
 /// Why an [`Event`] could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum EventError {
     /// The event name contains CR or LF, which would end the `event:` line early.
     #[error("event name must not contain CR or LF")]
@@ -58,6 +56,10 @@ pub enum EventError {
     /// The id is longer than [`MAX_ID_LEN`] bytes.
     #[error("event id is {0} bytes long, the limit is {MAX_ID_LEN}")]
     IdTooLong(usize),
+    /// The shutdown event carries an id; it is sent outside any channel's log, and a client that
+    /// resumed from it would skip events.
+    #[error("the shutdown event can not carry an id: remove the id `{0}`")]
+    FarewellWithId(String),
     /// The value given to [`Event::json`] could not be serialized.
     #[error("event data could not be serialized as JSON: {0}")]
     Json(String),
@@ -186,7 +188,7 @@ impl Event {
             put_field(&mut buf, "event", name);
         }
         if let Some(retry) = self.retry {
-            put_field(&mut buf, "retry", itoa(retry).as_str());
+            put_field(&mut buf, "retry", &retry.to_string());
         }
         if let Some(data) = &self.data {
             for line in lines(data) {
@@ -245,85 +247,6 @@ fn validate_id(id: &str) -> Result<(), EventError> {
     } else {
         Ok(())
     }
-}
-
-/// The frame that sets the client's reconnection delay, sent first on every stream.
-pub(crate) fn retry_frame(delay: Duration) -> Bytes {
-    let mut buf = BytesMut::with_capacity(32);
-    put_field(
-        &mut buf,
-        "retry",
-        itoa(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX)).as_str(),
-    );
-    buf.put_u8(b'\n');
-    buf.freeze()
-}
-
-/// `id: <id>\n` followed by `body`, a frame encoded without an id: how stores stamp the id they
-/// assign onto an event encoded once, outside their lock.
-pub(crate) fn frame_with_id(id: &str, body: &[u8]) -> Bytes {
-    let mut buf = BytesMut::with_capacity(id.len() + 5 + body.len());
-    put_field(&mut buf, "id", id);
-    buf.put_slice(body);
-    buf.freeze()
-}
-
-/// The reset signal: an `sse-reset` event whose id is where the stream continues.
-pub(crate) fn reset_frame(reset: &Reset) -> Bytes {
-    let data = serde_json::json!({
-        "reason": reset.reason.as_str(),
-        "resume_from": reset.resume_from.as_str(),
-    })
-    .to_string();
-    let mut buf = BytesMut::with_capacity(data.len() + reset.resume_from.as_str().len() + 32);
-    put_field(&mut buf, "id", reset.resume_from.as_str());
-    put_field(&mut buf, "event", RESET_EVENT);
-    put_field(&mut buf, "data", &data);
-    buf.put_u8(b'\n');
-    buf.freeze()
-}
-
-/// The heartbeat: an empty comment line. Browsers ignore it; proxies and TCP see traffic.
-pub(crate) const HEARTBEAT_FRAME: &[u8] = b":\n\n";
-
-/// Splits on CR, LF and CRLF, as the parser does; `"a\n"` gives `["a", ""]`, `""` gives `[""]`.
-fn lines(text: &str) -> impl Iterator<Item = &str> {
-    let mut rest = Some(text);
-    std::iter::from_fn(move || {
-        let current = rest?;
-        match current.find(['\r', '\n']) {
-            Some(at) => {
-                let skip = if current[at..].starts_with("\r\n") {
-                    2
-                } else {
-                    1
-                };
-                rest = Some(&current[at + skip..]);
-                Some(&current[..at])
-            }
-            None => {
-                rest = None;
-                Some(current)
-            }
-        }
-    })
-}
-
-/// Writes `name: value\n`; an empty value is written as `name:\n`. The space after the colon is
-/// always written when there is a value, so a value starting with a space keeps it (the parser
-/// strips exactly one).
-fn put_field(buf: &mut BytesMut, name: &str, value: &str) {
-    buf.put_slice(name.as_bytes());
-    buf.put_u8(b':');
-    if !value.is_empty() {
-        buf.put_u8(b' ');
-        buf.put_slice(value.as_bytes());
-    }
-    buf.put_u8(b'\n');
-}
-
-fn itoa(n: u64) -> String {
-    n.to_string()
 }
 
 #[cfg(test)]
@@ -389,14 +312,6 @@ mod tests {
         assert_eq!(
             event.map(|e| wire(&e)),
             Ok("id: 7\nevent: tick\nretry: 1500\ndata: {\"a\":1}\n\n".to_owned())
-        );
-    }
-
-    #[test]
-    fn retry_frame_is_digits() {
-        assert_eq!(
-            &retry_frame(Duration::from_millis(3250))[..],
-            b"retry: 3250\n\n"
         );
     }
 }

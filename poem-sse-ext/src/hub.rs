@@ -1,79 +1,32 @@
-//! Channels, publishing, and the streams that read them.
+//! [`Hub`]: channels, publishing, and subscribing. It knows no HTTP: the endpoint does.
 
-use std::{
-    sync::{
-        atomic::{AtomicU64, AtomicUsize, Ordering},
-        Arc,
-    },
-    time::Duration,
+use std::sync::{
+    atomic::{AtomicU64, Ordering},
+    Arc,
 };
 
-use poem::{http::StatusCode, Request, Response};
+use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    channels::ChannelMap,
     config::HubConfig,
     endpoint::SseEndpoint,
-    event::retry_frame,
-    metrics::{ChannelStats, HubMetrics},
-    response::sse_response,
-    shutdown::ShutdownTrigger,
-    store::{EventId, MemoryStore, ReplayStore, Retention, StoreError, StoreHealth},
-    stream::{HubSource, Shutdown, SseBody},
-    Event, EventError,
+    error::{PublishError, ReadError, SubscribeError},
+    metrics::HubMetrics,
+    registry::{validate_channel, Channel, Registry},
+    shutdown::{ShutdownSignal, ShutdownTrigger},
+    store::{EventId, StoreHealth},
+    subscriber::{OpenStream, StreamCap, Subscriber},
+    wire::StoredEvent,
+    Event, HubBuilder,
 };
 
-/// Longest channel name, in bytes.
-pub const MAX_CHANNEL_LEN: usize = 64;
-
-/// A resume id that no store issues (ids never contain NUL): what an over-long `Last-Event-ID`
+/// A resume id that no store issues (ids never contain NUL): what an over-long resume point
 /// becomes, so that the store answers it with [`crate::store::ResetReason::Unknown`].
 const UNKNOWN_RESUME_ID: &str = "\0";
 
-/// Why a publish failed. Nothing already stored is affected by a failed publish.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PublishError {
-    /// The channel name is not `[A-Za-z0-9_.-]{1,64}`.
-    #[error(transparent)]
-    Channel(#[from] ChannelError),
-    /// The event carries an id; a hub's store assigns ids itself.
-    #[error("published events get their id from the store: remove the id `{0}`")]
-    HasId(String),
-    /// The event could not be built.
-    #[error(transparent)]
-    Event(#[from] EventError),
-    /// The hub is shutting down.
-    #[error("the hub is shutting down")]
-    ShuttingDown,
-    /// The store refused or failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// An invalid channel name.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid channel name: channel names are 1 to {MAX_CHANNEL_LEN} characters from A-Z a-z 0-9 _ . -")]
-pub struct ChannelError;
-
-/// Checks that `name` matches `[A-Za-z0-9_.-]{1,64}`.
-///
-/// # Errors
-/// [`ChannelError`] otherwise.
-pub fn validate_channel(name: &str) -> Result<(), ChannelError> {
-    let valid = !name.is_empty()
-        && name.len() <= MAX_CHANNEL_LEN
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    if valid {
-        Ok(())
-    } else {
-        Err(ChannelError)
-    }
-}
-
-/// The publish side and the subscribe side of a set of channels, over one [`ReplayStore`].
+/// The publish side and the subscribe side of a set of channels, over one
+/// [`ReplayStore`](crate::store::ReplayStore).
 ///
 /// Cheap to clone (an `Arc`); clone it into handlers, publishers and the endpoint.
 ///
@@ -98,14 +51,22 @@ pub struct Hub {
 }
 
 struct HubInner {
-    store: Arc<dyn ReplayStore>,
+    registry: Arc<Registry>,
     config: HubConfig,
-    channels: ChannelMap<ChannelStats>,
-    /// Open streams over all channels. Incremented before the per-channel count and decremented
-    /// after it, so it is never below the sum of the channels' counts.
-    open: AtomicUsize,
     rejected: AtomicU64,
     shutdown: ShutdownTrigger,
+}
+
+/// A channel's newest retained events and the head id they lead up to, from [`Hub::recent`].
+///
+/// Render a page's state from `events` and let its stream resume after `head`: nothing published
+/// in between is lost or shown twice, whichever instance rendered the page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecentEvents {
+    /// The id a stream resumed from continues exactly after the last of `events`.
+    pub head: EventId,
+    /// Oldest first.
+    pub events: Vec<StoredEvent>,
 }
 
 impl Hub {
@@ -120,6 +81,20 @@ impl Hub {
         Self::builder().build()
     }
 
+    pub(crate) fn from_parts(
+        store: Arc<dyn crate::store::ReplayStore>,
+        config: HubConfig,
+    ) -> Self {
+        Self {
+            inner: Arc::new(HubInner {
+                registry: Arc::new(Registry::new(store, config.max_channels)),
+                config,
+                rejected: AtomicU64::new(0),
+                shutdown: ShutdownTrigger::new(),
+            }),
+        }
+    }
+
     /// The settings of this hub.
     pub fn config(&self) -> &HubConfig {
         &self.inner.config
@@ -130,8 +105,8 @@ impl Hub {
     /// listeners: nothing is copied per subscriber.
     ///
     /// # Errors
-    /// An invalid channel name, an event that carries its own id, a hub that is shutting down,
-    /// or a store failure (nothing is dropped silently).
+    /// An invalid channel name, an event that carries its own id, a hub that is shutting down or
+    /// holds its maximum of channels, or a store failure (nothing is dropped silently).
     pub async fn publish(&self, channel: &str, event: Event) -> Result<EventId, PublishError> {
         validate_channel(channel)?;
         if let Some(id) = event.event_id() {
@@ -140,9 +115,9 @@ impl Hub {
         if self.is_shutting_down() {
             return Err(PublishError::ShuttingDown);
         }
-        let stats = self.inner.stats(channel)?;
-        let id = self.inner.store.append(channel, &event).await?;
-        ChannelStats::add(&stats.published, 1);
+        let channel = self.inner.registry.get_or_register(channel)?;
+        let id = channel.store.append(&event).await?;
+        crate::metrics::ChannelStats::add(&channel.stats.published, 1);
         Ok(id)
     }
 
@@ -151,10 +126,104 @@ impl Hub {
     /// render and connect is lost or shown twice.
     ///
     /// # Errors
-    /// An invalid channel name, or a store failure.
-    pub async fn head(&self, channel: &str) -> Result<EventId, PublishError> {
-        validate_channel(channel)?;
-        Ok(self.inner.store.head(channel).await?)
+    /// An invalid channel name, a hub at its maximum of channels, or a store failure.
+    pub async fn head(&self, channel: &str) -> Result<EventId, ReadError> {
+        Ok(self.channel(channel)?.store.head().await?)
+    }
+
+    /// The newest events of `channel` still retained, at most `max`, with the head id they lead
+    /// up to: a page's state, rendered from the store itself (so from any instance sharing it).
+    ///
+    /// ```
+    /// use poem_sse_ext::{Event, Hub};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let hub = Hub::new();
+    /// for note in ["a", "b", "c"] {
+    ///     hub.publish("notes", Event::text(note).event("note")?).await?;
+    /// }
+    /// let recent = hub.recent("notes", 2).await?;
+    /// let data: Vec<_> = recent.events.iter().map(|e| e.data.as_str()).collect();
+    /// assert_eq!(data, ["b", "c"]);
+    /// assert_eq!(recent.head, hub.head("notes").await?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Hub::head`].
+    pub async fn recent(&self, channel: &str, max: usize) -> Result<RecentEvents, ReadError> {
+        let recent = self.channel(channel)?.store.recent(max).await?;
+        Ok(RecentEvents {
+            head: recent.head,
+            events: recent
+                .frames
+                .iter()
+                .filter_map(|frame| StoredEvent::decode(frame))
+                .collect(),
+        })
+    }
+
+    /// Opens a stream of `channel` after `resume` (an id the client saw; `None` for "from now"):
+    /// the reset signal if `resume` can not be honoured, every retained event after it, then live
+    /// events. Counted against the caps until the [`Subscriber`] is dropped.
+    ///
+    /// `resume` is untrusted input: any value gives a subscriber (with a reset where it can not
+    /// be honoured); an empty one means none, one longer than
+    /// [`HubBuilder::max_last_event_id_len`] is unknown.
+    ///
+    /// # Errors
+    /// An invalid channel name, shutdown, a cap (streams in total, per channel, channels), or a
+    /// store failure; see [`SubscribeError::is_temporary`].
+    pub async fn subscribe(
+        &self,
+        channel: &str,
+        resume: Option<&str>,
+    ) -> Result<Subscriber, SubscribeError> {
+        let refused = |err: SubscribeError| {
+            if err.is_temporary() {
+                self.inner.rejected.fetch_add(1, Ordering::Relaxed);
+            }
+            err
+        };
+        validate_channel(channel).map_err(|err| refused(err.into()))?;
+        if self.is_shutting_down() {
+            return Err(refused(SubscribeError::ShuttingDown));
+        }
+        let config = &self.inner.config;
+        let entry = self
+            .inner
+            .registry
+            .get_or_register(channel)
+            .map_err(|err| refused(err.into()))?;
+        let stream = OpenStream::admit(
+            &self.inner.registry,
+            Arc::clone(&entry),
+            config.max_streams,
+            config.max_streams_per_channel,
+        )
+        .map_err(|cap| {
+            refused(match cap {
+                StreamCap::Total(limit) => SubscribeError::TooManyStreams { limit },
+                StreamCap::PerChannel(limit) => SubscribeError::TooManyStreamsOnChannel {
+                    channel: channel.to_owned(),
+                    limit,
+                },
+            })
+        })?;
+        let resume = match resume {
+            Some("") | None => None,
+            Some(id) if id.len() > config.max_last_event_id_len => Some(UNKNOWN_RESUME_ID),
+            Some(id) => Some(id),
+        };
+        let sub = entry
+            .store
+            .subscribe(resume)
+            .await
+            .map_err(|err| refused(err.into()))?;
+        tracing::debug!(channel, resumed = resume.is_some(), reset = ?sub.reset.as_ref().map(|r| r.reason), "sse stream opened");
+        Ok(Subscriber::new(sub, config.max_chunk_bytes, stream))
     }
 
     /// A poem endpoint serving the channel named by the `channel` path parameter: mount it with
@@ -163,35 +232,30 @@ impl Hub {
         SseEndpoint::new(self.clone())
     }
 
-    /// Answers `req` with the stream of `channel`, for handlers that choose the channel
-    /// themselves (after their own authorization, say). Never fails: errors are `4xx`/`503`
-    /// responses with a message.
-    pub async fn serve(&self, req: &Request, channel: &str) -> Response {
-        match self.open_stream(req, channel).await {
-            Ok(response) => response,
-            Err(refusal) => self.refuse(refusal),
-        }
-    }
-
     /// A snapshot of the counters, per channel and in total.
     pub fn metrics(&self) -> HubMetrics {
         let channels = self
             .inner
-            .channels
-            .map_each(|name, stats| (name.to_owned(), stats.snapshot()));
+            .registry
+            .map_each(|channel| (channel.name.to_string(), channel.stats.snapshot()));
         HubMetrics::from_channels(
             channels.into_iter(),
             self.inner.rejected.load(Ordering::Relaxed),
         )
     }
 
+    /// Open streams over all channels.
+    pub fn open_streams(&self) -> usize {
+        self.inner.registry.open_streams()
+    }
+
     /// Whether the store can serve right now.
     pub fn health(&self) -> StoreHealth {
-        self.inner.store.health()
+        self.inner.registry.store().health()
     }
 
     /// Ends every open stream now: each gets the configured shutdown event (if any) and a jittered
-    /// `retry:` hint, then its response ends. New streams get `503`, publishes an error.
+    /// `retry:` hint, then its response ends. New streams are refused, publishes get an error.
     ///
     /// Call it when shutdown begins, before the server waits for connections to close:
     ///
@@ -231,77 +295,14 @@ impl Hub {
         self.inner.shutdown.child_token()
     }
 
-    async fn open_stream(&self, req: &Request, channel: &str) -> Result<Response, Refusal> {
-        validate_channel(channel).map_err(|err| Refusal::new(StatusCode::NOT_FOUND, err))?;
-        if self.is_shutting_down() {
-            return Err(Refusal::unavailable("the server is shutting down"));
-        }
-        let stats = self.inner.stats(channel).map_err(Refusal::unavailable)?;
-        let stream = self.try_open(channel, stats)?;
-        let resume = resume_point(req, self.inner.config.max_last_event_id_len);
-        let sub = self
-            .inner
-            .store
-            .subscribe(channel, resume.as_deref())
-            .await
-            .map_err(Refusal::unavailable)?;
-        tracing::debug!(channel, resumed = resume.is_some(), reset = ?sub.reset.as_ref().map(|r| r.reason), "sse stream opened");
-
-        let config = &self.inner.config;
-        let source = HubSource::new(sub, config.max_chunk_bytes, stream);
-        let farewell = {
-            let hub = self.clone(); // an Arc: nothing per stream is copied for the farewell
-            move || {
-                let config = hub.config();
-                Shutdown::farewell(config.shutdown_event.as_ref(), config.jittered_retry())
-            }
-        };
-        let body = SseBody::new(Some(retry_frame(config.jittered_retry())), source)
-            .heartbeat(config.heartbeat)
-            .shutdown(Some(Shutdown::new(self.inner.shutdown.signal(), farewell)));
-        Ok(sse_response(body, Some(req.version())))
+    /// The signal a stream's body watches to end itself on shutdown.
+    pub(crate) fn shutdown_signal(&self) -> ShutdownSignal {
+        self.inner.shutdown.signal()
     }
 
-    /// Counts a new stream against the caps, or answers `503`.
-    fn try_open(&self, channel: &str, stats: Arc<ChannelStats>) -> Result<OpenStream, Refusal> {
-        let config = &self.inner.config;
-        // Increment first, then check: two racing opens can not both take the last place.
-        if self.inner.open.fetch_add(1, Ordering::AcqRel) >= config.max_streams {
-            self.inner.open.fetch_sub(1, Ordering::AcqRel);
-            return Err(Refusal::unavailable("too many open streams"));
-        }
-        if stats.open.fetch_add(1, Ordering::AcqRel) >= config.max_streams_per_channel {
-            stats.open.fetch_sub(1, Ordering::AcqRel);
-            self.inner.open.fetch_sub(1, Ordering::AcqRel);
-            return Err(Refusal::unavailable(
-                "too many open streams on this channel",
-            ));
-        }
-        Ok(OpenStream {
-            hub: Arc::clone(&self.inner),
-            stats,
-            channel: channel.into(),
-        })
-    }
-
-    /// The answer to a refused stream; `503` comes with a jittered `Retry-After`.
-    fn refuse(&self, refusal: Refusal) -> Response {
-        let mut response = Response::builder()
-            .status(refusal.status)
-            .content_type("text/plain; charset=utf-8")
-            .body(refusal.message);
-        if refusal.status != StatusCode::SERVICE_UNAVAILABLE {
-            return response;
-        }
-        self.inner.rejected.fetch_add(1, Ordering::Relaxed);
-        let retry_after = self.inner.config.jittered_retry();
-        let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-        if let Ok(value) = seconds.max(1).to_string().parse() {
-            response
-                .headers_mut()
-                .insert(poem::http::header::RETRY_AFTER, value);
-        }
-        response
+    fn channel(&self, name: &str) -> Result<Arc<Channel>, ReadError> {
+        validate_channel(name)?;
+        Ok(self.inner.registry.get_or_register(name)?)
     }
 }
 
@@ -311,237 +312,20 @@ impl Default for Hub {
     }
 }
 
-impl HubInner {
-    /// The counters of `channel`, created on first use up to `max_channels`.
-    fn stats(&self, channel: &str) -> Result<Arc<ChannelStats>, StoreError> {
-        self.channels.get_or_create(channel, Arc::default)
-    }
-}
-
-/// One open stream, counted in the metrics and the caps until it is dropped (which hyper does as
-/// soon as it notices the client is gone).
-pub(crate) struct OpenStream {
-    hub: Arc<HubInner>,
-    stats: Arc<ChannelStats>,
-    channel: Box<str>,
-}
-
-impl OpenStream {
-    pub(crate) fn stats(&self) -> &ChannelStats {
-        &self.stats
-    }
-}
-
-impl Drop for OpenStream {
-    fn drop(&mut self) {
-        self.stats.open.fetch_sub(1, Ordering::AcqRel);
-        self.hub.open.fetch_sub(1, Ordering::AcqRel);
-        tracing::debug!(channel = &*self.channel, "sse stream closed");
-    }
-}
-
-/// Configures a [`Hub`].
-#[derive(Default)]
-pub struct HubBuilder {
-    config: HubConfig,
-    retention: Retention,
-    store: Option<Arc<dyn ReplayStore>>,
-}
-
-impl HubBuilder {
-    /// Keeps at most `events` events per channel for replay (default 1,000). Applies to the
-    /// default in-memory store; a store given with [`HubBuilder::store`] has its own bounds.
-    pub fn history(mut self, events: usize) -> Self {
-        self.retention = self.retention.max_events(events);
-        self
-    }
-
-    /// Keeps at most `bytes` of encoded frames per channel (default 4 MiB); see
-    /// [`HubBuilder::history`].
-    pub fn history_bytes(mut self, bytes: usize) -> Self {
-        self.retention = self.retention.max_bytes(bytes);
-        self
-    }
-
-    /// Keeps events at most `age` for replay (default 1 hour); see [`HubBuilder::history`].
-    pub fn history_age(mut self, age: Duration) -> Self {
-        self.retention = self.retention.max_age(age);
-        self
-    }
-
-    /// The history bounds set so far with [`HubBuilder::history`], [`HubBuilder::history_bytes`]
-    /// and [`HubBuilder::history_age`]: give them to a store of your own so that it keeps the
-    /// same bounds as the in-memory store would.
-    pub fn history_retention(&self) -> Retention {
-        self.retention
-    }
-
-    /// Uses `store` instead of the in-memory store.
-    pub fn store(mut self, store: impl ReplayStore) -> Self {
-        self.store = Some(Arc::new(store));
-        self
-    }
-
-    /// Sends a heartbeat comment (`:` line) after each `interval` without a frame (default 15 s).
-    /// Keeps proxies from closing idle streams and bounds how long a vanished HTTP/1.1 client
-    /// stays counted.
-    pub fn heartbeat(mut self, interval: Duration) -> Self {
-        self.config.heartbeat = Some(interval);
-        self
-    }
-
-    /// Sends no heartbeats.
-    pub fn no_heartbeat(mut self) -> Self {
-        self.config.heartbeat = None;
-        self
-    }
-
-    /// The base of the `retry:` hint sent first on each stream (default 3 s). Also the base of
-    /// `Retry-After` on `503`.
-    pub fn retry(mut self, base: Duration) -> Self {
-        self.config.retry = base;
-        self
-    }
-
-    /// The random spread added to the retry hint (default 2 s), so that clients cut off together
-    /// do not come back together.
-    pub fn retry_jitter(mut self, spread: Duration) -> Self {
-        self.config.retry_jitter = spread;
-        self
-    }
-
-    /// Most open streams in total (default 10,000); above it, `503` with `Retry-After`.
-    pub fn max_streams(mut self, n: usize) -> Self {
-        self.config.max_streams = n;
-        self
-    }
-
-    /// Most open streams on one channel (default 10,000); above it, `503` with `Retry-After`.
-    pub fn max_streams_per_channel(mut self, n: usize) -> Self {
-        self.config.max_streams_per_channel = n;
-        self
-    }
-
-    /// Most channels (default 10,000), for the hub's counters and the in-memory store.
-    pub fn max_channels(mut self, n: usize) -> Self {
-        self.config.max_channels = n;
-        self
-    }
-
-    /// Most bytes of ready frames handed to hyper as one chunk (default 64 KiB). A frame is never
-    /// held back waiting for others; this only caps how many already-ready frames are joined.
-    pub fn max_chunk_bytes(mut self, n: usize) -> Self {
-        self.config.max_chunk_bytes = n.max(1);
-        self
-    }
-
-    /// Longest `Last-Event-ID` considered (default 256 bytes); a longer one is treated as unknown.
-    pub fn max_last_event_id_len(mut self, n: usize) -> Self {
-        self.config.max_last_event_id_len = n;
-        self
-    }
-
-    /// An event sent to every open stream when the hub shuts down.
-    ///
-    /// # Errors
-    /// [`EventError`] if the event carries an id (the farewell is not part of any log).
-    pub fn shutdown_event(mut self, event: Event) -> Result<Self, EventError> {
-        if event.event_id().is_some() {
-            return Err(EventError::InvalidId);
-        }
-        self.config.shutdown_event = Some(event);
-        Ok(self)
-    }
-
-    /// Builds the hub.
-    pub fn build(self) -> Hub {
-        let store = self.store.unwrap_or_else(|| {
-            Arc::new(MemoryStore::new(self.retention).max_channels(self.config.max_channels))
-        });
-        Hub {
-            inner: Arc::new(HubInner {
-                store,
-                channels: ChannelMap::new(self.config.max_channels),
-                config: self.config,
-                open: AtomicUsize::new(0),
-                rejected: AtomicU64::new(0),
-                shutdown: ShutdownTrigger::new(),
-            }),
-        }
-    }
-}
-
-/// The resume point: the `Last-Event-ID` header (what a reconnecting `EventSource` sends) wins
-/// over the `lastEventId` query parameter (what a page sets on its first connect). Empty means
-/// none; anything longer than `max_len` becomes an id no store issued.
-fn resume_point(req: &Request, max_len: usize) -> Option<String> {
-    let raw = req
-        .headers()
-        .get("last-event-id")
-        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
-        .or_else(|| {
-            form_urlencoded::parse(req.uri().query()?.as_bytes())
-                .find(|(key, _)| key == "lastEventId")
-                .map(|(_, value)| value.into_owned())
-        })?;
-    match raw.len() {
-        0 => None,
-        len if len > max_len => Some(UNKNOWN_RESUME_ID.to_owned()),
-        _ => Some(raw),
-    }
-}
-
-/// Why a stream was not opened.
-struct Refusal {
-    status: StatusCode,
-    message: String,
-}
-
-impl Refusal {
-    fn new(status: StatusCode, message: impl std::fmt::Display) -> Self {
-        Self {
-            status,
-            message: message.to_string(),
-        }
-    }
-
-    fn unavailable(message: impl std::fmt::Display) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("open_streams", &self.open_streams())
+            .field("shutting_down", &self.is_shutting_down())
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn channel_names() {
-        for ok in ["a", "prices", "A-b_c.9", &"x".repeat(64)] {
-            assert_eq!(validate_channel(ok), Ok(()), "{ok:?}");
-        }
-        for bad in ["", "a/b", "a b", "ä", "a\n", &"x".repeat(65), "..%2f"] {
-            assert_eq!(validate_channel(bad), Err(ChannelError), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn header_wins_over_query_and_long_ids_become_unknown() {
-        let req = Request::builder()
-            .uri_str("/events/a?lastEventId=q-1")
-            .header("Last-Event-ID", "h-2")
-            .finish();
-        assert_eq!(resume_point(&req, 256).as_deref(), Some("h-2"));
-        let req = Request::builder()
-            .uri_str("/e?x=1&lastEventId=q%2D1")
-            .finish();
-        assert_eq!(resume_point(&req, 256).as_deref(), Some("q-1"));
-        let req = Request::builder().uri_str("/e?lastEventId=").finish();
-        assert_eq!(resume_point(&req, 256), None);
-        let req = Request::builder()
-            .header("Last-Event-ID", "9".repeat(300))
-            .finish();
-        assert_eq!(resume_point(&req, 256).as_deref(), Some(UNKNOWN_RESUME_ID));
-    }
+    use crate::ChannelError;
 
     #[tokio::test]
     async fn publish_rejects_bad_input_and_keeps_what_is_stored() {
@@ -550,7 +334,7 @@ mod tests {
         assert!(first.is_ok());
         assert_eq!(
             hub.publish("a/b", Event::text("x")).await,
-            Err(PublishError::Channel(ChannelError))
+            Err(PublishError::Channel(ChannelError("a/b".into())))
         );
         let with_id = Event::text("x").id("mine").unwrap_or_default();
         assert_eq!(
@@ -559,5 +343,28 @@ mod tests {
         );
         assert_eq!(hub.head("a").await.ok(), first.ok());
         assert_eq!(hub.metrics().total.published, 1);
+    }
+
+    #[tokio::test]
+    async fn one_registry_one_cap_one_error() {
+        let hub = Hub::builder().max_channels(1).build();
+        assert!(hub.publish("a", Event::text("1")).await.is_ok());
+        let refused = crate::registry::TooManyChannels {
+            channel: "b".into(),
+            limit: 1,
+        };
+        assert_eq!(
+            hub.publish("b", Event::text("1")).await,
+            Err(PublishError::TooManyChannels(refused.clone()))
+        );
+        assert_eq!(
+            hub.subscribe("b", None).await.err(),
+            Some(SubscribeError::TooManyChannels(refused.clone()))
+        );
+        assert_eq!(
+            hub.head("b").await,
+            Err(ReadError::TooManyChannels(refused))
+        );
+        assert!(hub.subscribe("a", None).await.is_ok());
     }
 }

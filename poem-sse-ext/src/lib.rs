@@ -26,33 +26,43 @@
 //!   age). A reconnecting `EventSource` sends `Last-Event-ID`; the stream replays exactly the
 //!   events after it, then goes live. A page can pass `?lastEventId=<id>` for its first connect.
 //! - **No silent gaps.** When the resume point was evicted, comes from before a restart, or was
-//!   never issued, the stream starts with an `sse-reset` event (see [`store::Reset`]).
+//!   never issued, the stream starts with an `sse-reset` event (see [`Reset`]).
 //! - **Flushed at once.** Each ready frame goes to hyper as soon as it exists (ready frames may
 //!   be joined into one chunk, never held back), also through poem's `Compression`.
 //! - **Heartbeats** after each idle interval, **jittered retry** hints, **caps** with `503` and
 //!   `Retry-After`, **graceful shutdown** with [`Hub::shutdown`], and [`Hub::metrics`].
 //! - [`SseResponse`] for streams of your own, with the same wire guarantees.
-#![warn(missing_docs)]
+#![warn(missing_docs, missing_debug_implementations)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod channels;
+mod body;
+mod builder;
 mod config;
 mod endpoint;
+mod error;
 mod event;
 mod hub;
 mod metrics;
+mod registry;
 mod response;
 #[cfg(feature = "server")]
 pub mod server;
 mod shutdown;
 pub mod store;
-mod stream;
+mod subscriber;
+pub mod wire;
 
+pub use builder::HubBuilder;
 pub use config::HubConfig;
-pub use endpoint::SseEndpoint;
-pub use event::{
-    validate_event_name, Event, EventError, MAX_EVENT_NAME_LEN, MAX_ID_LEN, RESET_EVENT,
-};
-pub use hub::{validate_channel, ChannelError, Hub, HubBuilder, PublishError, MAX_CHANNEL_LEN};
+pub use endpoint::{RefusedStream, SseEndpoint};
+pub use error::{PublishError, ReadError, SubscribeError};
+pub use event::{validate_event_name, Event, EventError, MAX_EVENT_NAME_LEN, MAX_ID_LEN};
+pub use hub::{Hub, RecentEvents};
 pub use metrics::{ChannelMetrics, HubMetrics};
+pub use registry::{validate_channel, ChannelError, TooManyChannels, MAX_CHANNEL_LEN};
 pub use response::SseResponse;
 pub use store::EventId;
+pub use subscriber::Subscriber;
+/// The token [`Hub::shutdown_token`] and [`SseResponse::shutdown`] use.
+pub use tokio_util::sync::CancellationToken;
+pub use wire::{Reset, ResetReason, StoredEvent, RESET_EVENT};

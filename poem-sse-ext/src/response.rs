@@ -10,10 +10,10 @@ use poem::{
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    body::{Shutdown, SseBody},
     config::jittered,
-    event::retry_frame,
     shutdown::ShutdownSignal,
-    stream::{Shutdown, SseBody},
+    wire::retry_frame,
     Event,
 };
 
@@ -44,6 +44,16 @@ pub struct SseResponse<S> {
     shutdown: Option<CancellationToken>,
 }
 
+impl<S> std::fmt::Debug for SseResponse<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SseResponse")
+            .field("heartbeat", &self.heartbeat)
+            .field("retry", &self.retry)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<S> SseResponse<S>
 where
     S: Stream<Item = Event> + Send + 'static,
@@ -60,12 +70,14 @@ where
     }
 
     /// Sends a heartbeat comment after each `interval` without an event.
+    #[must_use]
     pub fn heartbeat(mut self, interval: Duration) -> Self {
         self.heartbeat = Some(interval);
         self
     }
 
     /// Sends no heartbeats.
+    #[must_use]
     pub fn no_heartbeat(mut self) -> Self {
         self.heartbeat = None;
         self
@@ -73,6 +85,7 @@ where
 
     /// Sends `retry: <base + random part of jitter>` first, so that clients spread their
     /// reconnects.
+    #[must_use]
     pub fn retry(mut self, base: Duration, jitter: Duration) -> Self {
         self.retry = Some((base, jitter));
         self
@@ -81,6 +94,7 @@ where
     /// The request's HTTP version: `Connection: keep-alive` is sent on HTTP/1.x only (it is a
     /// connection-specific header that HTTP/2 forbids). Without it, no `Connection` header is
     /// sent (HTTP/1.1 connections are persistent by default).
+    #[must_use]
     pub fn http_version(mut self, version: Version) -> Self {
         self.version = Some(version);
         self
@@ -88,6 +102,7 @@ where
 
     /// Ends the stream when `token` is cancelled, after a final `retry:` hint, so that graceful
     /// shutdown does not wait for the client to leave.
+    #[must_use]
     pub fn shutdown(mut self, token: CancellationToken) -> Self {
         self.shutdown = Some(token);
         self

@@ -15,7 +15,7 @@ use tokio::{
 };
 use tokio_stream::wrappers::WatchStream;
 
-use super::{EventId, Reset, ResetReason, Retention, StoreError};
+use super::{EventId, Recent, Reset, ResetReason, Retention, StoreError};
 
 /// The ordered, bounded log of one channel's encoded frames.
 ///
@@ -73,6 +73,18 @@ impl ChannelLog {
         });
         if let (Some(runtime), Some(fanout)) = (runtime, &log.fanout) {
             runtime.spawn(fan_out(Arc::downgrade(&log), Arc::clone(fanout)));
+        }
+        log
+    }
+
+    /// An empty log that starts at `(head_key, head_id)` after history it does not hold (a
+    /// channel recreated in the same process, or one whose older entries stay in a shared
+    /// backend): a cursor below `head_key` has missed events and gets
+    /// [`ResetReason::Evicted`].
+    pub fn after_gap(retention: Retention, head_key: u128, head_id: EventId) -> Arc<Self> {
+        let log = Self::new(retention, head_key, head_id);
+        if head_key > 0 {
+            log.write().evicted_through = Some(head_key);
         }
         log
     }
@@ -178,6 +190,21 @@ impl ChannelLog {
                 }),
             ),
             None => (self.cursor(head_key, head_key), None),
+        }
+    }
+
+    /// The newest `max` retained frames, oldest first, and the head they lead up to.
+    pub fn recent(&self, max: usize) -> Recent {
+        let state = self.read();
+        let skip = state.entries.len().saturating_sub(max);
+        Recent {
+            head: state.head_id.clone(),
+            frames: state
+                .entries
+                .iter()
+                .skip(skip)
+                .map(|entry| entry.frame.clone())
+                .collect(),
         }
     }
 
@@ -355,6 +382,25 @@ pub struct LogCursor {
     position: u128,
     replay_through: u128,
     changes: WatchStream<u64>,
+}
+
+impl std::fmt::Debug for LogCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogCursor")
+            .field("position", &self.position)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for ChannelLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (events, bytes) = self.len_and_bytes();
+        f.debug_struct("ChannelLog")
+            .field("head", &self.head().1)
+            .field("events", &events)
+            .field("bytes", &bytes)
+            .finish_non_exhaustive()
+    }
 }
 
 impl LogCursor {

@@ -1,11 +1,15 @@
 //! The default replay store: per-channel logs in this process's memory.
 
-use std::sync::Arc;
+use std::sync::{
+    atomic::{AtomicU64, Ordering},
+    Arc,
+};
 
 use super::{
-    BoxFuture, ChannelLog, EventId, ReplayStore, ResetReason, Retention, StoreError, Subscription,
+    BoxFuture, ChannelLog, EventId, Recent, ReplayStore, Reset, ResetReason, Retention,
+    StoreChannel, StoreError, Subscription,
 };
-use crate::{channels::ChannelMap, event::frame_with_id, Event};
+use crate::{wire::frame_with_id, Event};
 
 /// Longest `Last-Event-ID` the store parses; a longer one is treated as unknown.
 const MAX_RESUME_ID_LEN: usize = 64;
@@ -13,15 +17,20 @@ const MAX_RESUME_ID_LEN: usize = 64;
 /// Keeps each channel's history in memory, bounded by a [`Retention`].
 ///
 /// Ids are `<epoch>-<seq>`: `epoch` is chosen at random when the store is created, so ids from
-/// before a restart are recognised (and answered with [`ResetReason::Epoch`]); `seq` counts the
-/// channel's events from 1, and `<epoch>-0` means "before the first event".
+/// before a restart are recognised (and answered with [`ResetReason::Epoch`]); `seq` orders the
+/// channel's events, and the head id of a channel without events means "before the first event".
 ///
-/// Channels are created on first use and kept for the life of the store, up to
-/// `max_channels` (default 10,000); their history is bounded by the retention.
+/// The store keeps no registry: each channel's log lives as long as the hub keeps the channel
+/// registered. A channel the hub forgot and registers again continues above every sequence number
+/// issued before, and a client resuming from the old numbers gets [`ResetReason::Evicted`], never
+/// another channel incarnation's events as if they were the ones it missed.
+#[derive(Debug)]
 pub struct MemoryStore {
-    epoch: String,
+    epoch: Arc<str>,
     retention: Retention,
-    channels: ChannelMap<ChannelLog>,
+    /// The highest sequence number issued by a channel that has since been dropped: a channel
+    /// registered again starts above it.
+    high_water: Arc<AtomicU64>,
 }
 
 impl MemoryStore {
@@ -31,7 +40,7 @@ impl MemoryStore {
     }
 
     /// A store with the given epoch (tests, or an epoch persisted by the application).
-    /// The epoch must not contain `-`, CR, LF or NUL; other characters are dropped.
+    /// Only ASCII letters and digits are kept; an epoch with none becomes `0`.
     pub fn with_epoch(retention: Retention, epoch: impl Into<String>) -> Self {
         let mut epoch: String = epoch
             .into()
@@ -42,16 +51,10 @@ impl MemoryStore {
             epoch.push('0');
         }
         Self {
-            epoch,
+            epoch: epoch.into(),
             retention,
-            channels: ChannelMap::new(10_000),
+            high_water: Arc::default(),
         }
-    }
-
-    /// Sets the most channels the store will hold (default 10,000).
-    pub fn max_channels(mut self, n: usize) -> Self {
-        self.channels.set_cap(n);
-        self
     }
 
     /// The epoch written in front of every id.
@@ -59,15 +62,102 @@ impl MemoryStore {
         &self.epoch
     }
 
-    /// The log of `channel`, created if needed.
-    ///
-    /// # Errors
-    /// [`StoreError::TooManyChannels`] when creating it would exceed the cap.
-    pub fn channel(&self, channel: &str) -> Result<Arc<ChannelLog>, StoreError> {
-        self.channels
-            .get_or_create(channel, || ChannelLog::new(self.retention, 0, self.id(0)))
+    /// The history bounds of every channel.
+    pub fn retention(&self) -> Retention {
+        self.retention
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new(Retention::default())
+    }
+}
+
+impl ReplayStore for MemoryStore {
+    fn channel(self: Arc<Self>, _name: &str) -> Arc<dyn StoreChannel> {
+        let base = self.high_water.load(Ordering::Acquire);
+        let ids = Ids {
+            epoch: Arc::clone(&self.epoch),
+        };
+        let log = ChannelLog::after_gap(self.retention, u128::from(base), ids.id(base.into()));
+        Arc::new(MemoryChannel {
+            log,
+            ids,
+            high_water: Arc::clone(&self.high_water),
+        })
+    }
+}
+
+/// One channel of a [`MemoryStore`]: its log is its whole history.
+struct MemoryChannel {
+    log: Arc<ChannelLog>,
+    ids: Ids,
+    high_water: Arc<AtomicU64>,
+}
+
+impl Drop for MemoryChannel {
+    fn drop(&mut self) {
+        let head = u64::try_from(self.log.head().0).unwrap_or(u64::MAX);
+        self.high_water.fetch_max(head, Ordering::AcqRel);
+    }
+}
+
+impl StoreChannel for MemoryChannel {
+    fn append<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, Result<EventId, StoreError>> {
+        // Encode once, outside the lock; only the id line is added under it.
+        let body = event.encode_with_id(None);
+        let appended = self.log.append_next(|seq| {
+            let id = self.ids.id(seq);
+            let frame = frame_with_id(id.as_str(), &body);
+            (id, frame)
+        });
+        Box::pin(std::future::ready(appended))
     }
 
+    fn subscribe<'a>(
+        &'a self,
+        last_event_id: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Subscription, StoreError>> {
+        let log = &self.log;
+        log.evict_expired();
+        // The log holds history and live frames alike, so subscribing and reading history are
+        // one step: the cursor reads everything after its position, whenever it was appended.
+        let (cursor, reset) = match last_event_id.map(|id| self.ids.parse(id)) {
+            None => log.cursor_after(None),
+            Some(Ok(seq)) => log.cursor_after(Some(seq)),
+            Some(Err(reason)) => {
+                let (cursor, _) = log.cursor_after(None);
+                let reset = Reset {
+                    reason,
+                    resume_from: log.head().1,
+                };
+                (cursor, Some(reset))
+            }
+        };
+        Box::pin(std::future::ready(Ok(Subscription { reset, cursor })))
+    }
+
+    fn head(&self) -> BoxFuture<'_, Result<EventId, StoreError>> {
+        Box::pin(std::future::ready(Ok(self.log.head().1)))
+    }
+
+    fn recent(&self, max: usize) -> BoxFuture<'_, Result<Recent, StoreError>> {
+        self.log.evict_expired();
+        Box::pin(std::future::ready(Ok(self.log.recent(max))))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.log.len_and_bytes().0 == 0
+    }
+}
+
+/// How a [`MemoryStore`] writes and reads its ids.
+struct Ids {
+    epoch: Arc<str>,
+}
+
+impl Ids {
     fn id(&self, seq: u128) -> EventId {
         EventId::new(format!("{}-{seq}", self.epoch))
     }
@@ -83,7 +173,7 @@ impl MemoryStore {
             .ok()
             .filter(|_| seq.bytes().all(|b| b.is_ascii_digit()))
             .ok_or(ResetReason::Unknown)?;
-        if epoch == self.epoch {
+        if epoch == &*self.epoch {
             Ok(u128::from(seq))
         } else if !epoch.is_empty() && epoch.bytes().all(|b| b.is_ascii_alphanumeric()) {
             Err(ResetReason::Epoch)
@@ -93,79 +183,20 @@ impl MemoryStore {
     }
 }
 
-impl Default for MemoryStore {
-    fn default() -> Self {
-        Self::new(Retention::default())
-    }
-}
-
-impl ReplayStore for MemoryStore {
-    fn append<'a>(
-        &'a self,
-        channel: &'a str,
-        event: &'a Event,
-    ) -> BoxFuture<'a, Result<EventId, StoreError>> {
-        Box::pin(async move {
-            let log = self.channel(channel)?;
-            // Encode once, outside the lock; only the id line is added under it.
-            let body = event.encode_with_id(None);
-            log.append_next(|seq| {
-                let id = self.id(seq);
-                let frame = frame_with_id(id.as_str(), &body);
-                (id, frame)
-            })
-        })
-    }
-
-    fn subscribe<'a>(
-        &'a self,
-        channel: &'a str,
-        last_event_id: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<Subscription, StoreError>> {
-        Box::pin(async move {
-            let log = self.channel(channel)?;
-            log.evict_expired();
-            // The log holds history and live frames alike, so subscribing and reading history are
-            // one step: the cursor reads everything after its position, whenever it was appended.
-            let (cursor, reset) = match last_event_id.map(|id| self.parse(id)) {
-                None => log.cursor_after(None),
-                Some(Ok(seq)) => log.cursor_after(Some(seq)),
-                Some(Err(reason)) => {
-                    let (cursor, _) = log.cursor_after(None);
-                    let reset = super::Reset {
-                        reason,
-                        resume_from: log.head().1,
-                    };
-                    (cursor, Some(reset))
-                }
-            };
-            Ok(Subscription {
-                reset,
-                replay: Vec::new(),
-                cursor,
-            })
-        })
-    }
-
-    fn head<'a>(&'a self, channel: &'a str) -> BoxFuture<'a, Result<EventId, StoreError>> {
-        Box::pin(async move { Ok(self.channel(channel)?.head().1) })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn store() -> MemoryStore {
-        MemoryStore::with_epoch(Retention::default(), "abc")
+    fn store() -> Arc<MemoryStore> {
+        Arc::new(MemoryStore::with_epoch(Retention::default(), "abc"))
     }
 
     #[test]
     fn parses_only_its_own_ids() {
-        let store = store();
-        assert_eq!(store.parse("abc-0"), Ok(0));
-        assert_eq!(store.parse("abc-42"), Ok(42));
-        assert_eq!(store.parse("def-42"), Err(ResetReason::Epoch));
+        let ids = Ids { epoch: "abc".into() };
+        assert_eq!(ids.parse("abc-0"), Ok(0));
+        assert_eq!(ids.parse("abc-42"), Ok(42));
+        assert_eq!(ids.parse("def-42"), Err(ResetReason::Epoch));
         for garbage in [
             "",
             "42",
@@ -179,42 +210,39 @@ mod tests {
             "ab c-1",
             "ä-1",
         ] {
-            assert_eq!(
-                store.parse(garbage),
-                Err(ResetReason::Unknown),
-                "{garbage:?}"
-            );
+            assert_eq!(ids.parse(garbage), Err(ResetReason::Unknown), "{garbage:?}");
         }
-        assert_eq!(store.parse(&"a".repeat(4096)), Err(ResetReason::Unknown));
-    }
-
-    #[tokio::test]
-    async fn channel_cap_is_enforced() {
-        let store = store().max_channels(1);
-        assert!(store.append("a", &Event::text("x")).await.is_ok());
-        assert_eq!(
-            store.append("b", &Event::text("x")).await,
-            Err(StoreError::TooManyChannels(1))
-        );
-        assert!(store.append("a", &Event::text("y")).await.is_ok());
+        assert_eq!(ids.parse(&"a".repeat(4096)), Err(ResetReason::Unknown));
     }
 
     #[tokio::test]
     async fn ids_count_per_channel_and_head_follows() {
         let store = store();
-        assert_eq!(store.head("a").await, Ok(EventId::new("abc-0")));
+        let (a, b) = (Arc::clone(&store).channel("a"), store.channel("b"));
+        assert_eq!(a.head().await, Ok(EventId::new("abc-0")));
+        assert_eq!(a.append(&Event::text("x")).await, Ok(EventId::new("abc-1")));
+        assert_eq!(b.append(&Event::text("x")).await, Ok(EventId::new("abc-1")));
+        assert_eq!(a.append(&Event::text("y")).await, Ok(EventId::new("abc-2")));
+        assert_eq!(a.head().await, Ok(EventId::new("abc-2")));
+    }
+
+    #[tokio::test]
+    async fn a_channel_registered_again_never_passes_its_new_events_off_as_old_ones() {
+        let store = store();
+        let first = Arc::clone(&store).channel("a");
+        for n in 0..5 {
+            let _ = first.append(&Event::text(n.to_string())).await;
+        }
+        drop(first);
+        let again = store.channel("a");
+        let _ = again.append(&Event::text("new")).await;
+        // A client that saw abc-3 of the first incarnation missed abc-4: it gets a reset, not
+        // the new incarnation's events.
+        let sub = again.subscribe(Some("abc-3")).await;
         assert_eq!(
-            store.append("a", &Event::text("x")).await,
-            Ok(EventId::new("abc-1"))
+            sub.map(|sub| sub.reset.map(|reset| reset.reason)),
+            Ok(Some(ResetReason::Evicted))
         );
-        assert_eq!(
-            store.append("b", &Event::text("x")).await,
-            Ok(EventId::new("abc-1"))
-        );
-        assert_eq!(
-            store.append("a", &Event::text("y")).await,
-            Ok(EventId::new("abc-2"))
-        );
-        assert_eq!(store.head("a").await, Ok(EventId::new("abc-2")));
+        assert_eq!(again.head().await, Ok(EventId::new("abc-6")));
     }
 }

@@ -5,22 +5,27 @@
 //! publish costs the same whether nobody or 100,000 clients listen, and a slow reader costs its
 //! cursor and nothing more.
 //!
-//! [`MemoryStore`] is the default. A store shared by several instances (Redis Streams) keeps its
-//! history elsewhere and feeds the same [`ChannelLog`] from one reader task per instance: the
-//! endpoint never knows the difference.
+//! A [`ReplayStore`] hands out one [`StoreChannel`] per channel; the [`Hub`](crate::Hub) keeps
+//! them in its channel registry (the only one: stores keep no map of their own that could grow
+//! or refuse differently). [`MemoryStore`] is the default. A store shared by several instances
+//! (Redis Streams) keeps its history elsewhere and fills the same kind of [`ChannelLog`] once per
+//! channel from one reader task per instance, so replay, live delivery and the reset signal are
+//! one mechanism whatever the store.
 //!
 //! ```
+//! use std::sync::Arc;
 //! use poem_sse_ext::{store::{MemoryStore, ReplayStore, Retention}, Event};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let store = MemoryStore::new(Retention::default().max_events(100));
-//! let first = store.append("prices", &Event::text("1")).await?;
-//! let second = store.append("prices", &Event::text("2")).await?;
+//! let store = Arc::new(MemoryStore::new(Retention::default().max_events(100)));
+//! let prices = store.channel("prices");
+//! let first = prices.append(&poem_sse_ext::Event::text("1")).await?;
+//! let second = prices.append(&Event::text("2")).await?;
 //! // A client that saw `first` resumes exactly after it.
-//! let sub = store.subscribe("prices", Some(first.as_str())).await?;
+//! let sub = prices.subscribe(Some(first.as_str())).await?;
 //! assert!(sub.reset.is_none());
-//! assert_eq!(store.head("prices").await?, second);
+//! assert_eq!(prices.head().await?, second);
 //! # Ok(())
 //! # }
 //! ```
@@ -29,14 +34,17 @@ use std::{fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 
+pub use crate::wire::{EventId, Reset, ResetReason};
 use crate::Event;
 
 mod log;
 mod memory;
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 mod redis;
 
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{RedisStore, RedisStoreBuilder, RedisStoreError};
 pub use log::{ChannelLog, CursorItem, LogCursor};
 pub use memory::MemoryStore;
@@ -44,92 +52,12 @@ pub use memory::MemoryStore;
 /// A boxed future, as returned by [`ReplayStore`] methods (the trait is used as `dyn`).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// The id a store gave an event: an opaque string to clients, ordered inside its store.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct EventId(Arc<str>);
-
-impl EventId {
-    /// Wraps an id made by a store.
-    pub fn new(id: impl Into<Arc<str>>) -> Self {
-        Self(id.into())
-    }
-
-    /// The id as sent in the `id:` field.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for EventId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for EventId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
-    }
-}
-
-impl serde::Serialize for EventId {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
-    }
-}
-
-/// Why a stream could not resume exactly where the client asked; sent as the reset signal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ResetReason {
-    /// Events after the resume point were evicted (by count, bytes or age) before the client read
-    /// them: the client missed events and must refresh its state.
-    Evicted,
-    /// The resume point comes from another epoch of the store (the process restarted with the
-    /// in-memory store, or the Redis stream was recreated).
-    Epoch,
-    /// The resume point is not an id this store issued (malformed, too long, or ahead of the log).
-    Unknown,
-}
-
-impl ResetReason {
-    /// The reason as written in the reset signal: `evicted`, `epoch` or `unknown`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Evicted => "evicted",
-            Self::Epoch => "epoch",
-            Self::Unknown => "unknown",
-        }
-    }
-}
-
-impl fmt::Display for ResetReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The explicit signal that replaces a silent gap.
-///
-/// On the wire it is an event of type [`crate::RESET_EVENT`] (`sse-reset`) whose `id` is
-/// `resume_from` and whose data is `{"reason": "<reason>", "resume_from": "<id>"}`. The stream
-/// goes on live from `resume_from`; the client should refresh its state (which the server renders
-/// together with the id it corresponds to) and continue from there.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reset {
-    /// Why the resume point could not be honoured.
-    pub reason: ResetReason,
-    /// The id the stream continues after: the channel's head when the signal was made.
-    pub resume_from: EventId,
-}
-
-/// What [`ReplayStore::subscribe`] hands the endpoint: replay, then live frames.
+/// What [`StoreChannel::subscribe`] hands the hub: the reset signal, if any, and a cursor that
+/// replays the retained frames after the resume point, then delivers live frames.
 pub struct Subscription {
     /// Set when the resume point could not be honoured; sent before anything else.
     pub reset: Option<Reset>,
-    /// Encoded frames to send before the cursor's, for stores whose history is not in the local
-    /// log (Redis). Empty for [`MemoryStore`], whose cursor replays from the log itself.
-    pub replay: Vec<Bytes>,
-    /// The cursor that delivers every frame after the replay, then live frames.
+    /// The cursor into the channel's shared log: replay first, then live frames.
     pub cursor: LogCursor,
 }
 
@@ -137,20 +65,49 @@ impl fmt::Debug for Subscription {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Subscription")
             .field("reset", &self.reset)
-            .field("replay", &self.replay.len())
-            .finish_non_exhaustive()
+            .field("cursor", &self.cursor)
+            .finish()
     }
 }
 
-/// A failure of the store itself; the endpoint answers `503` and publishers get an `Err`.
+/// The newest retained frames of a channel and the head id they lead up to, from
+/// [`StoreChannel::recent`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recent {
+    /// The id of the newest event (or the id meaning "the beginning"); a stream resumed from it
+    /// continues exactly after the last frame of `frames`.
+    pub head: EventId,
+    /// Encoded frames, oldest first, each carrying its `id:` line.
+    pub frames: Vec<Bytes>,
+}
+
+/// A failure of the store itself. The endpoint answers `503`; publishers get an `Err`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
-    /// The backend can not be reached; nothing was stored.
-    #[error("replay store unavailable: {0}")]
-    Unavailable(String),
-    /// The store already holds its maximum number of channels.
-    #[error("too many channels: the store holds at most {0}")]
-    TooManyChannels(usize),
+    /// The backend did not answer in time. For an append, **the outcome is unknown**: the event
+    /// may still be stored and delivered.
+    #[error("replay store did not answer {operation} within {timeout:?}; the outcome is unknown")]
+    Timeout {
+        /// What was asked (`append`, `subscribe`, ...).
+        operation: &'static str,
+        /// How long the store waited.
+        timeout: Duration,
+    },
+    /// The backend can not be reached; nothing was done.
+    #[error("replay store unreachable: {0}")]
+    Connection(String),
+    /// The backend's key for this channel holds something the store did not write.
+    #[error("the store's key `{key}` holds a value of another type ({detail}); remove the key to use this channel")]
+    WrongKeyType {
+        /// The backend key.
+        key: String,
+        /// What the backend said.
+        detail: String,
+    },
+    /// The backend answered with an error.
+    #[error("replay store failed: {0}")]
+    Backend(String),
     /// The encoded event is larger than the channel's byte bound; it could never be retained.
     #[error(
         "encoded event is {size} bytes, larger than the channel's history bound of {limit} bytes"
@@ -161,6 +118,14 @@ pub enum StoreError {
         /// The channel's `max_bytes`.
         limit: usize,
     },
+}
+
+impl StoreError {
+    /// Whether an append that failed with this error may still have been stored (a timeout):
+    /// retrying it may store the event twice.
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(self, Self::Timeout { .. })
+    }
 }
 
 /// How much history each channel keeps. Every bound is enforced: the oldest events are evicted
@@ -187,18 +152,21 @@ impl Default for Retention {
 
 impl Retention {
     /// Sets [`Retention::max_events`] (at least 1).
+    #[must_use]
     pub fn max_events(mut self, n: usize) -> Self {
         self.max_events = n.max(1);
         self
     }
 
     /// Sets [`Retention::max_bytes`] (at least 1).
+    #[must_use]
     pub fn max_bytes(mut self, n: usize) -> Self {
         self.max_bytes = n.max(1);
         self
     }
 
     /// Sets [`Retention::max_age`].
+    #[must_use]
     pub fn max_age(mut self, age: Duration) -> Self {
         self.max_age = age;
         self
@@ -214,40 +182,50 @@ pub enum StoreHealth {
     Degraded(String),
 }
 
-/// A per-channel log of encoded frames with ordered ids.
+/// Where a [`Hub`](crate::Hub) keeps its channels' history: a source of [`StoreChannel`]s.
 ///
 /// Implementations must:
 /// - give every appended event an id greater than all before it on that channel;
-/// - in [`subscribe`](ReplayStore::subscribe), start live delivery *before* reading history, so
+/// - in [`subscribe`](StoreChannel::subscribe), start live delivery *before* reading history, so
 ///   that an event appended meanwhile is delivered exactly once;
 /// - answer a resume point they can not honour with [`Subscription::reset`], never a silent gap;
 /// - enforce every [`Retention`] bound.
 ///
-/// The methods return boxed futures so that the store can be used as `Arc<dyn ReplayStore>`.
+/// The methods return boxed futures so that stores can be used as `Arc<dyn ReplayStore>`.
 pub trait ReplayStore: Send + Sync + 'static {
-    /// Appends `event` (which carries no id of its own) to `channel`'s log and returns its id.
-    fn append<'a>(
-        &'a self,
-        channel: &'a str,
-        event: &'a Event,
-    ) -> BoxFuture<'a, Result<EventId, StoreError>>;
-
-    /// Opens a cursor on `channel` after `last_event_id`, or at the head when it is `None`.
-    ///
-    /// `last_event_id` is untrusted client input: any value must give a subscription (with a
-    /// [`Reset`] where it can not be honoured), never an error or a panic.
-    fn subscribe<'a>(
-        &'a self,
-        channel: &'a str,
-        last_event_id: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<Subscription, StoreError>>;
-
-    /// The id of the newest event of `channel` (an id meaning "the beginning" when it has none):
-    /// render a page's state together with it, and the page's stream resumes exactly after it.
-    fn head<'a>(&'a self, channel: &'a str) -> BoxFuture<'a, Result<EventId, StoreError>>;
+    /// The store's side of channel `name`. The hub calls it when it registers the channel and
+    /// keeps the handle while the channel is registered, so a store needs no registry of its own.
+    /// `name` is already validated (`[A-Za-z0-9_.-]{1,64}`).
+    fn channel(self: Arc<Self>, name: &str) -> Arc<dyn StoreChannel>;
 
     /// Whether the store can serve right now.
     fn health(&self) -> StoreHealth {
         StoreHealth::Ok
     }
+}
+
+/// One channel of a [`ReplayStore`]: its log, and cursors into it.
+pub trait StoreChannel: Send + Sync + 'static {
+    /// Appends `event` (which carries no id of its own) and returns its id.
+    fn append<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, Result<EventId, StoreError>>;
+
+    /// Opens a cursor after `last_event_id`, or at the head when it is `None`.
+    ///
+    /// `last_event_id` is untrusted client input: any value must give a subscription (with a
+    /// [`Reset`] where it can not be honoured), never an error or a panic.
+    fn subscribe<'a>(
+        &'a self,
+        last_event_id: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Subscription, StoreError>>;
+
+    /// The id of the newest event (an id meaning "the beginning" when there is none): render a
+    /// page's state together with it, and the page's stream resumes exactly after it.
+    fn head(&self) -> BoxFuture<'_, Result<EventId, StoreError>>;
+
+    /// The newest retained frames, at most `max`, with the head they lead up to.
+    fn recent(&self, max: usize) -> BoxFuture<'_, Result<Recent, StoreError>>;
+
+    /// Whether this process holds nothing of the channel that a client could still ask for (no
+    /// retained events here): the hub forgets such a channel once no stream reads it.
+    fn is_empty(&self) -> bool;
 }

@@ -1,7 +1,9 @@
 //! The body of an SSE response: preamble, then frames, with heartbeats and shutdown.
+//!
+//! It knows no hub: any stream of ready chunks (a [`crate::Subscriber`], or the encoded events of
+//! an [`crate::SseResponse`]) becomes a body with the same wire guarantees.
 
 use std::{
-    collections::VecDeque,
     future::Future,
     io,
     pin::Pin,
@@ -14,11 +16,8 @@ use futures_util::{Stream, StreamExt};
 use tokio::time::{Instant, Sleep};
 
 use crate::{
-    event::{reset_frame, retry_frame, HEARTBEAT_FRAME},
-    hub::OpenStream,
-    metrics::ChannelStats,
     shutdown::ShutdownSignal,
-    store::{CursorItem, LogCursor, Subscription},
+    wire::{retry_frame, HEARTBEAT_FRAME},
     Event,
 };
 
@@ -159,71 +158,6 @@ where
             }
         }
         Poll::Pending
-    }
-}
-
-/// The frames of one hub stream: the reset signal, replayed frames, then the cursor's.
-pub(crate) struct HubSource {
-    reset: Option<Bytes>,
-    replay: VecDeque<Bytes>,
-    cursor: LogCursor,
-    max_chunk_bytes: usize,
-    stream: OpenStream,
-}
-
-impl HubSource {
-    pub(crate) fn new(sub: Subscription, max_chunk_bytes: usize, stream: OpenStream) -> Self {
-        let reset = sub.reset.map(|reset| {
-            ChannelStats::add(&stream.stats().resets, 1);
-            reset_frame(&reset)
-        });
-        Self {
-            reset,
-            replay: sub.replay.into(),
-            cursor: sub.cursor,
-            max_chunk_bytes,
-            stream,
-        }
-    }
-
-    fn record(&self, bytes: usize, frames: usize, replayed: usize) {
-        let stats = self.stream.stats();
-        ChannelStats::add(&stats.bytes_sent, bytes);
-        ChannelStats::add(&stats.delivered, frames);
-        if replayed > 0 {
-            ChannelStats::add(&stats.replayed, replayed);
-        }
-    }
-}
-
-impl Stream for HubSource {
-    type Item = Bytes;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
-        let this = self.get_mut();
-        if let Some(reset) = this.reset.take() {
-            return Poll::Ready(Some(reset));
-        }
-        if let Some(frame) = this.replay.pop_front() {
-            this.record(frame.len(), 1, 1);
-            return Poll::Ready(Some(frame));
-        }
-        match this.cursor.poll_next_chunk(cx, this.max_chunk_bytes) {
-            Poll::Ready(Some(CursorItem::Frames {
-                chunk,
-                count,
-                replayed,
-            })) => {
-                this.record(chunk.len(), count, replayed);
-                Poll::Ready(Some(chunk))
-            }
-            Poll::Ready(Some(CursorItem::Reset(reset))) => {
-                ChannelStats::add(&this.stream.stats().resets, 1);
-                Poll::Ready(Some(reset_frame(&reset)))
-            }
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        }
     }
 }
 

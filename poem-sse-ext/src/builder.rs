@@ -1,0 +1,144 @@
+//! [`HubBuilder`]: a hub's store, history bounds, stream behaviour and caps.
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use crate::{
+    config::HubConfig,
+    store::{MemoryStore, ReplayStore, Retention},
+    Event, EventError, Hub,
+};
+
+/// Configures a [`Hub`].
+#[derive(Default)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct HubBuilder {
+    config: HubConfig,
+    retention: Retention,
+    store: Option<Arc<dyn ReplayStore>>,
+}
+
+impl HubBuilder {
+    /// Keeps at most `events` events per channel for replay (default 1,000). Applies to the
+    /// default in-memory store; a store given with [`HubBuilder::store`] has its own bounds.
+    pub fn history(mut self, events: usize) -> Self {
+        self.retention = self.retention.max_events(events);
+        self
+    }
+
+    /// Keeps at most `bytes` of encoded frames per channel (default 4 MiB); see
+    /// [`HubBuilder::history`].
+    pub fn history_bytes(mut self, bytes: usize) -> Self {
+        self.retention = self.retention.max_bytes(bytes);
+        self
+    }
+
+    /// Keeps events at most `age` for replay (default 1 hour); see [`HubBuilder::history`].
+    pub fn history_age(mut self, age: Duration) -> Self {
+        self.retention = self.retention.max_age(age);
+        self
+    }
+
+    /// The history bounds set so far with [`HubBuilder::history`], [`HubBuilder::history_bytes`]
+    /// and [`HubBuilder::history_age`]: give them to a store of your own so that it keeps the
+    /// same bounds as the in-memory store would.
+    pub fn history_retention(&self) -> Retention {
+        self.retention
+    }
+
+    /// Uses `store` instead of the in-memory store.
+    pub fn store(mut self, store: impl ReplayStore) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// Sends a heartbeat comment (`:` line) after each `interval` without a frame (default 15 s).
+    /// Keeps proxies from closing idle streams and bounds how long a vanished HTTP/1.1 client
+    /// stays counted.
+    pub fn heartbeat(mut self, interval: Duration) -> Self {
+        self.config.heartbeat = Some(interval);
+        self
+    }
+
+    /// Sends no heartbeats.
+    pub fn no_heartbeat(mut self) -> Self {
+        self.config.heartbeat = None;
+        self
+    }
+
+    /// The base of the `retry:` hint sent first on each stream (default 3 s). Also the base of
+    /// `Retry-After` on `503`.
+    pub fn retry(mut self, base: Duration) -> Self {
+        self.config.retry = base;
+        self
+    }
+
+    /// The random spread added to the retry hint (default 2 s), so that clients cut off together
+    /// do not come back together.
+    pub fn retry_jitter(mut self, spread: Duration) -> Self {
+        self.config.retry_jitter = spread;
+        self
+    }
+
+    /// Most open streams in total (default 10,000); above it a stream is refused.
+    pub fn max_streams(mut self, n: usize) -> Self {
+        self.config.max_streams = n;
+        self
+    }
+
+    /// Most open streams on one channel (default 10,000); above it a stream is refused.
+    pub fn max_streams_per_channel(mut self, n: usize) -> Self {
+        self.config.max_streams_per_channel = n;
+        self
+    }
+
+    /// Most channels the hub registers (default 10,000); a publish, read or stream on one more
+    /// is refused with [`TooManyChannels`](crate::TooManyChannels).
+    pub fn max_channels(mut self, n: usize) -> Self {
+        self.config.max_channels = n;
+        self
+    }
+
+    /// Most bytes of ready frames handed to hyper as one chunk (default 64 KiB). A frame is never
+    /// held back waiting for others; this only caps how many already-ready frames are joined.
+    pub fn max_chunk_bytes(mut self, n: usize) -> Self {
+        self.config.max_chunk_bytes = n.max(1);
+        self
+    }
+
+    /// Longest `Last-Event-ID` considered (default 256 bytes); a longer one is treated as unknown.
+    pub fn max_last_event_id_len(mut self, n: usize) -> Self {
+        self.config.max_last_event_id_len = n;
+        self
+    }
+
+    /// An event sent to every open stream when the hub shuts down.
+    ///
+    /// # Errors
+    /// [`EventError::FarewellWithId`] if the event carries an id (the farewell is not part of
+    /// any channel's log, so a client must not resume from it).
+    pub fn shutdown_event(mut self, event: Event) -> Result<Self, EventError> {
+        if let Some(id) = event.event_id() {
+            return Err(EventError::FarewellWithId(id.to_owned()));
+        }
+        self.config.shutdown_event = Some(event);
+        Ok(self)
+    }
+
+    /// Builds the hub.
+    pub fn build(self) -> Hub {
+        let store = self
+            .store
+            .unwrap_or_else(|| Arc::new(MemoryStore::new(self.retention)));
+        Hub::from_parts(store, self.config)
+    }
+}
+
+impl fmt::Debug for HubBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HubBuilder")
+            .field("config", &self.config)
+            .field("retention", &self.retention)
+            .field("custom_store", &self.store.is_some())
+            .finish()
+    }
+}

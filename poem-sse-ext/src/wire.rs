@@ -1,0 +1,270 @@
+//! The wire below [`Event`](crate::Event): event ids, the reset signal, and the frames a stream
+//! sends besides application events.
+//!
+//! Every frame follows the WHATWG HTML standard, [§9.2.6 "Interpreting an event stream"][spec].
+//! A hub sends, besides the events published on it:
+//!
+//! | frame | when | on the wire |
+//! | --- | --- | --- |
+//! | retry hint | first on every stream, and last before it ends on purpose | `retry: <ms>` |
+//! | [`Reset`] | the resume point can not be honoured | `id: <head>`, `event: sse-reset`, `data: {"reason": …, "resume_from": …}` |
+//! | heartbeat | after each idle interval | `:` (a comment; browsers ignore it) |
+//!
+//! [spec]: https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// The event name of the reset signal ([`Reset`]); applications can not publish it.
+pub const RESET_EVENT: &str = "sse-reset";
+
+/// The id a store gave an event: an opaque string to clients, ordered inside its store.
+///
+/// ```
+/// use poem_sse_ext::EventId;
+///
+/// let id = EventId::new("1a2b3c4d-42");
+/// assert_eq!(id.as_str(), "1a2b3c4d-42");
+/// assert_eq!(id.to_string(), "1a2b3c4d-42");
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EventId(Arc<str>);
+
+impl EventId {
+    /// Wraps an id made by a store.
+    pub fn new(id: impl Into<Arc<str>>) -> Self {
+        Self(id.into())
+    }
+
+    /// The id as sent in the `id:` field.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl serde::Serialize for EventId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+/// Why a stream could not resume exactly where the client asked; sent as the reset signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResetReason {
+    /// Events after the resume point were evicted (by count, bytes or age) before the client read
+    /// them: the client missed events and must refresh its state.
+    Evicted,
+    /// The resume point comes from another epoch of the store (the process restarted with the
+    /// in-memory store, or the Redis stream was recreated).
+    Epoch,
+    /// The resume point is not an id this store issued (malformed, too long, or ahead of the log).
+    Unknown,
+}
+
+impl ResetReason {
+    /// The reason as written in the reset signal: `evicted`, `epoch` or `unknown`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Evicted => "evicted",
+            Self::Epoch => "epoch",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for ResetReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The explicit signal that replaces a silent gap.
+///
+/// On the wire it is an event of type [`RESET_EVENT`] (`sse-reset`) whose `id` is `resume_from`
+/// and whose data is `{"reason": "<reason>", "resume_from": "<id>"}`. The stream goes on live from
+/// `resume_from`; the client should refresh its state (which the server renders together with the
+/// id it corresponds to) and continue from there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reset {
+    /// Why the resume point could not be honoured.
+    pub reason: ResetReason,
+    /// The id the stream continues after: the channel's head when the signal was made.
+    pub resume_from: EventId,
+}
+
+/// An event read back from its wire frame (see [`crate::Hub::recent`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StoredEvent {
+    /// The id the store gave it.
+    pub id: EventId,
+    /// The event name, if it has one (`message` otherwise).
+    pub event: Option<String>,
+    /// The data, its lines joined with LF as an `EventSource` joins them.
+    pub data: String,
+}
+
+impl StoredEvent {
+    /// Reads a frame this crate encoded: `id:`, `event:` and `data:` lines; comments and `retry:`
+    /// are skipped. `None` for a frame without an id.
+    pub(crate) fn decode(frame: &[u8]) -> Option<Self> {
+        let text = std::str::from_utf8(frame).ok()?;
+        let mut id = None;
+        let mut event = None;
+        let mut data: Option<String> = None;
+        for line in text.split('\n').take_while(|line| !line.is_empty()) {
+            let (field, value) = line.split_once(':').unwrap_or((line, ""));
+            let value = value.strip_prefix(' ').unwrap_or(value);
+            match field {
+                "id" => id = Some(EventId::new(value)),
+                "event" => event = Some(value.to_owned()),
+                "data" => match &mut data {
+                    Some(data) => {
+                        data.push('\n');
+                        data.push_str(value);
+                    }
+                    None => data = Some(value.to_owned()),
+                },
+                _ => {}
+            }
+        }
+        Some(Self {
+            id: id?,
+            event,
+            data: data.unwrap_or_default(),
+        })
+    }
+}
+
+/// The frame that sets the client's reconnection delay, sent first on every stream.
+pub(crate) fn retry_frame(delay: Duration) -> Bytes {
+    let mut buf = BytesMut::with_capacity(32);
+    put_field(
+        &mut buf,
+        "retry",
+        &u64::try_from(delay.as_millis())
+            .unwrap_or(u64::MAX)
+            .to_string(),
+    );
+    buf.put_u8(b'\n');
+    buf.freeze()
+}
+
+/// `id: <id>\n` followed by `body`, a frame encoded without an id: how stores stamp the id they
+/// assign onto an event encoded once, outside their lock.
+pub(crate) fn frame_with_id(id: &str, body: &[u8]) -> Bytes {
+    let mut buf = BytesMut::with_capacity(id.len() + 5 + body.len());
+    put_field(&mut buf, "id", id);
+    buf.put_slice(body);
+    buf.freeze()
+}
+
+/// The reset signal: an `sse-reset` event whose id is where the stream continues.
+pub(crate) fn reset_frame(reset: &Reset) -> Bytes {
+    let data = serde_json::json!({
+        "reason": reset.reason.as_str(),
+        "resume_from": reset.resume_from.as_str(),
+    })
+    .to_string();
+    let mut buf = BytesMut::with_capacity(data.len() + reset.resume_from.as_str().len() + 32);
+    put_field(&mut buf, "id", reset.resume_from.as_str());
+    put_field(&mut buf, "event", RESET_EVENT);
+    put_field(&mut buf, "data", &data);
+    buf.put_u8(b'\n');
+    buf.freeze()
+}
+
+/// The heartbeat: an empty comment line. Browsers ignore it; proxies and TCP see traffic.
+pub(crate) const HEARTBEAT_FRAME: &[u8] = b":\n\n";
+
+/// Splits on CR, LF and CRLF, as the parser does; `"a\n"` gives `["a", ""]`, `""` gives `[""]`.
+pub(crate) fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let current = rest?;
+        match current.find(['\r', '\n']) {
+            Some(at) => {
+                let skip = if current[at..].starts_with("\r\n") {
+                    2
+                } else {
+                    1
+                };
+                rest = Some(&current[at + skip..]);
+                Some(&current[..at])
+            }
+            None => {
+                rest = None;
+                Some(current)
+            }
+        }
+    })
+}
+
+/// Writes `name: value\n`; an empty value is written as `name:\n`. The space after the colon is
+/// always written when there is a value, so a value starting with a space keeps it (the parser
+/// strips exactly one).
+pub(crate) fn put_field(buf: &mut BytesMut, name: &str, value: &str) {
+    buf.put_slice(name.as_bytes());
+    buf.put_u8(b':');
+    if !value.is_empty() {
+        buf.put_u8(b' ');
+        buf.put_slice(value.as_bytes());
+    }
+    buf.put_u8(b'\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Event;
+
+    #[test]
+    fn retry_frame_is_digits() {
+        assert_eq!(
+            &retry_frame(Duration::from_millis(3250))[..],
+            b"retry: 3250\n\n"
+        );
+    }
+
+    #[test]
+    fn reset_frame_names_reason_and_resume_point() {
+        let frame = reset_frame(&Reset {
+            reason: ResetReason::Epoch,
+            resume_from: EventId::new("e-7"),
+        });
+        assert_eq!(
+            &frame[..],
+            &b"id: e-7\nevent: sse-reset\ndata: {\"reason\":\"epoch\",\"resume_from\":\"e-7\"}\n\n"[..]
+        );
+    }
+
+    #[test]
+    fn stored_frames_decode_to_what_an_event_source_dispatches() {
+        let event = Event::text(" two\r\nlines")
+            .with_comment("note")
+            .event("tick")
+            .unwrap_or_else(|err| panic!("{err}"));
+        let frame = frame_with_id("e-3", &event.encode());
+        assert_eq!(
+            StoredEvent::decode(&frame),
+            Some(StoredEvent {
+                id: EventId::new("e-3"),
+                event: Some("tick".into()),
+                data: " two\nlines".into(),
+            })
+        );
+        assert_eq!(StoredEvent::decode(b"data: no id\n\n"), None);
+    }
+}
