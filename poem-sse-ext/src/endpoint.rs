@@ -215,7 +215,10 @@ mod tests {
         let endpoint = hub.endpoint();
         let req = Request::builder().finish();
         let bad = endpoint.serve(&req, "a/b").await.err();
-        assert_eq!(bad.as_ref().map(ResponseError::status), Some(StatusCode::NOT_FOUND));
+        assert_eq!(
+            bad.as_ref().map(ResponseError::status),
+            Some(StatusCode::NOT_FOUND)
+        );
         let full = endpoint.serve(&req, "a").await.err();
         let response = full.as_ref().map(ResponseError::as_response);
         assert_eq!(

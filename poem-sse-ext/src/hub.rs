@@ -81,10 +81,7 @@ impl Hub {
         Self::builder().build()
     }
 
-    pub(crate) fn from_parts(
-        store: Arc<dyn crate::store::ReplayStore>,
-        config: HubConfig,
-    ) -> Self {
+    pub(crate) fn from_parts(store: Arc<dyn crate::store::ReplayStore>, config: HubConfig) -> Self {
         Self {
             inner: Arc::new(HubInner {
                 registry: Arc::new(Registry::new(store, config.max_channels)),

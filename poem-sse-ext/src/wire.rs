@@ -246,7 +246,8 @@ mod tests {
         });
         assert_eq!(
             &frame[..],
-            &b"id: e-7\nevent: sse-reset\ndata: {\"reason\":\"epoch\",\"resume_from\":\"e-7\"}\n\n"[..]
+            &b"id: e-7\nevent: sse-reset\ndata: {\"reason\":\"epoch\",\"resume_from\":\"e-7\"}\n\n"
+                [..]
         );
     }
 

@@ -193,7 +193,9 @@ mod tests {
 
     #[test]
     fn parses_only_its_own_ids() {
-        let ids = Ids { epoch: "abc".into() };
+        let ids = Ids {
+            epoch: "abc".into(),
+        };
         assert_eq!(ids.parse("abc-0"), Ok(0));
         assert_eq!(ids.parse("abc-42"), Ok(42));
         assert_eq!(ids.parse("def-42"), Err(ResetReason::Epoch));
