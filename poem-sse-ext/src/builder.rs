@@ -8,6 +8,25 @@ use crate::{
     Event, EventError, Hub,
 };
 
+impl Hub {
+    /// A builder with the defaults: in-memory store keeping 1,000 events per channel, heartbeat
+    /// every 15 s, retry 3 s plus up to 2 s of jitter, at most 10,000 streams.
+    pub fn builder() -> HubBuilder {
+        HubBuilder::default()
+    }
+
+    /// A hub with the default settings.
+    pub fn new() -> Self {
+        Self::builder().build()
+    }
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Configures a [`Hub`].
 #[derive(Default)]
 #[must_use = "a builder does nothing until `build` is called"]

@@ -16,6 +16,14 @@ use crate::{
     Hub, SubscribeError, Subscriber,
 };
 
+impl Hub {
+    /// A poem endpoint serving the channel named by the `channel` path parameter: mount it with
+    /// `Route::new().at("/events/:channel", hub.endpoint())`.
+    pub fn endpoint(&self) -> SseEndpoint {
+        SseEndpoint::new(self.clone())
+    }
+}
+
 type Authorize = dyn Fn(&Request, &str) -> Result<()> + Send + Sync;
 
 /// Serves the stream of the channel named by a path parameter. Made by [`Hub::endpoint`].
@@ -51,7 +59,7 @@ pub struct SseEndpoint {
 }
 
 impl SseEndpoint {
-    pub(crate) fn new(hub: Hub) -> Self {
+    fn new(hub: Hub) -> Self {
         Self {
             hub,
             param: Arc::from("channel"),

@@ -10,7 +10,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     config::HubConfig,
-    endpoint::SseEndpoint,
     error::{PublishError, ReadError, SubscribeError},
     metrics::HubMetrics,
     registry::{validate_channel, Channel, Registry},
@@ -18,7 +17,7 @@ use crate::{
     store::{EventId, StoreHealth},
     subscriber::{OpenStream, StreamCap, Subscriber},
     wire::StoredEvent,
-    Event, HubBuilder,
+    Event,
 };
 
 /// A resume id that no store issues (ids never contain NUL): what an over-long resume point
@@ -70,17 +69,6 @@ pub struct RecentEvents {
 }
 
 impl Hub {
-    /// A builder with the defaults: in-memory store keeping 1,000 events per channel, heartbeat
-    /// every 15 s, retry 3 s plus up to 2 s of jitter, at most 10,000 streams.
-    pub fn builder() -> HubBuilder {
-        HubBuilder::default()
-    }
-
-    /// A hub with the default settings.
-    pub fn new() -> Self {
-        Self::builder().build()
-    }
-
     pub(crate) fn from_parts(
         store: Arc<dyn crate::store::ReplayStore>,
         config: HubConfig,
@@ -171,7 +159,7 @@ impl Hub {
     ///
     /// `resume` is untrusted input: any value gives a subscriber (with a reset where it can not
     /// be honoured); an empty one means none, one longer than
-    /// [`HubBuilder::max_last_event_id_len`] is unknown.
+    /// [`HubBuilder::max_last_event_id_len`](crate::HubBuilder::max_last_event_id_len) is unknown.
     ///
     /// # Errors
     /// An invalid channel name, shutdown, a cap (streams in total, per channel, channels), or a
@@ -224,12 +212,6 @@ impl Hub {
             .map_err(|err| refused(err.into()))?;
         tracing::debug!(channel, resumed = resume.is_some(), reset = ?sub.reset.as_ref().map(|r| r.reason), "sse stream opened");
         Ok(Subscriber::new(sub, config.max_chunk_bytes, stream))
-    }
-
-    /// A poem endpoint serving the channel named by the `channel` path parameter: mount it with
-    /// `Route::new().at("/events/:channel", hub.endpoint())`.
-    pub fn endpoint(&self) -> SseEndpoint {
-        SseEndpoint::new(self.clone())
     }
 
     /// A snapshot of the counters, per channel and in total.
@@ -303,12 +285,6 @@ impl Hub {
     fn channel(&self, name: &str) -> Result<Arc<Channel>, ReadError> {
         validate_channel(name)?;
         Ok(self.inner.registry.get_or_register(name)?)
-    }
-}
-
-impl Default for Hub {
-    fn default() -> Self {
-        Self::new()
     }
 }
 

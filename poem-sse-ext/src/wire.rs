@@ -19,6 +19,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 /// The event name of the reset signal ([`Reset`]); applications can not publish it.
 pub const RESET_EVENT: &str = "sse-reset";
 
+/// Event names starting with this are the hub's own signals; applications can not publish them.
+pub const RESERVED_PREFIX: &str = "sse-";
+
 /// The id a store gave an event: an opaque string to clients, ordered inside its store.
 ///
 /// ```
