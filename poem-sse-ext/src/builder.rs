@@ -4,8 +4,9 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use crate::{
     config::HubConfig,
+    event::{Event, EventError},
+    hub::Hub,
     store::{MemoryStore, ReplayStore, Retention},
-    Event, EventError, Hub,
 };
 
 impl Hub {

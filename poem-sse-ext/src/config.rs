@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use crate::Event;
+use crate::event::Event;
 
 /// How a hub's streams behave. Built through [`crate::HubBuilder`]; see each setter there.
 #[derive(Debug, Clone)]

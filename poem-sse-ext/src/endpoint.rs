@@ -11,9 +11,11 @@ use poem::{
 
 use crate::{
     body::{Shutdown, SseBody},
+    error::SubscribeError,
+    hub::Hub,
     response::sse_response,
+    subscriber::Subscriber,
     wire::retry_frame,
-    Hub, SubscribeError, Subscriber,
 };
 
 impl Hub {
@@ -223,7 +225,10 @@ mod tests {
         let endpoint = hub.endpoint();
         let req = Request::builder().finish();
         let bad = endpoint.serve(&req, "a/b").await.err();
-        assert_eq!(bad.as_ref().map(ResponseError::status), Some(StatusCode::NOT_FOUND));
+        assert_eq!(
+            bad.as_ref().map(ResponseError::status),
+            Some(StatusCode::NOT_FOUND)
+        );
         let full = endpoint.serve(&req, "a").await.err();
         let response = full.as_ref().map(ResponseError::as_response);
         assert_eq!(

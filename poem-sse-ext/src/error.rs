@@ -1,9 +1,9 @@
 //! What can go wrong when publishing, reading and subscribing, as types.
 
 use crate::{
+    event::EventError,
     registry::{ChannelError, TooManyChannels},
     store::StoreError,
-    EventError,
 };
 
 /// Why a publish failed. Nothing already stored is affected by a failed publish.

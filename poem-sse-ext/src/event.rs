@@ -334,4 +334,22 @@ mod tests {
             Ok("id: 7\nevent: tick\nretry: 1500\ndata: {\"a\":1}\n\n".to_owned())
         );
     }
+
+    #[test]
+    fn stored_frames_decode_to_what_an_event_source_dispatches() {
+        let event = Event::text(" two\r\nlines")
+            .with_comment("note")
+            .event("tick")
+            .unwrap_or_else(|err| panic!("{err}"));
+        let frame = crate::wire::frame_with_id("e-3", &event.encode());
+        assert_eq!(
+            crate::wire::StoredEvent::decode(&frame),
+            Some(crate::wire::StoredEvent {
+                id: crate::wire::EventId::new("e-3"),
+                event: Some("tick".into()),
+                data: " two\nlines".into(),
+            })
+        );
+        assert_eq!(crate::wire::StoredEvent::decode(b"data: no id\n\n"), None);
+    }
 }

@@ -11,13 +11,13 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     config::HubConfig,
     error::{PublishError, ReadError, SubscribeError},
+    event::Event,
     metrics::HubMetrics,
     registry::{validate_channel, Channel, Registry},
     shutdown::{ShutdownSignal, ShutdownTrigger},
     store::{EventId, StoreHealth},
     subscriber::{OpenStream, StreamCap, Subscriber},
     wire::StoredEvent,
-    Event,
 };
 
 /// A resume id that no store issues (ids never contain NUL): what an over-long resume point
@@ -69,10 +69,7 @@ pub struct RecentEvents {
 }
 
 impl Hub {
-    pub(crate) fn from_parts(
-        store: Arc<dyn crate::store::ReplayStore>,
-        config: HubConfig,
-    ) -> Self {
+    pub(crate) fn from_parts(store: Arc<dyn crate::store::ReplayStore>, config: HubConfig) -> Self {
         Self {
             inner: Arc::new(HubInner {
                 registry: Arc::new(Registry::new(store, config.max_channels)),
@@ -301,7 +298,7 @@ impl std::fmt::Debug for Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ChannelError;
+    use crate::registry::ChannelError;
 
     #[tokio::test]
     async fn publish_rejects_bad_input_and_keeps_what_is_stored() {

@@ -146,8 +146,22 @@ mod tests {
         for ok in ["a", "prices", "A-b_c.9", "...", &"x".repeat(64)] {
             assert_eq!(validate_channel(ok), Ok(()), "{ok:?}");
         }
-        for bad in ["", ".", "..", "a/b", "a b", "ä", "a\n", &"x".repeat(65), "..%2f"] {
-            assert_eq!(validate_channel(bad), Err(ChannelError(bad.to_owned())), "{bad:?}");
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "a b",
+            "ä",
+            "a\n",
+            &"x".repeat(65),
+            "..%2f",
+        ] {
+            assert_eq!(
+                validate_channel(bad),
+                Err(ChannelError(bad.to_owned())),
+                "{bad:?}"
+            );
         }
         let long = ChannelError("y".repeat(1_000)).to_string();
         assert!(long.len() < 300 && long.contains("\"yyy"), "{long}");

@@ -96,7 +96,11 @@ async fn a_reader_that_falls_behind_gets_one_reset_counted_as_a_reset() {
         assert_eq!(reset["resume_from"], last.as_str(), "{}", backend.name);
         let metrics = hub.metrics();
         assert_eq!(metrics.total.resets, 1, "{}", backend.name);
-        assert_eq!(metrics.total.delivered, 0, "a reset is not an event: {}", backend.name);
+        assert_eq!(
+            metrics.total.delivered, 0,
+            "a reset is not an event: {}",
+            backend.name
+        );
 
         publish(&hub, "feed", "after").await;
         let (events, _) = read_events(&mut slow, 1).await;

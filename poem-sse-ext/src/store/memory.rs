@@ -9,7 +9,7 @@ use super::{
     BoxFuture, ChannelLog, EventId, Recent, ReplayStore, Reset, ResetReason, Retention,
     StoreChannel, StoreError, Subscription,
 };
-use crate::{wire::frame_with_id, Event};
+use crate::{event::Event, wire::frame_with_id};
 
 /// Longest `Last-Event-ID` the store parses; a longer one is treated as unknown.
 const MAX_RESUME_ID_LEN: usize = 64;
@@ -193,7 +193,9 @@ mod tests {
 
     #[test]
     fn parses_only_its_own_ids() {
-        let ids = Ids { epoch: "abc".into() };
+        let ids = Ids {
+            epoch: "abc".into(),
+        };
         assert_eq!(ids.parse("abc-0"), Ok(0));
         assert_eq!(ids.parse("abc-42"), Ok(42));
         assert_eq!(ids.parse("def-42"), Err(ResetReason::Epoch));

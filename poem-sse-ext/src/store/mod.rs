@@ -34,8 +34,8 @@ use std::{fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 
+use crate::event::Event;
 pub use crate::wire::{EventId, Reset, ResetReason};
-use crate::Event;
 
 mod log;
 mod memory;
