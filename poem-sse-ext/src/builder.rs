@@ -6,6 +6,7 @@ use crate::{
     config::HubConfig,
     event::{Event, EventError},
     hub::Hub,
+    registry::ChannelFilter,
     store::{MemoryStore, ReplayStore, Retention},
 };
 
@@ -35,6 +36,7 @@ pub struct HubBuilder {
     config: HubConfig,
     retention: Retention,
     store: Option<Arc<dyn ReplayStore>>,
+    filter: Option<Arc<ChannelFilter>>,
 }
 
 impl HubBuilder {
@@ -144,12 +146,37 @@ impl HubBuilder {
         Ok(self)
     }
 
+    /// Says which channels exist: a name for which `exists` returns `false` is refused before
+    /// anything is allocated for it (publish, read and subscribe get
+    /// [`ChannelError`](crate::ChannelError), the endpoint answers `404`). Without a filter every
+    /// valid name exists, and a channel costs memory only while it has streams or retained events.
+    ///
+    /// ```
+    /// use poem_sse_ext::{Event, Hub, PublishError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let hub = Hub::builder()
+    ///     .channel_filter(|name| matches!(name, "news" | "prices") || name.starts_with("user."))
+    ///     .build();
+    /// assert!(hub.publish("news", Event::text("hi")).await.is_ok());
+    /// assert!(matches!(
+    ///     hub.publish("made-up", Event::text("x")).await,
+    ///     Err(PublishError::Channel(_))
+    /// ));
+    /// # }
+    /// ```
+    pub fn channel_filter(mut self, exists: impl Fn(&str) -> bool + Send + Sync + 'static) -> Self {
+        self.filter = Some(Arc::new(exists));
+        self
+    }
+
     /// Builds the hub.
     pub fn build(self) -> Hub {
         let store = self
             .store
             .unwrap_or_else(|| Arc::new(MemoryStore::new(self.retention)));
-        Hub::from_parts(store, self.config)
+        Hub::from_parts(store, self.config, self.filter)
     }
 }
 
@@ -159,6 +186,7 @@ impl fmt::Debug for HubBuilder {
             .field("config", &self.config)
             .field("retention", &self.retention)
             .field("custom_store", &self.store.is_some())
+            .field("channel_filter", &self.filter.is_some())
             .finish()
     }
 }

@@ -13,9 +13,9 @@ use crate::{
     error::{PublishError, ReadError, SubscribeError},
     event::Event,
     metrics::HubMetrics,
-    registry::{validate_channel, Channel, Registry},
+    registry::{Channel, ChannelFilter, Registry},
     shutdown::{ShutdownSignal, ShutdownTrigger},
-    store::{EventId, StoreHealth},
+    store::{EventId, ReplayStore, StoreHealth},
     subscriber::{OpenStream, StreamCap, Subscriber},
     wire::StoredEvent,
 };
@@ -69,10 +69,14 @@ pub struct RecentEvents {
 }
 
 impl Hub {
-    pub(crate) fn from_parts(store: Arc<dyn crate::store::ReplayStore>, config: HubConfig) -> Self {
+    pub(crate) fn from_parts(
+        store: Arc<dyn ReplayStore>,
+        config: HubConfig,
+        filter: Option<Arc<ChannelFilter>>,
+    ) -> Self {
         Self {
             inner: Arc::new(HubInner {
-                registry: Arc::new(Registry::new(store, config.max_channels)),
+                registry: Arc::new(Registry::new(store, config.max_channels, filter)),
                 config,
                 rejected: AtomicU64::new(0),
                 shutdown: ShutdownTrigger::new(),
@@ -93,17 +97,26 @@ impl Hub {
     /// An invalid channel name, an event that carries its own id, a hub that is shutting down or
     /// holds its maximum of channels, or a store failure (nothing is dropped silently).
     pub async fn publish(&self, channel: &str, event: Event) -> Result<EventId, PublishError> {
-        validate_channel(channel)?;
+        self.inner.registry.validate(channel)?;
         if let Some(id) = event.event_id() {
             return Err(PublishError::HasId(id.to_owned()));
         }
         if self.is_shutting_down() {
             return Err(PublishError::ShuttingDown);
         }
-        let channel = self.inner.registry.get_or_register(channel)?;
-        let id = channel.store.append(&event).await?;
-        crate::metrics::ChannelStats::add(&channel.stats.published, 1);
-        Ok(id)
+        let entry = self.inner.registry.get_or_register(channel)?;
+        match entry.store.append(&event).await {
+            Ok(id) => {
+                crate::metrics::ChannelStats::add(&entry.stats.published, 1);
+                Ok(id)
+            }
+            Err(err) => {
+                drop(entry);
+                // A failed first publish leaves nothing behind.
+                self.inner.registry.forget_if_idle(channel);
+                Err(err.into())
+            }
+        }
     }
 
     /// The id of the newest event on `channel`: render a page's state together with it and let
@@ -113,7 +126,11 @@ impl Hub {
     /// # Errors
     /// An invalid channel name, a hub at its maximum of channels, or a store failure.
     pub async fn head(&self, channel: &str) -> Result<EventId, ReadError> {
-        Ok(self.channel(channel)?.store.head().await?)
+        let entry = self.channel(channel)?;
+        let head = entry.store.head().await;
+        drop(entry);
+        self.inner.registry.forget_if_idle(channel);
+        Ok(head?)
     }
 
     /// The newest events of `channel` still retained, at most `max`, with the head id they lead
@@ -139,7 +156,11 @@ impl Hub {
     /// # Errors
     /// As [`Hub::head`].
     pub async fn recent(&self, channel: &str, max: usize) -> Result<RecentEvents, ReadError> {
-        let recent = self.channel(channel)?.store.recent(max).await?;
+        let entry = self.channel(channel)?;
+        let recent = entry.store.recent(max).await;
+        drop(entry);
+        self.inner.registry.forget_if_idle(channel);
+        let recent = recent?;
         Ok(RecentEvents {
             head: recent.head,
             events: recent
@@ -172,7 +193,10 @@ impl Hub {
             }
             err
         };
-        validate_channel(channel).map_err(|err| refused(err.into()))?;
+        self.inner
+            .registry
+            .validate(channel)
+            .map_err(|err| refused(err.into()))?;
         if self.is_shutting_down() {
             return Err(refused(SubscribeError::ShuttingDown));
         }
@@ -213,14 +237,18 @@ impl Hub {
 
     /// A snapshot of the counters, per channel and in total.
     pub fn metrics(&self) -> HubMetrics {
-        let channels = self
-            .inner
-            .registry
-            .map_each(|channel| (channel.name.to_string(), channel.stats.snapshot()));
+        let (channels, retired) = self.inner.registry.snapshot();
         HubMetrics::from_channels(
             channels.into_iter(),
+            retired,
             self.inner.rejected.load(Ordering::Relaxed),
         )
+    }
+
+    /// Channels registered now: those with open streams, with events retained in this process,
+    /// or in use by a publish or read. Others cost nothing.
+    pub fn channel_count(&self) -> usize {
+        self.inner.registry.len()
     }
 
     /// Open streams over all channels.
@@ -280,7 +308,7 @@ impl Hub {
     }
 
     fn channel(&self, name: &str) -> Result<Arc<Channel>, ReadError> {
-        validate_channel(name)?;
+        self.inner.registry.validate(name)?;
         Ok(self.inner.registry.get_or_register(name)?)
     }
 }
@@ -307,7 +335,7 @@ mod tests {
         assert!(first.is_ok());
         assert_eq!(
             hub.publish("a/b", Event::text("x")).await,
-            Err(PublishError::Channel(ChannelError("a/b".into())))
+            Err(PublishError::Channel(ChannelError::invalid("a/b")))
         );
         let with_id = Event::text("x").id("mine").unwrap_or_default();
         assert_eq!(

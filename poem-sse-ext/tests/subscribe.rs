@@ -107,3 +107,45 @@ async fn a_reader_that_falls_behind_gets_one_reset_counted_as_a_reset() {
         assert_eq!(events[0].data, "after", "continues live: {}", backend.name);
     }
 }
+
+#[tokio::test]
+async fn made_up_channels_cost_nothing_once_their_streams_close() {
+    for backend in backends().await {
+        let hub = backend.hub(Hub::builder().max_channels(100));
+        publish(&hub, "notifications", "kept").await;
+        // An anonymous client opens and closes streams on 1,000 made-up names: ten times the cap.
+        for n in 0..1_000 {
+            let mut sub = hub
+                .subscribe(&format!("made-up-{n}"), Some("garbage"))
+                .await
+                .unwrap_or_else(|err| panic!("{}: stream {n} refused: {err}", backend.name));
+            let (reset, _) = read_events(&mut sub, 1).await;
+            assert_eq!(reset[0].event_type, "sse-reset");
+            drop(sub);
+        }
+        assert_eq!(hub.channel_count(), 1, "{}", backend.name);
+        // The app's own channel kept its event, and new channels still open.
+        let recent = hub.recent("notifications", 10).await.expect("recent");
+        assert_eq!(recent.events.len(), 1, "{}", backend.name);
+        assert!(hub.subscribe("brand-new", None).await.is_ok());
+        // Counters of forgotten channels stay in the totals.
+        assert!(hub.metrics().total.resets >= 1_000, "{}", backend.name);
+    }
+}
+
+#[tokio::test]
+async fn a_full_registry_makes_room_from_channels_nobody_uses() {
+    let hub = Hub::builder()
+        .max_channels(2)
+        .history_age(Duration::from_millis(50))
+        .build();
+    publish(&hub, "a", "expires").await;
+    publish(&hub, "b", "expires").await;
+    assert!(
+        hub.subscribe("c", None).await.is_err(),
+        "full of channels holding events"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Their events aged out: the registry forgets them when it needs the room.
+    assert!(hub.subscribe("c", None).await.is_ok());
+}

@@ -148,6 +148,7 @@ impl StoreChannel for MemoryChannel {
     }
 
     fn is_empty(&self) -> bool {
+        self.log.evict_expired();
         self.log.len_and_bytes().0 == 0
     }
 }
