@@ -146,6 +146,13 @@ impl HubBuilder {
         Ok(self)
     }
 
+    /// How long [`Hub::publish_once`] remembers an idempotency key (default 1 hour; at most
+    /// 10,000 keys per channel are kept, the oldest forgotten first).
+    pub fn idempotency_window(mut self, window: Duration) -> Self {
+        self.config.idempotency_window = window;
+        self
+    }
+
     /// Says which channels exist: a name for which `exists` returns `false` is refused before
     /// anything is allocated for it (publish, read and subscribe get
     /// [`ChannelError`](crate::ChannelError), the endpoint answers `404`). Without a filter every

@@ -15,7 +15,7 @@ use crate::{
     metrics::HubMetrics,
     registry::{Channel, ChannelFilter, Registry},
     shutdown::{ShutdownSignal, ShutdownTrigger},
-    store::{EventId, ReplayStore, StoreHealth},
+    store::{Appended, EventId, ReplayStore, StoreHealth},
     subscriber::{OpenStream, StreamCap, Subscriber},
     wire::StoredEvent,
 };
@@ -97,26 +97,52 @@ impl Hub {
     /// An invalid channel name, an event that carries its own id, a hub that is shutting down or
     /// holds its maximum of channels, or a store failure (nothing is dropped silently).
     pub async fn publish(&self, channel: &str, event: Event) -> Result<EventId, PublishError> {
-        self.inner.registry.validate(channel)?;
-        if let Some(id) = event.event_id() {
-            return Err(PublishError::HasId(id.to_owned()));
+        let entry = self.publishing(channel, &event)?;
+        let appended = entry.store.append(&event).await;
+        self.published(entry, appended.is_ok());
+        Ok(appended?)
+    }
+
+    /// Publishes `event` on `channel` once per idempotency `key`: a publisher that retries with
+    /// the same key (after a timeout, say) within [`HubBuilder::idempotency_window`] gets the
+    /// first id back with [`Appended::duplicate`] set, and nothing is stored twice, on every
+    /// store and across instances sharing one.
+    ///
+    /// ```
+    /// use poem_sse_ext::{Event, Hub};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let hub = Hub::new();
+    /// let first = hub.publish_once("orders", "order-42", Event::text("paid")).await?;
+    /// let retry = hub.publish_once("orders", "order-42", Event::text("paid")).await?;
+    /// assert_eq!(retry.id, first.id);
+    /// assert!(retry.duplicate && !first.duplicate);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// [`HubBuilder::idempotency_window`]: crate::HubBuilder::idempotency_window
+    ///
+    /// # Errors
+    /// As [`Hub::publish`], and [`PublishError::InvalidIdempotencyKey`] for a key that is empty,
+    /// over 256 bytes or not visible ASCII.
+    pub async fn publish_once(
+        &self,
+        channel: &str,
+        key: &str,
+        event: Event,
+    ) -> Result<Appended, PublishError> {
+        let valid_key = (1..=256).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic());
+        if !valid_key {
+            return Err(PublishError::InvalidIdempotencyKey);
         }
-        if self.is_shutting_down() {
-            return Err(PublishError::ShuttingDown);
-        }
-        let entry = self.inner.registry.get_or_register(channel)?;
-        match entry.store.append(&event).await {
-            Ok(id) => {
-                crate::metrics::ChannelStats::add(&entry.stats.published, 1);
-                Ok(id)
-            }
-            Err(err) => {
-                drop(entry);
-                // A failed first publish leaves nothing behind.
-                self.inner.registry.forget_if_idle(channel);
-                Err(err.into())
-            }
-        }
+        let entry = self.publishing(channel, &event)?;
+        let window = self.inner.config.idempotency_window;
+        let appended = entry.store.append_once(key, window, &event).await;
+        let stored = appended.as_ref().is_ok_and(|appended| !appended.duplicate);
+        self.published(entry, stored);
+        Ok(appended?)
     }
 
     /// The id of the newest event on `channel`: render a page's state together with it and let
@@ -305,6 +331,29 @@ impl Hub {
     /// The signal a stream's body watches to end itself on shutdown.
     pub(crate) fn shutdown_signal(&self) -> ShutdownSignal {
         self.inner.shutdown.signal()
+    }
+
+    /// Checks a publish and registers its channel.
+    fn publishing(&self, channel: &str, event: &Event) -> Result<Arc<Channel>, PublishError> {
+        self.inner.registry.validate(channel)?;
+        if let Some(id) = event.event_id() {
+            return Err(PublishError::HasId(id.to_owned()));
+        }
+        if self.is_shutting_down() {
+            return Err(PublishError::ShuttingDown);
+        }
+        Ok(self.inner.registry.get_or_register(channel)?)
+    }
+
+    /// Counts a stored event; a failed first publish leaves no channel behind.
+    fn published(&self, entry: Arc<Channel>, stored: bool) {
+        if stored {
+            crate::metrics::ChannelStats::add(&entry.stats.published, 1);
+        } else {
+            let name = entry.name.clone();
+            drop(entry);
+            self.inner.registry.forget_if_idle(&name);
+        }
     }
 
     fn channel(&self, name: &str) -> Result<Arc<Channel>, ReadError> {

@@ -191,9 +191,7 @@ impl Registry {
 
     /// Forgets `name` if nothing uses it any more. Call it after dropping your `Arc` of it.
     pub(crate) fn forget_if_idle(&self, name: &str) {
-        let idle = |map: &HashMap<Box<str>, Arc<Channel>>| {
-            map.get(name).is_some_and(is_idle)
-        };
+        let idle = |map: &HashMap<Box<str>, Arc<Channel>>| map.get(name).is_some_and(is_idle);
         // Checked under the read lock first: most channels keep events and are never forgotten.
         if !idle(&self.read()) {
             return;

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use poem_sse_ext::{Hub, ResetReason, Subscriber};
 use testkit::{ParsedEvent, Parser};
 
@@ -148,4 +148,42 @@ async fn a_full_registry_makes_room_from_channels_nobody_uses() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     // Their events aged out: the registry forgets them when it needs the room.
     assert!(hub.subscribe("c", None).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_retried_publish_with_the_same_idempotency_key_is_stored_once() {
+    for backend in backends().await {
+        let hub = backend.hub(Hub::builder());
+        let mut reader = hub.subscribe("orders", None).await.expect("subscribe");
+        let event = || poem_sse_ext::Event::text("paid");
+        let first = hub.publish_once("orders", "order-42", event()).await;
+        let first = first.unwrap_or_else(|err| panic!("{}: {err}", backend.name));
+        // Retries, also concurrent ones, return the first id and store nothing.
+        let retries = futures_util::future::join_all(
+            (0..10).map(|_| hub.publish_once("orders", "order-42", event())),
+        )
+        .await;
+        for retry in retries {
+            let retry = retry.unwrap_or_else(|err| panic!("{}: {err}", backend.name));
+            assert_eq!((retry.id, retry.duplicate), (first.id.clone(), true));
+        }
+        let other = hub.publish_once("orders", "order-43", event()).await;
+        assert!(other.is_ok_and(|o| !o.duplicate), "{}", backend.name);
+        let (events, _) = read_events(&mut reader, 2).await;
+        assert_eq!(
+            events[0].last_event_id,
+            first.id.as_str(),
+            "{}",
+            backend.name
+        );
+        reader
+            .next()
+            .now_or_never()
+            .map(|chunk| panic!("{}: one event per key, got {chunk:?}", backend.name));
+        assert_eq!(hub.metrics().total.published, 2, "{}", backend.name);
+        assert!(matches!(
+            hub.publish_once("orders", "", event()).await,
+            Err(poem_sse_ext::PublishError::InvalidIdempotencyKey)
+        ));
+    }
 }
