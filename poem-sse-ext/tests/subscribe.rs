@@ -176,10 +176,9 @@ async fn a_retried_publish_with_the_same_idempotency_key_is_stored_once() {
             "{}",
             backend.name
         );
-        reader
-            .next()
-            .now_or_never()
-            .map(|chunk| panic!("{}: one event per key, got {chunk:?}", backend.name));
+        if let Some(chunk) = reader.next().now_or_never() {
+            panic!("{}: one event per key, got {chunk:?}", backend.name);
+        }
         assert_eq!(hub.metrics().total.published, 2, "{}", backend.name);
         assert!(matches!(
             hub.publish_once("orders", "", event()).await,
