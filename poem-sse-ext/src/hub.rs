@@ -9,6 +9,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    admission::{Admission, Grant, Limits, Opener, RefusalReason},
     config::HubConfig,
     error::{PublishError, ReadError, SubscribeError},
     event::Event,
@@ -16,7 +17,7 @@ use crate::{
     registry::{Channel, ChannelFilter, Registry},
     shutdown::{ShutdownSignal, ShutdownTrigger},
     store::{Appended, EventId, ReplayStore, StoreHealth},
-    subscriber::{OpenStream, StreamCap, Subscriber},
+    subscriber::{Ending, OpenStream, StreamCap, Subscriber},
     wire::StoredEvent,
 };
 
@@ -51,10 +52,24 @@ pub struct Hub {
 
 struct HubInner {
     registry: Arc<Registry>,
+    admission: Arc<Admission>,
     config: HubConfig,
-    rejected: AtomicU64,
+    /// Refusals per [`RefusalReason`], indexed by [`REFUSAL_REASONS`].
+    refused: [AtomicU64; REFUSAL_REASONS.len()],
     shutdown: ShutdownTrigger,
 }
+
+/// Every reason a stream can be refused for, in the order of [`HubInner::refused`].
+const REFUSAL_REASONS: [RefusalReason; 8] = [
+    RefusalReason::MaxStreams,
+    RefusalReason::MaxStreamsPerChannel,
+    RefusalReason::MaxStreamsPerClient,
+    RefusalReason::MaxStreamsPerPrincipal,
+    RefusalReason::RateLimited,
+    RefusalReason::MaxChannels,
+    RefusalReason::ShuttingDown,
+    RefusalReason::Store,
+];
 
 /// A channel's newest retained events and the head id they lead up to, from [`Hub::recent`].
 ///
@@ -77,8 +92,13 @@ impl Hub {
         Self {
             inner: Arc::new(HubInner {
                 registry: Arc::new(Registry::new(store, config.max_channels, filter)),
+                admission: Arc::new(Admission::new(Limits {
+                    per_client: config.max_streams_per_client,
+                    per_principal: config.max_streams_per_principal,
+                    rate: config.connect_rate,
+                })),
                 config,
-                rejected: AtomicU64::new(0),
+                refused: Default::default(),
                 shutdown: ShutdownTrigger::new(),
             }),
         }
@@ -213,9 +233,31 @@ impl Hub {
         channel: &str,
         resume: Option<&str>,
     ) -> Result<Subscriber, SubscribeError> {
+        self.subscribe_as(channel, resume, &Opener::default()).await
+    }
+
+    /// [`Hub::subscribe`] on behalf of `opener`: its client address counts against
+    /// [`HubBuilder::max_streams_per_client`](crate::HubBuilder::max_streams_per_client) and
+    /// [`HubBuilder::connect_rate`](crate::HubBuilder::connect_rate), its grant's principal
+    /// against [`HubBuilder::max_streams_per_principal`](crate::HubBuilder::max_streams_per_principal)
+    /// and [`Hub::revoke`], and the grant's expiry ends the stream with
+    /// [`REAUTH_EVENT`](crate::wire::REAUTH_EVENT).
+    ///
+    /// # Errors
+    /// As [`Hub::subscribe`], and the per-client and per-principal refusals.
+    pub async fn subscribe_as(
+        &self,
+        channel: &str,
+        resume: Option<&str>,
+        opener: &Opener,
+    ) -> Result<Subscriber, SubscribeError> {
         let refused = |err: SubscribeError| {
-            if err.is_temporary() {
-                self.inner.rejected.fetch_add(1, Ordering::Relaxed);
+            if let Some(reason) = err.reason() {
+                let at = REFUSAL_REASONS.iter().position(|r| *r == reason);
+                if let Some(counter) = at.and_then(|at| self.inner.refused.get(at)) {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+                tracing::debug!(channel, %reason, "sse stream refused");
             }
             err
         };
@@ -227,6 +269,19 @@ impl Hub {
             return Err(refused(SubscribeError::ShuttingDown));
         }
         let config = &self.inner.config;
+        let admitted = self.inner.admission.admit(opener).map_err(|r| {
+            refused(match r.reason {
+                RefusalReason::RateLimited => SubscribeError::RateLimited { streak: r.streak },
+                RefusalReason::MaxStreamsPerPrincipal => {
+                    SubscribeError::TooManyStreamsForPrincipal { limit: r.limit }
+                }
+                _ => SubscribeError::TooManyStreamsForClient {
+                    limit: r.limit,
+                    streak: r.streak,
+                },
+            })
+        })?;
+        let revocation = admitted.revocation();
         let entry = self
             .inner
             .registry
@@ -235,6 +290,7 @@ impl Hub {
         let stream = OpenStream::admit(
             &self.inner.registry,
             Arc::clone(&entry),
+            admitted,
             config.max_streams,
             config.max_streams_per_channel,
         )
@@ -258,17 +314,32 @@ impl Hub {
             .await
             .map_err(|err| refused(err.into()))?;
         tracing::debug!(channel, resumed = resume.is_some(), reset = ?sub.reset.as_ref().map(|r| r.reason), "sse stream opened");
-        Ok(Subscriber::new(sub, config.max_chunk_bytes, stream))
+        let expiry = opener.grant.as_ref().and_then(Grant::deadline);
+        let ending = Ending::new(
+            config.lifetime_deadline(),
+            expiry,
+            revocation,
+            config.jittered_retry(),
+        );
+        Ok(Subscriber::new(sub, config.max_chunk_bytes, ending, stream))
+    }
+
+    /// Ends every open stream of `principal` now: each sends
+    /// [`REAUTH_EVENT`](crate::wire::REAUTH_EVENT) and a retry hint, then ends; the client
+    /// reconnects and is authorized afresh. Returns how many streams were open.
+    pub fn revoke(&self, principal: &str) -> usize {
+        self.inner.admission.revoke(principal)
     }
 
     /// A snapshot of the counters, per channel and in total.
     pub fn metrics(&self) -> HubMetrics {
         let (channels, retired) = self.inner.registry.snapshot();
-        HubMetrics::from_channels(
-            channels.into_iter(),
-            retired,
-            self.inner.rejected.load(Ordering::Relaxed),
-        )
+        let refused = REFUSAL_REASONS
+            .iter()
+            .zip(&self.inner.refused)
+            .map(|(reason, n)| (reason.as_str(), n.load(Ordering::Relaxed)))
+            .filter(|(_, n)| *n > 0);
+        HubMetrics::from_channels(channels.into_iter(), retired, refused)
     }
 
     /// Channels registered now: those with open streams, with events retained in this process,

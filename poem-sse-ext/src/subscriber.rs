@@ -2,19 +2,24 @@
 
 use std::{
     fmt,
+    future::Future,
     pin::Pin,
     sync::{atomic::Ordering, Arc},
     task::{Context, Poll},
+    time::Duration,
 };
 
 use bytes::Bytes;
 use futures_util::Stream;
+use tokio::time::{Instant, Sleep};
 
 use crate::{
+    admission::Admitted,
     metrics::ChannelStats,
     registry::{Channel, Registry},
+    shutdown::ShutdownSignal,
     store::{CursorItem, LogCursor, Reset, Subscription},
-    wire::reset_frame,
+    wire::{reauth_frame, reset_frame, retry_frame},
 };
 
 /// The frames of one channel from a resume point on: the reset signal if the resume point could
@@ -44,15 +49,73 @@ pub struct Subscriber {
     reset: Option<Reset>,
     cursor: LogCursor,
     max_chunk_bytes: usize,
+    /// How the stream ends on purpose, if it does; boxed so that a stream without costs one word.
+    ending: Option<Box<Ending>>,
     stream: OpenStream,
 }
 
+/// A stream that ends on purpose: at its deadline (the grant's expiry or the stream lifetime,
+/// whichever comes first) or when its principal's streams are revoked. It then sends its last
+/// frame (the reauth event and a retry hint, or the retry hint alone) and ends.
+pub(crate) struct Ending {
+    deadline: Option<Pin<Box<Sleep>>>,
+    /// Whether the deadline is the grant's expiry (a reauth) rather than the lifetime.
+    deadline_is_expiry: bool,
+    revoked: Option<ShutdownSignal>,
+    retry: Duration,
+    ended: bool,
+}
+
+impl Ending {
+    /// `None` when the stream never ends on purpose.
+    pub(crate) fn new(
+        lifetime: Option<Instant>,
+        expiry: Option<Instant>,
+        revoked: Option<ShutdownSignal>,
+        retry: Duration,
+    ) -> Option<Box<Self>> {
+        let (deadline, deadline_is_expiry) = match (lifetime, expiry) {
+            (Some(lifetime), Some(expiry)) if lifetime < expiry => (Some(lifetime), false),
+            (_, Some(expiry)) => (Some(expiry), true),
+            (lifetime, None) => (lifetime, false),
+        };
+        if deadline.is_none() && revoked.is_none() {
+            return None;
+        }
+        Some(Box::new(Self {
+            deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
+            deadline_is_expiry,
+            revoked,
+            retry,
+            ended: false,
+        }))
+    }
+
+    /// `Some(reauth)` once the stream must end; registers the waker otherwise.
+    fn poll_due(&mut self, cx: &mut Context<'_>) -> Option<bool> {
+        if self.revoked.as_mut().is_some_and(|r| r.poll_fired(cx)) {
+            return Some(true);
+        }
+        let due = self
+            .deadline
+            .as_mut()
+            .is_some_and(|deadline| deadline.as_mut().poll(cx).is_ready());
+        due.then_some(self.deadline_is_expiry)
+    }
+}
+
 impl Subscriber {
-    pub(crate) fn new(sub: Subscription, max_chunk_bytes: usize, stream: OpenStream) -> Self {
+    pub(crate) fn new(
+        sub: Subscription,
+        max_chunk_bytes: usize,
+        ending: Option<Box<Ending>>,
+        stream: OpenStream,
+    ) -> Self {
         Self {
             reset: sub.reset,
             cursor: sub.cursor,
             max_chunk_bytes,
+            ending,
             stream,
         }
     }
@@ -88,6 +151,24 @@ impl Stream for Subscriber {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         let this = self.get_mut();
+        if let Some(ending) = &mut this.ending {
+            if ending.ended {
+                return Poll::Ready(None);
+            }
+            // Checked before any frame: an expired or revoked grant receives nothing more.
+            if let Some(reauth) = ending.poll_due(cx) {
+                ending.ended = true;
+                let channel = &*this.stream.channel().name;
+                let frame = if reauth {
+                    tracing::debug!(channel, "sse stream ends: authorization expired or revoked");
+                    reauth_frame(this.cursor.last_id().as_ref(), ending.retry)
+                } else {
+                    tracing::debug!(channel, "sse stream ends: lifetime reached");
+                    retry_frame(ending.retry)
+                };
+                return Poll::Ready(Some(frame));
+            }
+        }
         if let Some(reset) = this.reset.take() {
             return Poll::Ready(Some(this.reset_chunk(&reset)));
         }
@@ -125,6 +206,8 @@ pub(crate) struct OpenStream {
     registry: Arc<Registry>,
     /// `None` only while dropping.
     channel: Option<Arc<Channel>>,
+    /// The stream's places in the per-client and per-principal counts.
+    _admitted: Admitted,
 }
 
 impl OpenStream {
@@ -133,6 +216,7 @@ impl OpenStream {
     pub(crate) fn admit(
         registry: &Arc<Registry>,
         channel: Arc<Channel>,
+        admitted: Admitted,
         max_total: usize,
         max_per_channel: usize,
     ) -> Result<Self, StreamCap> {
@@ -149,6 +233,7 @@ impl OpenStream {
         Ok(Self {
             registry: Arc::clone(registry),
             channel: Some(channel),
+            _admitted: admitted,
         })
     }
 }
