@@ -2,8 +2,8 @@
 //!
 //! `cargo bench -p poem-sse-ext --bench publish_cost`
 //!
-//! Each subscription is what an open stream holds (a cursor in a task waiting for the next
-//! frame), without HTTP. Reports the time of the `publish` call itself and the time until every
+//! Each subscription is what an open stream holds (a `Subscriber`: a cursor in a task waiting
+//! for the next frame), without HTTP. Reports the time of the `publish` call itself and the time until every
 //! subscriber has read the event.
 
 use std::{
@@ -15,10 +15,7 @@ use std::{
 };
 
 use futures_util::StreamExt;
-use poem_sse_ext::{
-    store::{MemoryStore, ReplayStore, Retention},
-    Event,
-};
+use poem_sse_ext::{Event, Hub};
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -43,14 +40,18 @@ fn main() {
 }
 
 async fn measure(subscribers: usize) -> (Duration, Duration) {
-    let store = Arc::new(MemoryStore::new(Retention::default().max_events(1_000)));
+    let hub = Hub::builder()
+        .history(1_000)
+        .max_streams(usize::MAX)
+        .max_streams_per_channel(usize::MAX)
+        .build();
     let received = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::with_capacity(subscribers);
     for _ in 0..subscribers {
-        let mut sub = store.subscribe("bench", None).await.expect("subscribe");
+        let mut sub = hub.subscribe("bench", None).await.expect("subscribe");
         let received = Arc::clone(&received);
         tasks.push(tokio::spawn(async move {
-            while sub.cursor.next().await.is_some() {
+            while sub.next().await.is_some() {
                 received.fetch_add(1, Ordering::Relaxed);
             }
         }));
@@ -61,7 +62,7 @@ async fn measure(subscribers: usize) -> (Duration, Duration) {
     for round in 1..=21 {
         let event = Event::text(format!("{{\"round\":{round}}}"));
         let started = Instant::now();
-        store.append("bench", &event).await.expect("append");
+        hub.publish("bench", event).await.expect("publish");
         calls.push(started.elapsed());
         while received.load(Ordering::Relaxed) < subscribers * round {
             tokio::task::yield_now().await;

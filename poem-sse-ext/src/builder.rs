@@ -4,9 +4,30 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use crate::{
     config::HubConfig,
+    event::{Event, EventError},
+    hub::Hub,
+    registry::ChannelFilter,
     store::{MemoryStore, ReplayStore, Retention},
-    Event, EventError, Hub,
 };
+
+impl Hub {
+    /// A builder with the defaults: in-memory store keeping 1,000 events per channel, heartbeat
+    /// every 15 s, retry 3 s plus up to 2 s of jitter, at most 10,000 streams.
+    pub fn builder() -> HubBuilder {
+        HubBuilder::default()
+    }
+
+    /// A hub with the default settings.
+    pub fn new() -> Self {
+        Self::builder().build()
+    }
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 /// Configures a [`Hub`].
 #[derive(Default)]
@@ -15,6 +36,7 @@ pub struct HubBuilder {
     config: HubConfig,
     retention: Retention,
     store: Option<Arc<dyn ReplayStore>>,
+    filter: Option<Arc<ChannelFilter>>,
 }
 
 impl HubBuilder {
@@ -91,6 +113,53 @@ impl HubBuilder {
         self
     }
 
+    /// Most open streams from one client address (default unlimited). The endpoint takes the
+    /// address from the connection, or from `X-Forwarded-For` when the connection comes from a
+    /// proxy it trusts ([`SseEndpoint::trusted_proxies`](crate::SseEndpoint::trusted_proxies)).
+    pub fn max_streams_per_client(mut self, n: usize) -> Self {
+        self.config.max_streams_per_client = Some(n);
+        self
+    }
+
+    /// Most open streams of one principal, as the authorization's [`Grant`](crate::Grant) names
+    /// it (default unlimited).
+    pub fn max_streams_per_principal(mut self, n: usize) -> Self {
+        self.config.max_streams_per_principal = Some(n);
+        self
+    }
+
+    /// Limits how fast one client address may open streams: `burst` at once, then `per_second`
+    /// (a token bucket; default unlimited). A client reconnecting in a tight loop is refused
+    /// with a retry hint that doubles with each refusal in a row; other clients are not slowed.
+    pub fn connect_rate(mut self, burst: u32, per_second: f64) -> Self {
+        self.config.connect_rate = Some(crate::admission::ConnectRate { burst, per_second });
+        self
+    }
+
+    /// Ends each stream after `lifetime`, spread by ±10 % (see
+    /// [`HubBuilder::max_stream_lifetime_jitter`]), with a retry hint: the client reconnects
+    /// and resumes exactly. Lets load balancers rebalance and forces periodic re-authorization.
+    /// Off by default.
+    pub fn max_stream_lifetime(mut self, lifetime: Duration) -> Self {
+        self.config.max_stream_lifetime = Some(lifetime);
+        self
+    }
+
+    /// The spread of the stream lifetime as a fraction of it (default 0.1: ±10 %).
+    pub fn max_stream_lifetime_jitter(mut self, fraction: f64) -> Self {
+        self.config.max_stream_lifetime_jitter = fraction;
+        self
+    }
+
+    /// The retry hint of a refused stream: `base` plus up to `spread` (defaults 10 s and 20 s,
+    /// longer than the normal hint, so that refused clients come back spread out). Also the
+    /// `Retry-After` of a `503` refusal.
+    pub fn refusal_retry(mut self, base: Duration, spread: Duration) -> Self {
+        self.config.refusal_retry = base;
+        self.config.refusal_retry_jitter = spread;
+        self
+    }
+
     /// Most channels the hub registers (default 10,000); a publish, read or stream on one more
     /// is refused with [`TooManyChannels`](crate::TooManyChannels).
     pub fn max_channels(mut self, n: usize) -> Self {
@@ -124,12 +193,44 @@ impl HubBuilder {
         Ok(self)
     }
 
+    /// How long [`Hub::publish_once`] remembers an idempotency key (default 1 hour; at most
+    /// 10,000 keys per channel are kept, the oldest forgotten first).
+    pub fn idempotency_window(mut self, window: Duration) -> Self {
+        self.config.idempotency_window = window;
+        self
+    }
+
+    /// Says which channels exist: a name for which `exists` returns `false` is refused before
+    /// anything is allocated for it (publish, read and subscribe get
+    /// [`ChannelError`](crate::ChannelError), the endpoint answers `404`). Without a filter every
+    /// valid name exists, and a channel costs memory only while it has streams or retained events.
+    ///
+    /// ```
+    /// use poem_sse_ext::{Event, Hub, PublishError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let hub = Hub::builder()
+    ///     .channel_filter(|name| matches!(name, "news" | "prices") || name.starts_with("user."))
+    ///     .build();
+    /// assert!(hub.publish("news", Event::text("hi")).await.is_ok());
+    /// assert!(matches!(
+    ///     hub.publish("made-up", Event::text("x")).await,
+    ///     Err(PublishError::Channel(_))
+    /// ));
+    /// # }
+    /// ```
+    pub fn channel_filter(mut self, exists: impl Fn(&str) -> bool + Send + Sync + 'static) -> Self {
+        self.filter = Some(Arc::new(exists));
+        self
+    }
+
     /// Builds the hub.
     pub fn build(self) -> Hub {
         let store = self
             .store
             .unwrap_or_else(|| Arc::new(MemoryStore::new(self.retention)));
-        Hub::from_parts(store, self.config)
+        Hub::from_parts(store, self.config, self.filter)
     }
 }
 
@@ -139,6 +240,7 @@ impl fmt::Debug for HubBuilder {
             .field("config", &self.config)
             .field("retention", &self.retention)
             .field("custom_store", &self.store.is_some())
+            .field("channel_filter", &self.filter.is_some())
             .finish()
     }
 }

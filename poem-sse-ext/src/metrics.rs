@@ -31,6 +31,15 @@ impl ChannelStats {
         }
     }
 
+    /// Adds a forgotten channel's counters (not its open streams: it has none).
+    pub(crate) fn absorb(&self, other: &ChannelMetrics) {
+        self.published.fetch_add(other.published, Relaxed);
+        self.delivered.fetch_add(other.delivered, Relaxed);
+        self.replayed.fetch_add(other.replayed, Relaxed);
+        self.resets.fetch_add(other.resets, Relaxed);
+        self.bytes_sent.fetch_add(other.bytes_sent, Relaxed);
+    }
+
     pub(crate) fn add(counter: &AtomicU64, n: usize) {
         counter.fetch_add(n as u64, Relaxed);
     }
@@ -70,22 +79,28 @@ impl ChannelMetrics {
 /// `{"open_streams": 3, "published": 10, ..., "rejected": 0, "channels": {"prices": {...}}}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct HubMetrics {
-    /// Sum over all channels.
+    /// Sum over all channels, including channels the hub has since forgotten.
     #[serde(flatten)]
     pub total: ChannelMetrics,
-    /// Streams refused with `503` (caps or shutdown) since the hub started.
+    /// Streams refused (caps, rate limit, shutdown, store) since the hub started.
     pub rejected: u64,
-    /// Per channel, by name.
+    /// Of `rejected`, per reason ([`crate::RefusalReason::as_str`]); reasons never seen are left out.
+    pub refused: BTreeMap<&'static str, u64>,
+    /// Per channel registered now, by name.
     pub channels: BTreeMap<String, ChannelMetrics>,
 }
 
 impl HubMetrics {
     pub(crate) fn from_channels(
         channels: impl Iterator<Item = (String, ChannelMetrics)>,
-        rejected: u64,
+        retired: ChannelMetrics,
+        refused: impl Iterator<Item = (&'static str, u64)>,
     ) -> Self {
+        let refused: BTreeMap<_, _> = refused.collect();
         let mut metrics = Self {
-            rejected,
+            total: retired,
+            rejected: refused.values().sum(),
+            refused,
             ..Self::default()
         };
         for (name, channel) in channels {

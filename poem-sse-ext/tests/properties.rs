@@ -1,29 +1,24 @@
 //! Property tests: what is published comes back exactly; no name or id can forge an event.
 
 use futures_util::StreamExt;
-use poem_sse_ext::{
-    store::{CursorItem, MemoryStore, ReplayStore, Retention},
-    Event,
-};
+use poem_sse_ext::{Event, Hub};
 use proptest::prelude::*;
 use testkit::parse_all;
 
-/// Publishes `events` through a store and reads back the exact bytes a stream would send.
+/// Publishes `events` through a hub and reads back the exact bytes a stream would send.
 fn wire_of(events: &[Event]) -> String {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let store = MemoryStore::new(Retention::default().max_events(events.len() + 1));
-        let mut sub = store.subscribe("p", None).await.expect("subscribe");
+        let hub = Hub::builder().history(events.len() + 1).build();
+        let mut sub = hub.subscribe("p", None).await.expect("subscribe");
         for event in events {
-            store.append("p", event).await.expect("append");
+            hub.publish("p", event.clone()).await.expect("publish");
         }
         let mut wire = Vec::new();
-        while let Some(Some(CursorItem::Frames { chunk, .. })) =
-            futures_util::FutureExt::now_or_never(sub.cursor.next())
-        {
+        while let Some(Some(chunk)) = futures_util::FutureExt::now_or_never(sub.next()) {
             wire.extend_from_slice(&chunk);
         }
         String::from_utf8(wire).expect("frames are UTF-8")

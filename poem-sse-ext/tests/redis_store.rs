@@ -270,3 +270,61 @@ async fn without_redis_every_operation_fails_with_a_connection_error() {
         "{subscribed:?}"
     );
 }
+
+/// A publisher that retries with the same idempotency key gets the first id back, whichever
+/// instance it reaches, even when instances race: the event is stored once. The key is
+/// forgotten after the window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_stores_an_event_once_across_instances() {
+    let Some(redis) = redis() else { return };
+    let a = Arc::new(store(&redis.url(), Retention::default()).await).channel("orders");
+    let b = Arc::new(store(&redis.url(), Retention::default()).await).channel("orders");
+    let window = Duration::from_secs(60);
+    let event = Event::text("order 42");
+    let first = a
+        .append_once("order-42", window, &event)
+        .await
+        .expect("append");
+    assert!(!first.duplicate);
+    let retried = b
+        .append_once("order-42", window, &event)
+        .await
+        .expect("append");
+    assert_eq!((&retried.id, retried.duplicate), (&first.id, true));
+
+    let racing = join_all((0..20).map(|n| {
+        let instance = if n % 2 == 0 { &a } else { &b };
+        instance.append_once("order-43", window, &event)
+    }))
+    .await;
+    let racing: Vec<_> = racing.into_iter().map(|r| r.expect("append")).collect();
+    assert_eq!(racing.iter().filter(|r| !r.duplicate).count(), 1);
+    assert!(racing.iter().all(|r| r.id == racing[0].id));
+
+    let short = Duration::from_millis(200);
+    let once = a
+        .append_once("retry-later", short, &event)
+        .await
+        .expect("append");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let again = b
+        .append_once("retry-later", short, &event)
+        .await
+        .expect("append");
+    assert!(!again.duplicate, "forgotten after the window");
+    assert_ne!(again.id, once.id);
+
+    let mut admin = raw(&redis).await;
+    let stored: u64 = redis::cmd("XLEN")
+        .arg("sse:orders")
+        .query_async(&mut admin)
+        .await
+        .expect("XLEN");
+    assert_eq!(stored, 4, "order-42, order-43 and retry-later twice");
+    let kept_for: i64 = redis::cmd("PTTL")
+        .arg("sse:orders:once:ids")
+        .query_async(&mut admin)
+        .await
+        .expect("PTTL");
+    assert!(kept_for > 0, "the keys expire with the window");
+}

@@ -273,6 +273,7 @@ impl ChannelLog {
             position: key,
             replay_through,
             breaks: state.breaks,
+            skipped_to: None,
             changes: WatchStream::from_changes(changes),
         }
     }
@@ -484,6 +485,8 @@ pub struct LogCursor {
     replay_through: u128,
     /// The log's break count when the cursor last read it.
     breaks: u64,
+    /// The id [`LogCursor::skip_to`] placed the cursor at, until it moves on.
+    skipped_to: Option<EventId>,
     changes: WatchStream<u64>,
 }
 
@@ -521,6 +524,7 @@ impl LogCursor {
             {
                 Read::Frames(frames) => {
                     self.position = frames.last_key;
+                    self.skipped_to = None;
                     return Poll::Ready(Some(CursorItem::Frames {
                         chunk: frames.chunk,
                         count: frames.count,
@@ -534,6 +538,7 @@ impl LogCursor {
                 } => {
                     self.position = head_key;
                     self.breaks = breaks;
+                    self.skipped_to = None;
                     return Poll::Ready(Some(CursorItem::Reset(reset)));
                 }
                 Read::Nothing => {}
@@ -552,11 +557,37 @@ impl LogCursor {
         self.position
     }
 
-    /// Moves the cursor forward to `key` (never back): the entries up to it are not delivered,
-    /// even those appended later. For a resume point that a shared backend issued but this log
-    /// has not received yet. A break of the log since the cursor was made still resets it.
-    pub fn skip_to(&mut self, key: u128) {
-        self.position = self.position.max(key);
+    /// Moves the cursor forward to `key`, the position of `id` (never back): the entries up to it
+    /// are not delivered, even those appended later. For a resume point that a shared backend
+    /// issued but this log has not received yet. A break of the log since the cursor was made
+    /// still resets it.
+    pub fn skip_to(&mut self, key: u128, id: EventId) {
+        if key > self.position {
+            self.position = key;
+            self.skipped_to = Some(id);
+        }
+    }
+
+    /// The id of the last frame delivered (or of the start position), while the log still knows
+    /// it: where a client that read this cursor resumes.
+    pub fn last_id(&self) -> Option<EventId> {
+        let state = self.log.read();
+        if self.position == state.head_key {
+            return Some(state.head_id.clone());
+        }
+        let at = state
+            .entries
+            .binary_search_by_key(&self.position, |entry| entry.key)
+            .ok();
+        let Some(at) = at else {
+            // Not in the log: the resume point a skip placed the cursor at, if nothing was
+            // delivered since.
+            return self.skipped_to.clone();
+        };
+        let frame = &state.entries[at].frame;
+        let line = frame.strip_prefix(b"id: ")?;
+        let end = line.iter().position(|&b| b == b'\n')?;
+        std::str::from_utf8(&line[..end]).ok().map(EventId::new)
     }
 }
 
@@ -739,7 +770,8 @@ mod tests {
         let mut behind = log.cursor(1, 3);
         // A resume point the backend issued but this log has not received yet.
         let mut ahead = log.cursor(3, 3);
-        ahead.skip_to(9);
+        ahead.skip_to(9, EventId::new("e-9"));
+        assert_eq!(ahead.last_id(), Some(EventId::new("e-9")));
         // The backend's history was lost; it continues at key 7 (below `ahead`'s position).
         log.break_at(ResetReason::Epoch, 7, EventId::new("e-7"));
         let reset = Some(CursorItem::Reset(Reset {

@@ -1,21 +1,23 @@
 //! One channel of a [`RedisStore`](super::RedisStore): publishing to its stream, and streams
 //! that are cursors into the channel's log in this process.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use ::redis::{Pipeline, RedisResult, Value};
 
 use super::{
     backfill::{self, ID_LINE_MAX},
     follow::{ChannelInner, Current, Follow},
+    once,
     reply::{parse_added_id, StreamId, StreamInfo, FIELD},
     shared::Shared,
 };
 use crate::{
+    event::Event,
     store::{
-        BoxFuture, EventId, Recent, Reset, ResetReason, StoreChannel, StoreError, Subscription,
+        Appended, BoxFuture, EventId, Recent, Reset, ResetReason, StoreChannel, StoreError,
+        Subscription,
     },
-    Event,
 };
 
 /// The handle the hub keeps for one channel.
@@ -45,6 +47,20 @@ impl RedisChannel {
             return Err(bad);
         }
         Ok(follow)
+    }
+
+    /// `event` encoded once, without its id (Redis gives it), if it fits the byte bound.
+    ///
+    /// # Errors
+    /// [`StoreError::TooLarge`] when it could never be retained.
+    fn encode(&self, event: &Event) -> Result<bytes::Bytes, StoreError> {
+        let limit = self.shared.retention.max_bytes;
+        let body = event.encode_with_id(None);
+        let size = body.len() + ID_LINE_MAX;
+        if size > limit {
+            return Err(StoreError::TooLarge { size, limit });
+        }
+        Ok(body)
     }
 
     async fn stream_info(&self, operation: &'static str) -> Result<Option<StreamInfo>, StoreError> {
@@ -84,7 +100,7 @@ impl RedisChannel {
                 if issued {
                     // The cursor keeps its place in the log's history: a break of the log
                     // meanwhile still resets it.
-                    cursor.skip_to(after.key());
+                    cursor.skip_to(after.key(), after.event_id());
                     return Ok(Subscription {
                         reset: None,
                         cursor,
@@ -108,14 +124,7 @@ impl StoreChannel for RedisChannel {
     fn append<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, Result<EventId, StoreError>> {
         Box::pin(async move {
             let retention = self.shared.retention;
-            let body = event.encode_with_id(None);
-            let size = body.len() + ID_LINE_MAX;
-            if size > retention.max_bytes {
-                return Err(StoreError::TooLarge {
-                    size,
-                    limit: retention.max_bytes,
-                });
-            }
+            let body = self.encode(event)?;
             let key = self.inner.key.as_str();
             let mut pipe = Pipeline::new();
             pipe.cmd("XADD")
@@ -143,6 +152,18 @@ impl StoreChannel for RedisChannel {
                 StoreError::Backend("redis: XADD did not answer with a stream id".to_owned())
             })?;
             Ok(id.event_id())
+        })
+    }
+
+    fn append_once<'a>(
+        &'a self,
+        key: &'a str,
+        window: Duration,
+        event: &'a Event,
+    ) -> BoxFuture<'a, Result<Appended, StoreError>> {
+        Box::pin(async move {
+            let body = self.encode(event)?;
+            once::append_once(&self.shared, &self.inner.key, key, window, &body).await
         })
     }
 

@@ -1,11 +1,12 @@
 //! The Redis Streams replay store: see [`RedisStore`].
 //!
-//! The files follow an event: `channel.rs` publishes it (`XADD`) and opens streams;
-//! `backfill.rs` fills a channel's log with its history once; `reader.rs` appends every new entry
-//! to the log; `gap.rs` decides when the stream lost entries the log can not replace, and the log
-//! turns that into its one reset signal. `follow.rs` is a channel's state in this process,
-//! `shared.rs` what the handles and the reader share, `reply.rs` the parsing of Redis's replies,
-//! `error.rs`, `commands.rs` and `health.rs` what failures mean.
+//! The files follow an event: `channel.rs` publishes it (`XADD`; `once.rs` once per idempotency
+//! key) and opens streams; `backfill.rs` fills a channel's log with its history once;
+//! `reader.rs` appends every new entry to the log; `gap.rs` decides when the stream lost entries
+//! the log can not replace, and the log turns that into its one reset signal. `follow.rs` is a
+//! channel's state in this process, `shared.rs` what the handles and the reader share,
+//! `reply.rs` the parsing of Redis's replies, `error.rs`, `commands.rs` and `health.rs` what
+//! failures mean.
 
 use std::{
     fmt,
@@ -24,6 +25,7 @@ mod error;
 mod follow;
 mod gap;
 mod health;
+mod once;
 mod reader;
 mod reply;
 mod shared;
