@@ -328,3 +328,59 @@ async fn an_idempotency_key_stores_an_event_once_across_instances() {
         .expect("PTTL");
     assert!(kept_for > 0, "the keys expire with the window");
 }
+
+/// A channel is followed while streams read it and for the idle grace after: a client that
+/// comes back within it resumes from the log this instance holds; after it, the log is dropped
+/// (the hub may forget the channel) and the next stream reads the history again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_nobody_reads_is_unfollowed_after_the_idle_grace() {
+    let Some(redis) = redis() else { return };
+    let instance = Arc::new(
+        RedisStore::builder(redis.url())
+            .block(Duration::from_millis(100))
+            .idle_grace(Duration::from_millis(300))
+            .connect()
+            .await
+            .expect("connect"),
+    );
+    let feed = instance.channel("feed");
+    let first = feed.append(&Event::text("1")).await.expect("append");
+    feed.append(&Event::text("2")).await.expect("append");
+    let mut admin = raw(&redis).await;
+    let reads = |served: Served| served.calls;
+    let before = reads(served(&mut admin, "xrevrange").await);
+
+    let sub = feed
+        .subscribe(Some(first.as_str()))
+        .await
+        .expect("subscribe");
+    assert!(!feed.is_empty(), "followed, with events in the log");
+    drop(sub);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let sub = feed
+        .subscribe(Some(first.as_str()))
+        .await
+        .expect("subscribe");
+    assert_eq!(
+        reads(served(&mut admin, "xrevrange").await) - before,
+        1,
+        "within the grace: from the log"
+    );
+    drop(sub);
+    for _ in 0..100 {
+        if feed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(feed.is_empty(), "unfollowed after the grace");
+    let mut sub = feed
+        .subscribe(Some(first.as_str()))
+        .await
+        .expect("subscribe");
+    assert_eq!(reads(served(&mut admin, "xrevrange").await) - before, 2);
+    assert!(matches!(
+        next_item(&mut sub.cursor).await,
+        CursorItem::Frames { count: 1, .. }
+    ));
+}

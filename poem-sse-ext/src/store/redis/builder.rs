@@ -196,8 +196,8 @@ impl RedisStoreBuilder {
                 idle_grace: self.idle_grace,
             },
         };
-        let task = runtime.spawn(reader.run());
-        Ok(RedisStore { shared, task })
+        let reader = Arc::new(reader.spawn(&runtime));
+        Ok(RedisStore { shared, reader })
     }
 }
 

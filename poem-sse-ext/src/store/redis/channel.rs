@@ -9,6 +9,7 @@ use super::{
     backfill::{self, ID_LINE_MAX},
     follow::{ChannelInner, Current, Follow},
     once,
+    reader::ReaderTask,
     reply::{parse_added_id, StreamId, StreamInfo, FIELD},
     shared::Shared,
 };
@@ -24,6 +25,8 @@ use crate::{
 pub(super) struct RedisChannel {
     pub(super) shared: Arc<Shared>,
     pub(super) inner: Arc<ChannelInner>,
+    /// Keeps the reader running while the handle lives.
+    pub(super) _reader: Arc<ReaderTask>,
 }
 
 impl RedisChannel {

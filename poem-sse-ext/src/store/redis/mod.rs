@@ -13,8 +13,6 @@ use std::{
     sync::{Arc, Mutex, MutexGuard},
 };
 
-use tokio::task::JoinHandle;
-
 use super::{ReplayStore, Retention, StoreChannel, StoreHealth};
 
 mod backfill;
@@ -33,6 +31,7 @@ mod shared;
 pub use builder::{RedisStoreBuilder, RedisStoreError};
 
 use channel::RedisChannel;
+use reader::ReaderTask;
 use shared::Shared;
 
 /// A [`ReplayStore`] on Redis Streams, shared by every instance of an app (feature `redis`).
@@ -184,7 +183,7 @@ use shared::Shared;
 /// ```
 pub struct RedisStore {
     shared: Arc<Shared>,
-    task: JoinHandle<()>,
+    reader: Arc<ReaderTask>,
 }
 
 impl RedisStore {
@@ -210,17 +209,12 @@ impl ReplayStore for RedisStore {
         Arc::new(RedisChannel {
             inner: self.shared.channel(name),
             shared: Arc::clone(&self.shared),
+            _reader: Arc::clone(&self.reader),
         })
     }
 
     fn health(&self) -> StoreHealth {
         self.shared.health.status()
-    }
-}
-
-impl Drop for RedisStore {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 

@@ -6,7 +6,7 @@ use std::{collections::HashMap, sync::atomic::Ordering, sync::Arc, time::Duratio
 use ::redis::{
     aio::MultiplexedConnection, AsyncConnectionConfig, Client, Cmd, Pipeline, RedisResult, Value,
 };
-use tokio::time::Instant;
+use tokio::{task::JoinHandle, time::Instant};
 
 use super::{
     error::is_key_error,
@@ -36,6 +36,16 @@ pub(super) struct ReaderSettings {
     pub(super) idle_grace: Duration,
 }
 
+/// The reader task, ended when the store and every channel handle of it are dropped (a handle
+/// the hub still holds keeps its streams fed, whatever became of the store).
+pub(super) struct ReaderTask(JoinHandle<()>);
+
+impl Drop for ReaderTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 pub(super) struct Reader {
     pub(super) shared: Arc<Shared>,
     pub(super) client: Client,
@@ -55,7 +65,12 @@ struct ReaderConnection {
 }
 
 impl Reader {
-    pub(super) async fn run(self) {
+    /// Starts the reader on `runtime`.
+    pub(super) fn spawn(self, runtime: &tokio::runtime::Handle) -> ReaderTask {
+        ReaderTask(runtime.spawn(self.run()))
+    }
+
+    async fn run(self) {
         let mut backoff = self.settings.backoff_min;
         let mut connection: Option<ReaderConnection> = None;
         let mut checked_at = Checked::default();
