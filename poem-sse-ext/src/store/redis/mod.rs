@@ -75,6 +75,9 @@ use shared::Shared;
 ///   frames after the resume point, joined into chunks), the same reset signal, the same cost
 ///   (a publish costs one entry per instance, never one message per client, and clients never
 ///   hold a Redis connection).
+/// - [`StoreChannel::head`] asks Redis (`XINFO STREAM`): the newest id on any instance.
+///   [`StoreChannel::recent`] reads the log, which follows Redis by the reader's latency; its
+///   frames and its head always match, so a page rendered from it resumes exactly.
 /// - A channel is followed until no stream has read it here for the
 ///   [`idle_grace`](RedisStoreBuilder::idle_grace) (30 s by default); its log is then dropped.
 ///
