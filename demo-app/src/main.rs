@@ -19,10 +19,8 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode, str::FromStr, time:
 
 use clap::Parser;
 use poem::{get, post, EndpointExt, Route};
-use poem_sse_ext::{
-    server::{ReloadingTls, SseServer},
-    Hub,
-};
+use poem_serve::{ReloadingTls, StreamServer};
+use poem_sse_ext::Hub;
 
 use crate::{api::PublishToken, live::Live};
 
@@ -117,10 +115,11 @@ async fn run(cli: Cli) -> Result<(), String> {
         let (cert, key) = tls::cert_files(explicit).map_err(|err| err.to_string())?;
         Some(ReloadingTls::from_pem_files(cert, key).map_err(|err| err.to_string())?)
     };
-    let mut server = SseServer::bind(cli.listen)
+    let stopping = hub.clone();
+    let mut server = StreamServer::bind(cli.listen)
         .await
         .map_err(|err| format!("can not listen on {}: {err}", cli.listen))?
-        .hub(hub.clone())
+        .on_shutdown(move || stopping.shutdown())
         .http2_max_concurrent_streams(cli.http2_max_streams);
     let addr = server.local_addr().unwrap_or(cli.listen);
     let scheme = if tls.is_some() { "https" } else { "http" };

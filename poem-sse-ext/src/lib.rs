@@ -41,8 +41,6 @@ mod event;
 mod hub;
 mod metrics;
 mod response;
-#[cfg(feature = "server")]
-pub mod server;
 mod shutdown;
 pub mod store;
 mod stream;
