@@ -1,7 +1,23 @@
 //! One accepted connection: the TLS handshake, then hyper's HTTP/1 or HTTP/2 serving a poem
 //! endpoint, until the peer leaves or shutdown closes it.
+//!
+//! A connection must bring its first request before a deadline counted from accept. hyper has a
+//! timer for an HTTP/1 request head only; it does not cover the TLS handshake, the wait for the
+//! bytes that tell HTTP/1 from HTTP/2, the HTTP/2 preface and SETTINGS, or an HTTP/2 connection
+//! that never opens a stream. Each such socket costs a file descriptor, and a client can open
+//! thousands. So the connection is raced against the deadline until hyper has handed the
+//! service its first request.
 
-use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    convert::Infallible,
+    net::SocketAddr,
+    pin::Pin,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use hyper::body::Incoming;
 use hyper_util::{
@@ -16,6 +32,7 @@ use poem::{
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     net::TcpStream,
+    time::{Instant, Sleep},
 };
 use tokio_rustls::TlsAcceptor;
 
@@ -26,8 +43,8 @@ pub(crate) struct Shared<E> {
     pub(crate) endpoint: E,
     pub(crate) http: auto::Builder<TokioExecutor>,
     pub(crate) tls: Option<TlsAcceptor>,
-    /// The longest a TLS handshake may take.
-    pub(crate) handshake_timeout: Duration,
+    /// The longest from accept until the first request has arrived.
+    pub(crate) first_request_timeout: Duration,
     pub(crate) shutdown: ShutdownTrigger,
 }
 
@@ -39,34 +56,43 @@ pub(crate) struct Connection<E> {
 }
 
 impl<E: Endpoint + 'static> Connection<E> {
-    /// Serves the connection to its end; errors are logged at debug level.
-    pub(crate) async fn serve(self, stream: TcpStream) {
+    /// Serves the connection, accepted at `accepted`, to its end; errors are logged at debug
+    /// level.
+    pub(crate) async fn serve(self, stream: TcpStream, accepted: Instant) {
+        let deadline = accepted + self.shared.first_request_timeout;
         // Each branch is boxed so that a cleartext connection's task is not sized for a TLS
         // session it does not have (a task is as large as the largest state of its future).
         let Some(acceptor) = self.shared.tls.clone() else {
-            return Box::pin(self.serve_io(stream, Scheme::HTTP)).await;
+            return Box::pin(self.serve_io(stream, Scheme::HTTP, deadline)).await;
         };
-        let handshake =
-            tokio::time::timeout(self.shared.handshake_timeout, acceptor.accept(stream));
+        let handshake = tokio::time::timeout_at(deadline, acceptor.accept(stream));
         let tls = tokio::select! {
             handshake = handshake => handshake,
             () = self.shared.shutdown.signal() => return,
         };
         match tls {
-            Ok(Ok(tls)) => Box::pin(self.serve_io(tls, Scheme::HTTPS)).await,
+            Ok(Ok(tls)) => Box::pin(self.serve_io(tls, Scheme::HTTPS, deadline)).await,
             Ok(Err(err)) => tracing::debug!(remote = %self.remote, %err, "TLS handshake failed"),
             Err(_) => tracing::debug!(remote = %self.remote, "TLS handshake timed out"),
         }
     }
 
-    async fn serve_io<I>(self, io: I, scheme: Scheme)
+    /// Serves HTTP on `io`; closes it at `deadline` unless a request has arrived by then.
+    async fn serve_io<I>(self, io: I, scheme: Scheme, deadline: Instant)
     where
         I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
         let local = LocalAddr(Addr::SocketAddr(self.local));
         let remote = RemoteAddr(Addr::SocketAddr(self.remote));
         let shared = Arc::clone(&self.shared);
+        // Set by the service when hyper hands it a request: on HTTP/1 once the head is parsed, on
+        // HTTP/2 once a stream's HEADERS have arrived. Read once, when the deadline passes.
+        // Relaxed: hyper calls the service while this task polls the connection, so the store is
+        // sequenced before that read.
+        let requested = Arc::new(AtomicBool::new(false));
+        let requested_in_service = Arc::clone(&requested);
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+            requested_in_service.store(true, Ordering::Relaxed);
             let shared = Arc::clone(&shared);
             let req = Request::from((req, local.clone(), remote.clone(), scheme.clone()));
             // Boxed: hyper keeps a slot the size of the service future for the connection's life
@@ -86,18 +112,41 @@ impl<E: Endpoint + 'static> Connection<E> {
         // Polled on every wake-up of the connection (every event it writes): a `ShutdownSignal`
         // costs an atomic load there, where the token's own future would take its mutex.
         let mut shutdown = self.shared.shutdown.signal();
-        let result = tokio::select! {
-            biased;
-            () = &mut shutdown => {
-                // Ends idle HTTP/1 connections now; HTTP/2 sends GOAWAY and lets open streams
-                // (which the shutdown hooks are ending) finish.
-                connection.as_mut().graceful_shutdown();
-                connection.await
+        // Boxed and dropped once it has fired: a stream that lives for hours carries no timer.
+        let mut first_request_deadline: Option<Pin<Box<Sleep>>> =
+            Some(Box::pin(tokio::time::sleep_until(deadline)));
+        let result = loop {
+            tokio::select! {
+                biased;
+                () = &mut shutdown => {
+                    // Ends idle HTTP/1 connections now; HTTP/2 sends GOAWAY and lets open streams
+                    // (which the shutdown hooks are ending) finish.
+                    connection.as_mut().graceful_shutdown();
+                    break connection.await;
+                }
+                result = connection.as_mut() => break result,
+                () = fired(&mut first_request_deadline), if first_request_deadline.is_some() => {
+                    first_request_deadline = None;
+                    if !requested.load(Ordering::Relaxed) {
+                        tracing::debug!(
+                            remote = %self.remote,
+                            "no request within the header read timeout: closing the connection"
+                        );
+                        return;
+                    }
+                }
             }
-            result = connection.as_mut() => result,
         };
         if let Err(err) = result {
             tracing::debug!(remote = %self.remote, %err, "connection ended with an error");
         }
+    }
+}
+
+/// Completes when `deadline` fires; never when there is none.
+async fn fired(deadline: &mut Option<Pin<Box<Sleep>>>) {
+    match deadline {
+        Some(deadline) => deadline.as_mut().await,
+        None => std::future::pending().await,
     }
 }

@@ -44,7 +44,7 @@
 //! | --- | --- |
 //! | [`StreamServer::http2_max_concurrent_streams`] | 256 per connection |
 //! | [`StreamServer::http2_keep_alive`] | PING after 20 s idle, close if no answer within 20 s |
-//! | [`StreamServer::header_read_timeout`] | 10 s for the TLS handshake and the HTTP/1 request head |
+//! | [`StreamServer::header_read_timeout`] | 10 s from accept to the first request (TLS, HTTP/2 preface, head) |
 //! | [`StreamServer::tcp_keepalive`] | 60 s |
 //! | [`StreamServer::tcp_nodelay`] | on (frames go out at once) |
 //! | [`StreamServer::tcp_user_timeout`] | 60 s: a client that stopped reading is disconnected |

@@ -121,8 +121,14 @@ impl StreamServer {
         self
     }
 
-    /// The longest a client may take for the TLS handshake and for sending an HTTP/1 request
-    /// head (default 10 s); slower connections are closed.
+    /// The longest a client may take, from accept, to bring its first request (default 10 s):
+    /// the TLS handshake, the bytes that tell HTTP/1 from HTTP/2, the HTTP/2 preface and
+    /// SETTINGS, and the first request head (HTTP/1) or `HEADERS` frame (HTTP/2) all count. A
+    /// connection that stalls anywhere before is closed, whatever it has sent; an HTTP/2
+    /// connection that never opens a stream is closed too.
+    ///
+    /// On HTTP/1 each later request head, and the idle time before it, is bounded by the same
+    /// duration (hyper's header read timeout).
     pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
         self.header_read_timeout = timeout;
         self
@@ -195,7 +201,7 @@ impl StreamServer {
             endpoint: ep.into_endpoint().map_to_response(),
             http: self.http_builder(),
             tls: self.tls.as_ref().map(ReloadingTls::acceptor),
-            handshake_timeout: self.header_read_timeout,
+            first_request_timeout: self.header_read_timeout,
             shutdown: shutdown.clone(),
         });
         let Self {
@@ -218,6 +224,7 @@ impl StreamServer {
                 // Reap finished connections so that the set does not grow without bound.
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
                 accepted = listener.accept() => {
+                    let accepted_at = tokio::time::Instant::now();
                     let (stream, remote) = match accepted {
                         Ok(accepted) => accepted,
                         Err(err) => {
@@ -233,7 +240,7 @@ impl StreamServer {
                         remote,
                         shared: Arc::clone(&shared),
                     };
-                    connections.spawn(connection.serve(stream));
+                    connections.spawn(connection.serve(stream, accepted_at));
                 }
             }
         }
