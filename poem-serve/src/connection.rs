@@ -10,6 +10,7 @@
 
 use std::{
     convert::Infallible,
+    io,
     net::SocketAddr,
     pin::Pin,
     sync::{
@@ -19,6 +20,7 @@ use std::{
     time::Duration,
 };
 
+use http_body_util::{combinators::BoxBody, BodyExt};
 use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo},
@@ -27,7 +29,7 @@ use hyper_util::{
 use poem::{
     http::uri::Scheme,
     web::{LocalAddr, RemoteAddr},
-    Addr, Endpoint, Request,
+    Addr, Body, Endpoint, Request, RequestParts,
 };
 use tokio::{
     io::{AsyncRead, AsyncWrite},
@@ -36,7 +38,7 @@ use tokio::{
 };
 use tokio_rustls::TlsAcceptor;
 
-use crate::shutdown::ShutdownTrigger;
+use crate::{body::TimedBody, shutdown::ShutdownTrigger};
 
 /// What every connection of one server shares.
 pub(crate) struct Shared<E> {
@@ -45,6 +47,8 @@ pub(crate) struct Shared<E> {
     pub(crate) tls: Option<TlsAcceptor>,
     /// The longest from accept until the first request has arrived.
     pub(crate) first_request_timeout: Duration,
+    /// The longest a request body may go without data; `None` for no bound.
+    pub(crate) request_body_timeout: Option<Duration>,
     pub(crate) shutdown: ShutdownTrigger,
 }
 
@@ -94,7 +98,13 @@ impl<E: Endpoint + 'static> Connection<E> {
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             requested_in_service.store(true, Ordering::Relaxed);
             let shared = Arc::clone(&shared);
-            let req = Request::from((req, local.clone(), remote.clone(), scheme.clone()));
+            let (parts, body) = req.into_parts();
+            let parts = RequestParts::from((parts, local.clone(), remote.clone(), scheme.clone()));
+            let body = match shared.request_body_timeout {
+                Some(idle) => BoxBody::new(TimedBody::new(body, idle)),
+                None => BoxBody::new(body.map_err(io::Error::other)),
+            };
+            let req = Request::from_parts(parts, Body::from(body));
             // Boxed: hyper keeps a slot the size of the service future for the connection's life
             // (HTTP/1) or the stream's (HTTP/2, where the stream task holds it beside the body).
             // A poem endpoint's future is kilobytes; a streaming response lives for hours after

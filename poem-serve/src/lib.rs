@@ -45,6 +45,7 @@
 //! | [`StreamServer::http2_max_concurrent_streams`] | 256 per connection |
 //! | [`StreamServer::http2_keep_alive`] | PING after 20 s idle, close if no answer within 20 s |
 //! | [`StreamServer::header_read_timeout`] | 10 s from accept to the first request (TLS, HTTP/2 preface, head) |
+//! | [`StreamServer::request_body_timeout`] | 10 s without data in a request body |
 //! | [`StreamServer::tcp_keepalive`] | 60 s |
 //! | [`StreamServer::tcp_nodelay`] | on (frames go out at once) |
 //! | [`StreamServer::tcp_user_timeout`] | 60 s: a client that stopped reading is disconnected |
@@ -59,12 +60,14 @@
 //! [poem]: https://docs.rs/poem
 #![warn(missing_docs, missing_debug_implementations)]
 
+mod body;
 mod connection;
 mod server;
 mod shutdown;
 mod socket;
 mod tls;
 
+pub use body::BodyTimeout;
 pub use server::StreamServer;
 pub use socket::DEFAULT_BACKLOG;
 pub use tls::{ReloadingTls, TlsError};

@@ -2,6 +2,9 @@
 
 use std::{fmt, future::Future, io, net::SocketAddr, sync::Arc, time::Duration};
 
+#[cfg(doc)]
+use crate::BodyTimeout;
+
 use hyper_util::{
     rt::{TokioExecutor, TokioTimer},
     server::conn::auto,
@@ -33,6 +36,7 @@ pub struct StreamServer {
     http2_keep_alive_interval: Option<Duration>,
     http2_keep_alive_timeout: Duration,
     header_read_timeout: Duration,
+    request_body_timeout: Option<Duration>,
     socket: SocketOptions,
     shutdown_grace: Duration,
 }
@@ -75,6 +79,7 @@ impl StreamServer {
             http2_keep_alive_interval: Some(Duration::from_secs(20)),
             http2_keep_alive_timeout: Duration::from_secs(20),
             header_read_timeout: Duration::from_secs(10),
+            request_body_timeout: Some(Duration::from_secs(10)),
             socket: SocketOptions::default(),
             shutdown_grace: Duration::from_secs(1),
         }
@@ -128,9 +133,24 @@ impl StreamServer {
     /// connection that never opens a stream is closed too.
     ///
     /// On HTTP/1 each later request head, and the idle time before it, is bounded by the same
-    /// duration (hyper's header read timeout).
+    /// duration (hyper's header read timeout). A request body is bounded by
+    /// [`request_body_timeout`](Self::request_body_timeout).
     pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
         self.header_read_timeout = timeout;
+        self
+    }
+
+    /// The longest a request body may go without data while the handler reads it (default
+    /// 10 s); `None` waits indefinitely.
+    ///
+    /// The wait starts when the handler asks for data that has not arrived, and restarts with
+    /// each chunk, so a large upload at any steady rate is not cut. When it runs out the handler's
+    /// read fails with an [`io::Error`] of kind `TimedOut` carrying a [`BodyTimeout`] (poem's
+    /// `Body::into_bytes` wraps it in one more `io::Error`; poem answers `400` when the handler
+    /// passes the error on). On HTTP/1 the connection closes after the response; on HTTP/2 only
+    /// the stream ends.
+    pub fn request_body_timeout(mut self, idle: Option<Duration>) -> Self {
+        self.request_body_timeout = idle;
         self
     }
 
@@ -202,6 +222,7 @@ impl StreamServer {
             http: self.http_builder(),
             tls: self.tls.as_ref().map(ReloadingTls::acceptor),
             first_request_timeout: self.header_read_timeout,
+            request_body_timeout: self.request_body_timeout,
             shutdown: shutdown.clone(),
         });
         let Self {
@@ -298,6 +319,7 @@ impl fmt::Debug for StreamServer {
             .field("http2_keep_alive_interval", &self.http2_keep_alive_interval)
             .field("http2_keep_alive_timeout", &self.http2_keep_alive_timeout)
             .field("header_read_timeout", &self.header_read_timeout)
+            .field("request_body_timeout", &self.request_body_timeout)
             .field("socket", &self.socket)
             .field("shutdown_grace", &self.shutdown_grace)
             .finish()
