@@ -60,6 +60,7 @@
 //! [poem]: https://docs.rs/poem
 #![warn(missing_docs, missing_debug_implementations)]
 
+mod accept;
 mod body;
 mod connection;
 mod server;

@@ -16,6 +16,7 @@ use tokio::{
 };
 
 use crate::{
+    accept::{AcceptBackoff, Retry},
     connection::{Connection, Shared},
     shutdown::ShutdownTrigger,
     socket::{listen, SocketOptions, DEFAULT_BACKLOG},
@@ -190,7 +191,8 @@ impl StreamServer {
     /// Serves `ep` until the process ends.
     ///
     /// # Errors
-    /// Never in practice: accept errors are logged and retried.
+    /// Never in practice: accept errors are logged and retried (with a backoff when the process
+    /// is out of file descriptors or memory).
     pub async fn run<E>(self, ep: E) -> io::Result<()>
     where
         E: IntoEndpoint,
@@ -206,7 +208,8 @@ impl StreamServer {
     /// period before dropping what is left.
     ///
     /// # Errors
-    /// Never in practice: accept errors are logged and retried.
+    /// Never in practice: accept errors are logged and retried (with a backoff when the process
+    /// is out of file descriptors or memory).
     pub async fn run_with_graceful_shutdown<E>(
         self,
         ep: E,
@@ -237,24 +240,44 @@ impl StreamServer {
             tokio::spawn(tls.watch(shutdown.child_token()));
         }
         let mut connections = JoinSet::new();
-        tokio::pin!(signal);
+        let mut backoff = AcceptBackoff::default();
+        // `resume` is armed while accepting is paused after a failure; `quiet` while an episode
+        // of failures lasts (see `accept.rs`).
+        let resume = tokio::time::sleep(Duration::ZERO);
+        let quiet = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(signal, resume, quiet);
+        let mut paused = false;
         loop {
             tokio::select! {
                 biased;
                 () = &mut signal => break,
-                // Reap finished connections so that the set does not grow without bound.
-                Some(_) = connections.join_next(), if !connections.is_empty() => {}
-                accepted = listener.accept() => {
+                // Reap finished connections so that the set does not grow without bound. Each
+                // one freed a file descriptor: a paused accept may try again now.
+                Some(_) = connections.join_next(), if !connections.is_empty() => paused = false,
+                () = &mut resume, if paused => paused = false,
+                () = &mut quiet, if backoff.quiet_at().is_some() => {
+                    // tokio's clock, as for the failures (it may be paused in tests).
+                    backoff.end_if_quiet(tokio::time::Instant::now().into_std());
+                    if let Some(quiet_at) = backoff.quiet_at() {
+                        quiet.as_mut().reset(quiet_at.into());
+                    }
+                }
+                accepted = listener.accept(), if !paused => {
                     let accepted_at = tokio::time::Instant::now();
                     let (stream, remote) = match accepted {
                         Ok(accepted) => accepted,
                         Err(err) => {
-                            // Usually out of file descriptors: wait for some to close.
-                            tracing::warn!(%err, "accept failed");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            if let Retry::After(delay) = backoff.failed(&err, accepted_at.into_std()) {
+                                resume.as_mut().reset(accepted_at + delay);
+                                paused = true;
+                            }
+                            if let Some(quiet_at) = backoff.quiet_at() {
+                                quiet.as_mut().reset(quiet_at.into());
+                            }
                             continue;
                         }
                     };
+                    backoff.succeeded();
                     socket.apply(&stream);
                     let connection = Connection {
                         local: stream.local_addr().unwrap_or(remote),
@@ -266,6 +289,7 @@ impl StreamServer {
             }
         }
 
+        backoff.end();
         let started = tokio::time::Instant::now();
         for hook in on_shutdown {
             hook();
