@@ -3,7 +3,8 @@
 //! ```text
 //! demo-app [--listen 127.0.0.1:8443] [--plain] [--cert certs/cert.pem --key certs/key.pem]
 //!          [--store memory | --store redis://127.0.0.1:6379] [--heartbeat 15s] [--retry 3s]
-//!          [--history 1000] [--publish-token TOKEN]
+//!          [--history 1000] [--publish-token TOKEN] [--http2-max-streams 256]
+//!          [--max-connections-per-ip 256]
 //! ```
 //!
 //! Pages: `/` (this machine's figures), `/notifications`, `/hub`. API: see [`api`].
@@ -60,6 +61,9 @@ struct Cli {
     /// Most concurrent HTTP/2 streams per connection.
     #[arg(long, default_value_t = 256)]
     http2_max_streams: u32,
+    /// Most connections one client address may hold open; more are closed at once. 0: no limit.
+    #[arg(long, default_value_t = poem_serve::DEFAULT_MAX_CONNECTIONS_PER_IP)]
+    max_connections_per_ip: usize,
 }
 
 /// The `--store` option.
@@ -120,7 +124,8 @@ async fn run(cli: Cli) -> Result<(), String> {
         .await
         .map_err(|err| format!("can not listen on {}: {err}", cli.listen))?
         .on_shutdown(move || stopping.shutdown())
-        .http2_max_concurrent_streams(cli.http2_max_streams);
+        .http2_max_concurrent_streams(cli.http2_max_streams)
+        .max_connections_per_ip(Some(cli.max_connections_per_ip));
     let addr = server.local_addr().unwrap_or(cli.listen);
     let scheme = if tls.is_some() { "https" } else { "http" };
     if let Some(tls) = tls {

@@ -38,7 +38,7 @@ use tokio::{
 };
 use tokio_rustls::TlsAcceptor;
 
-use crate::{body::TimedBody, shutdown::ShutdownTrigger};
+use crate::{body::TimedBody, per_ip::IpSlot, shutdown::ShutdownTrigger};
 
 /// What every connection of one server shares.
 pub(crate) struct Shared<E> {
@@ -57,6 +57,8 @@ pub(crate) struct Connection<E> {
     pub(crate) local: SocketAddr,
     pub(crate) remote: SocketAddr,
     pub(crate) shared: Arc<Shared<E>>,
+    /// Its place in its client address's share, given back when the connection ends.
+    pub(crate) _ip_slot: Option<IpSlot>,
 }
 
 impl<E: Endpoint + 'static> Connection<E> {

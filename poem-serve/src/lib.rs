@@ -46,6 +46,7 @@
 //! | [`StreamServer::http2_keep_alive`] | PING after 20 s idle, close if no answer within 20 s |
 //! | [`StreamServer::header_read_timeout`] | 10 s from accept to the first request (TLS, HTTP/2 preface, head) |
 //! | [`StreamServer::request_body_timeout`] | 10 s without data in a request body |
+//! | [`StreamServer::max_connections_per_ip`] | 256; more are closed at once |
 //! | [`StreamServer::tcp_keepalive`] | 60 s |
 //! | [`StreamServer::tcp_nodelay`] | on (frames go out at once) |
 //! | [`StreamServer::tcp_user_timeout`] | 60 s: a client that stopped reading is disconnected |
@@ -63,12 +64,13 @@
 mod accept;
 mod body;
 mod connection;
+mod per_ip;
 mod server;
 mod shutdown;
 mod socket;
 mod tls;
 
 pub use body::BodyTimeout;
-pub use server::StreamServer;
+pub use server::{StreamServer, DEFAULT_MAX_CONNECTIONS_PER_IP};
 pub use socket::DEFAULT_BACKLOG;
 pub use tls::{ReloadingTls, TlsError};

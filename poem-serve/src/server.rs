@@ -18,10 +18,14 @@ use tokio::{
 use crate::{
     accept::{AcceptBackoff, Retry},
     connection::{Connection, Shared},
+    per_ip::PerIpLimit,
     shutdown::ShutdownTrigger,
     socket::{listen, SocketOptions, DEFAULT_BACKLOG},
     ReloadingTls,
 };
+
+/// The default of [`StreamServer::max_connections_per_ip`].
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 256;
 
 /// A hook run when graceful shutdown begins.
 type ShutdownHook = Box<dyn FnOnce() + Send>;
@@ -38,6 +42,7 @@ pub struct StreamServer {
     http2_keep_alive_timeout: Duration,
     header_read_timeout: Duration,
     request_body_timeout: Option<Duration>,
+    max_connections_per_ip: Option<usize>,
     socket: SocketOptions,
     shutdown_grace: Duration,
 }
@@ -81,6 +86,7 @@ impl StreamServer {
             http2_keep_alive_timeout: Duration::from_secs(20),
             header_read_timeout: Duration::from_secs(10),
             request_body_timeout: Some(Duration::from_secs(10)),
+            max_connections_per_ip: Some(DEFAULT_MAX_CONNECTIONS_PER_IP),
             socket: SocketOptions::default(),
             shutdown_grace: Duration::from_secs(1),
         }
@@ -152,6 +158,20 @@ impl StreamServer {
     /// the stream ends.
     pub fn request_body_timeout(mut self, idle: Option<Duration>) -> Self {
         self.request_body_timeout = idle;
+        self
+    }
+
+    /// Most connections one client address may hold open (default
+    /// [`DEFAULT_MAX_CONNECTIONS_PER_IP`], 256); `None` or `Some(0)` for no limit.
+    ///
+    /// A connection over the cap is closed as soon as it is accepted, before the TLS handshake,
+    /// and logged at debug level (the count refused is in the line logged when the server stops).
+    /// A browser needs one connection per origin over HTTP/2 and up to six over HTTP/1.1, so the
+    /// cap is only ever reached by many clients behind one address (a NAT, a proxy) or by one
+    /// client opening connections on purpose. IPv6 clients are counted per address, not per
+    /// prefix.
+    pub fn max_connections_per_ip(mut self, max: Option<usize>) -> Self {
+        self.max_connections_per_ip = max.filter(|&max| max > 0);
         self
     }
 
@@ -228,6 +248,7 @@ impl StreamServer {
             request_body_timeout: self.request_body_timeout,
             shutdown: shutdown.clone(),
         });
+        let per_ip = self.max_connections_per_ip.map(PerIpLimit::new);
         let Self {
             listener,
             tls,
@@ -278,11 +299,19 @@ impl StreamServer {
                         }
                     };
                     backoff.succeeded();
+                    let ip_slot = match &per_ip {
+                        Some(per_ip) => match per_ip.admit(remote.ip()) {
+                            Some(slot) => Some(slot),
+                            None => continue, // drops (closes) the stream
+                        },
+                        None => None,
+                    };
                     socket.apply(&stream);
                     let connection = Connection {
                         local: stream.local_addr().unwrap_or(remote),
                         remote,
                         shared: Arc::clone(&shared),
+                        _ip_slot: ip_slot,
                     };
                     connections.spawn(connection.serve(stream, accepted_at));
                 }
@@ -309,7 +338,12 @@ impl StreamServer {
             );
             connections.shutdown().await;
         }
-        tracing::info!(connections = open, elapsed = ?started.elapsed(), "server stopped");
+        tracing::info!(
+            connections = open,
+            refused_per_ip = per_ip.as_ref().map_or(0, |per_ip| per_ip.refused()),
+            elapsed = ?started.elapsed(),
+            "server stopped"
+        );
         Ok(())
     }
 
@@ -344,6 +378,7 @@ impl fmt::Debug for StreamServer {
             .field("http2_keep_alive_timeout", &self.http2_keep_alive_timeout)
             .field("header_read_timeout", &self.header_read_timeout)
             .field("request_body_timeout", &self.request_body_timeout)
+            .field("max_connections_per_ip", &self.max_connections_per_ip)
             .field("socket", &self.socket)
             .field("shutdown_grace", &self.shutdown_grace)
             .finish()
