@@ -58,6 +58,19 @@
 //! at most the grace period before dropping what is left. TLS comes from [`ReloadingTls`], which
 //! serves new handshakes the certificate files' current content.
 //!
+//! # Clients that hold sockets without using them
+//!
+//! Every open socket costs a file descriptor. A connection must bring its first request within
+//! [`header_read_timeout`](StreamServer::header_read_timeout), counted from accept (time spent
+//! in the kernel's listen queue before that is not counted); a request body may not pause for
+//! longer than [`request_body_timeout`](StreamServer::request_body_timeout); one address holds
+//! at most [`max_connections_per_ip`](StreamServer::max_connections_per_ip) connections. When
+//! the process runs out of descriptors anyway (many addresses), accept backs off and warns once,
+//! and new clients wait in the listen queue until stalled connections reach their deadline.
+//!
+//! hyper answers a request it can not parse with its own `400` (or `414`, `431`) and an empty
+//! body; it offers no hook to add one.
+//!
 //! [poem]: https://docs.rs/poem
 #![warn(missing_docs, missing_debug_implementations)]
 
