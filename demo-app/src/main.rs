@@ -3,7 +3,8 @@
 //! ```text
 //! demo-app [--listen 127.0.0.1:8443] [--plain] [--cert certs/cert.pem --key certs/key.pem]
 //!          [--store memory | --store redis://127.0.0.1:6379] [--heartbeat 15s] [--retry 3s]
-//!          [--history 1000] [--publish-token TOKEN]
+//!          [--history 1000] [--publish-token TOKEN] [--http2-max-streams 256]
+//!          [--max-connections-per-ip 256]
 //! ```
 //!
 //! Pages: `/` (this machine's figures), `/notifications`, `/hub`. API: see [`api`].
@@ -19,10 +20,8 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode, str::FromStr, time:
 
 use clap::Parser;
 use poem::{get, post, EndpointExt, Route};
-use poem_sse_ext::{
-    server::{ReloadingTls, SseServer},
-    Hub,
-};
+use poem_serve::{ReloadingTls, StreamServer};
+use poem_sse_ext::Hub;
 
 use crate::{api::PublishToken, live::Live};
 
@@ -62,6 +61,9 @@ struct Cli {
     /// Most concurrent HTTP/2 streams per connection.
     #[arg(long, default_value_t = 256)]
     http2_max_streams: u32,
+    /// Most connections one client address may hold open; more are closed at once. 0: no limit.
+    #[arg(long, default_value_t = poem_serve::DEFAULT_MAX_CONNECTIONS_PER_IP)]
+    max_connections_per_ip: usize,
 }
 
 /// The `--store` option.
@@ -117,11 +119,13 @@ async fn run(cli: Cli) -> Result<(), String> {
         let (cert, key) = tls::cert_files(explicit).map_err(|err| err.to_string())?;
         Some(ReloadingTls::from_pem_files(cert, key).map_err(|err| err.to_string())?)
     };
-    let mut server = SseServer::bind(cli.listen)
+    let stopping = hub.clone();
+    let mut server = StreamServer::bind(cli.listen)
         .await
         .map_err(|err| format!("can not listen on {}: {err}", cli.listen))?
-        .hub(hub.clone())
-        .http2_max_concurrent_streams(cli.http2_max_streams);
+        .on_shutdown(move || stopping.shutdown())
+        .http2_max_concurrent_streams(cli.http2_max_streams)
+        .max_connections_per_ip(Some(cli.max_connections_per_ip));
     let addr = server.local_addr().unwrap_or(cli.listen);
     let scheme = if tls.is_some() { "https" } else { "http" };
     if let Some(tls) = tls {

@@ -247,6 +247,40 @@ async fn plain_serves_http1_and_h2_prior_knowledge() {
     stream.next_event(WAIT).await.unwrap();
 }
 
+/// `--max-connections-per-ip 2`: a third connection from 127.0.0.2 is closed at once, while
+/// 127.0.0.1 is still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_connections_per_ip_closes_the_extra_connections() {
+    use tokio::{io::AsyncReadExt, net::TcpSocket};
+
+    let dir = test_dir("per-ip");
+    let demo = Demo::start(
+        &dir,
+        free_port(),
+        &["--plain", "--max-connections-per-ip", "2"],
+    )
+    .await;
+    let server = std::net::SocketAddr::from(([127, 0, 0, 1], demo.port));
+    let connect_from_second = || async {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.bind(([127, 0, 0, 2], 0).into()).unwrap();
+        socket.connect(server).await.unwrap()
+    };
+    let _held = [connect_from_second().await, connect_from_second().await];
+    let mut over = connect_from_second().await;
+    let closed = tokio::time::timeout(Duration::from_secs(1), async {
+        let mut buf = [0u8; 64];
+        while over.read(&mut buf).await.unwrap_or(0) > 0 {}
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "the third connection from 127.0.0.2 is still open"
+    );
+    let health = client().get(demo.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+}
+
 /// SIGTERM with streams open over HTTP/2 and HTTP/1.1: each stream ends, the process exits
 /// within a second.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

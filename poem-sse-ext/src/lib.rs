@@ -49,8 +49,6 @@ mod metrics;
 mod refusal;
 mod registry;
 mod response;
-#[cfg(feature = "server")]
-pub mod server;
 mod set;
 mod shutdown;
 pub mod store;

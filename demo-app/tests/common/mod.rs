@@ -86,7 +86,7 @@ impl Demo {
             .arg("--listen")
             .arg(format!("127.0.0.1:{}", self.port))
             .args(&self.args)
-            .env("RUST_LOG", "info,poem_sse_ext=debug")
+            .env("RUST_LOG", "info,poem_sse_ext=debug,poem_serve=debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
