@@ -77,7 +77,7 @@
       this.channel = el.dataset.channel;
       this.kind = el.dataset.kind;
       this.names = (el.dataset.events || "message").split(" ");
-      this.keep = this.kind === "feed" ? 50 : 60;
+      this.keep = Number(el.dataset.keep) || 60;
       this.reconnects = 0;
       this.resets = 0;
       this.lastReset = "";

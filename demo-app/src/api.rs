@@ -13,11 +13,11 @@ use poem::{
     web::{Data, Json, Path},
     Body, IntoResponse, Request, Response,
 };
-use poem_sse_ext::{store::StoreHealth, validate_channel, HubMetrics, PublishError};
+use poem_sse_ext::{store::StoreHealth, validate_channel, Event, Hub, HubMetrics, PublishError};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::{live::Live, widgets};
+use crate::state::{PageState, StateError};
 
 /// The largest publish body accepted: 64 KiB. Larger bodies get `413`.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -63,12 +63,21 @@ impl poem::error::ResponseError for ApiError {
     }
 }
 
+impl From<StateError> for ApiError {
+    fn from(err: StateError) -> Self {
+        Self::new(poem::error::ResponseError::status(&err), err)
+    }
+}
+
 impl From<PublishError> for ApiError {
     fn from(err: PublishError) -> Self {
         let status = match err {
             PublishError::Channel(_) => StatusCode::NOT_FOUND,
             PublishError::Event(_) | PublishError::HasId(_) => StatusCode::BAD_REQUEST,
-            PublishError::ShuttingDown | PublishError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            PublishError::ShuttingDown
+            | PublishError::Store(_)
+            | PublishError::TooManyChannels(_) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Self::new(status, err)
     }
@@ -76,11 +85,11 @@ impl From<PublishError> for ApiError {
 
 /// `GET /healthz`.
 #[handler]
-pub fn healthz(Data(live): Data<&Live>) -> Response {
-    if live.hub().is_shutting_down() {
+pub fn healthz(Data(hub): Data<&Hub>) -> Response {
+    if hub.is_shutting_down() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
     }
-    match live.hub().health() {
+    match hub.health() {
         StoreHealth::Ok => "ok".into_response(),
         StoreHealth::Degraded(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -106,7 +115,7 @@ pub async fn publish(
     req: &Request,
     Path(channel): Path<String>,
     body: Body,
-    Data(live): Data<&Live>,
+    Data(hub): Data<&Hub>,
     Data(token): Data<&PublishToken>,
 ) -> Result<Response, ApiError> {
     if let Some(expected) = &token.0 {
@@ -146,36 +155,34 @@ pub async fn publish(
             format!("the body must be JSON `{{\"event\": \"name\"?, \"data\": ...}}`: {err}"),
         )
     })?;
-    let id = live
-        .publish(&channel, body.event.as_deref(), &body.data)
-        .await?;
+    let mut event = match body.data {
+        Value::String(text) => Event::text(text),
+        other => Event::json(&other).map_err(PublishError::from)?,
+    };
+    if let Some(name) = body.event {
+        event = event.event(name).map_err(PublishError::from)?;
+    }
+    let id = hub.publish(&channel, event).await?;
     Ok((StatusCode::CREATED, Json(json!({ "id": id }))).into_response())
 }
 
 /// `GET /api/hub/metrics`: the hub's [`HubMetrics`].
 #[handler]
-pub fn hub_metrics(Data(live): Data<&Live>) -> Json<HubMetrics> {
-    Json(live.hub().metrics())
+pub fn hub_metrics(Data(hub): Data<&Hub>) -> Json<HubMetrics> {
+    Json(hub.metrics())
 }
 
 /// `GET /api/state/{page}`: what the page renders, with the id each channel's state is at.
 #[handler]
-pub async fn page_state(
-    Path(page): Path<String>,
-    Data(live): Data<&Live>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(state_json(live, &page).await?))
-}
-
-/// The state of `page` as the pages embed it and `/api/state/{page}` answers it.
 ///
 /// # Errors
 /// `404` for an unknown page, `503` when the store fails.
-pub async fn state_json(live: &Live, page: &str) -> Result<Value, ApiError> {
-    let channels = widgets::page_channels(page)
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no page `{page}`")))?;
-    let state = live.state(&channels).await?;
-    Ok(json!({ "page": page, "channels": state }))
+pub async fn page_state(
+    Path(page): Path<String>,
+    Data(hub): Data<&Hub>,
+) -> Result<Json<PageState>, ApiError> {
+    let page = StateError::page(&page)?;
+    Ok(Json(PageState::read(hub, page).await?))
 }
 
 /// Compares without stopping at the first difference, so timing tells nothing about the token.

@@ -9,9 +9,9 @@
 //! Pages: `/` (this machine's figures), `/notifications`, `/hub`. API: see [`api`].
 
 mod api;
-mod live;
 mod pages;
 mod sources;
+mod state;
 mod tls;
 mod widgets;
 
@@ -24,7 +24,7 @@ use poem_sse_ext::{
     Hub,
 };
 
-use crate::{api::PublishToken, live::Live};
+use crate::api::PublishToken;
 
 /// Server-rendered live dashboards over Server-Sent Events (HTTP/2 + TLS by default).
 #[derive(Debug, Parser)]
@@ -107,8 +107,7 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), String> {
     let hub = build_hub(&cli)?;
-    let live = Live::new(hub.clone());
-    sources::spawn(&live);
+    sources::spawn(&hub);
 
     let tls = if cli.plain {
         None
@@ -137,7 +136,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     );
     server
         .run_with_graceful_shutdown(
-            app(live, PublishToken(cli.publish_token)),
+            app(hub.clone(), PublishToken(cli.publish_token)),
             shutdown_signal(),
         )
         .await
@@ -172,12 +171,11 @@ fn build_hub(cli: &Cli) -> Result<Hub, String> {
 }
 
 /// The routes of the demo.
-fn app(live: Live, token: PublishToken) -> impl poem::Endpoint {
-    let hub = live.hub().clone();
+fn app(hub: Hub, token: PublishToken) -> impl poem::Endpoint {
     Route::new()
         .at("/", get(pages::dashboard))
         .at("/notifications", get(pages::notifications))
-        .at("/hub", get(pages::hub))
+        .at("/hub", get(pages::hub_page))
         .at("/assets/client.js", get(pages::client_js))
         .at("/assets/style.css", get(pages::style_css))
         .at("/events/:channel", get(hub.endpoint()))
@@ -185,7 +183,7 @@ fn app(live: Live, token: PublishToken) -> impl poem::Endpoint {
         .at("/api/channels/:channel/events", post(api::publish))
         .at("/api/hub/metrics", get(api::hub_metrics))
         .at("/api/state/:page", get(api::page_state))
-        .data(live)
+        .data(hub)
         .data(token)
 }
 
