@@ -16,9 +16,9 @@ use futures_util::{Stream, StreamExt};
 use tokio::time::{Instant, Sleep};
 
 use crate::{
+    event::Event,
     shutdown::ShutdownSignal,
     wire::{retry_frame, HEARTBEAT_FRAME},
-    Event,
 };
 
 /// Turns a source of ready-encoded chunks into an SSE body: sends `preamble` first, every chunk

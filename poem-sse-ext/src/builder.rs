@@ -4,9 +4,30 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use crate::{
     config::HubConfig,
+    event::{Event, EventError},
+    hub::Hub,
+    registry::ChannelFilter,
     store::{MemoryStore, ReplayStore, Retention},
-    Event, EventError, Hub,
 };
+
+impl Hub {
+    /// A builder with the defaults: in-memory store keeping 1,000 events per channel, heartbeat
+    /// every 15 s, retry 3 s plus up to 2 s of jitter, at most 10,000 streams.
+    pub fn builder() -> HubBuilder {
+        HubBuilder::default()
+    }
+
+    /// A hub with the default settings.
+    pub fn new() -> Self {
+        Self::builder().build()
+    }
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 /// Configures a [`Hub`].
 #[derive(Default)]
@@ -15,6 +36,7 @@ pub struct HubBuilder {
     config: HubConfig,
     retention: Retention,
     store: Option<Arc<dyn ReplayStore>>,
+    filter: Option<Arc<ChannelFilter>>,
 }
 
 impl HubBuilder {
@@ -124,12 +146,44 @@ impl HubBuilder {
         Ok(self)
     }
 
+    /// How long [`Hub::publish_once`] remembers an idempotency key (default 1 hour; at most
+    /// 10,000 keys per channel are kept, the oldest forgotten first).
+    pub fn idempotency_window(mut self, window: Duration) -> Self {
+        self.config.idempotency_window = window;
+        self
+    }
+
+    /// Says which channels exist: a name for which `exists` returns `false` is refused before
+    /// anything is allocated for it (publish, read and subscribe get
+    /// [`ChannelError`](crate::ChannelError), the endpoint answers `404`). Without a filter every
+    /// valid name exists, and a channel costs memory only while it has streams or retained events.
+    ///
+    /// ```
+    /// use poem_sse_ext::{Event, Hub, PublishError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let hub = Hub::builder()
+    ///     .channel_filter(|name| matches!(name, "news" | "prices") || name.starts_with("user."))
+    ///     .build();
+    /// assert!(hub.publish("news", Event::text("hi")).await.is_ok());
+    /// assert!(matches!(
+    ///     hub.publish("made-up", Event::text("x")).await,
+    ///     Err(PublishError::Channel(_))
+    /// ));
+    /// # }
+    /// ```
+    pub fn channel_filter(mut self, exists: impl Fn(&str) -> bool + Send + Sync + 'static) -> Self {
+        self.filter = Some(Arc::new(exists));
+        self
+    }
+
     /// Builds the hub.
     pub fn build(self) -> Hub {
         let store = self
             .store
             .unwrap_or_else(|| Arc::new(MemoryStore::new(self.retention)));
-        Hub::from_parts(store, self.config)
+        Hub::from_parts(store, self.config, self.filter)
     }
 }
 
@@ -139,6 +193,7 @@ impl fmt::Debug for HubBuilder {
             .field("config", &self.config)
             .field("retention", &self.retention)
             .field("custom_store", &self.store.is_some())
+            .field("channel_filter", &self.filter.is_some())
             .finish()
     }
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use crate::Event;
+use crate::event::Event;
 
 /// How a hub's streams behave. Built through [`crate::HubBuilder`]; see each setter there.
 #[derive(Debug, Clone)]
@@ -27,6 +27,8 @@ pub struct HubConfig {
     pub max_last_event_id_len: usize,
     /// An event sent to every open stream when the hub shuts down, before the streams end.
     pub shutdown_event: Option<Event>,
+    /// How long an idempotency key of [`crate::Hub::publish_once`] is remembered.
+    pub idempotency_window: Duration,
 }
 
 impl Default for HubConfig {
@@ -41,6 +43,7 @@ impl Default for HubConfig {
             max_chunk_bytes: 64 << 10,
             max_last_event_id_len: 256,
             shutdown_event: None,
+            idempotency_window: Duration::from_secs(3_600),
         }
     }
 }

@@ -11,10 +11,20 @@ use poem::{
 
 use crate::{
     body::{Shutdown, SseBody},
+    error::SubscribeError,
+    hub::Hub,
     response::sse_response,
+    subscriber::Subscriber,
     wire::retry_frame,
-    Hub, SubscribeError, Subscriber,
 };
+
+impl Hub {
+    /// A poem endpoint serving the channel named by the `channel` path parameter: mount it with
+    /// `Route::new().at("/events/:channel", hub.endpoint())`.
+    pub fn endpoint(&self) -> SseEndpoint {
+        SseEndpoint::new(self.clone())
+    }
+}
 
 type Authorize = dyn Fn(&Request, &str) -> Result<()> + Send + Sync;
 
@@ -51,7 +61,7 @@ pub struct SseEndpoint {
 }
 
 impl SseEndpoint {
-    pub(crate) fn new(hub: Hub) -> Self {
+    fn new(hub: Hub) -> Self {
         Self {
             hub,
             param: Arc::from("channel"),
@@ -215,7 +225,10 @@ mod tests {
         let endpoint = hub.endpoint();
         let req = Request::builder().finish();
         let bad = endpoint.serve(&req, "a/b").await.err();
-        assert_eq!(bad.as_ref().map(ResponseError::status), Some(StatusCode::NOT_FOUND));
+        assert_eq!(
+            bad.as_ref().map(ResponseError::status),
+            Some(StatusCode::NOT_FOUND)
+        );
         let full = endpoint.serve(&req, "a").await.err();
         let response = full.as_ref().map(ResponseError::as_response);
         assert_eq!(

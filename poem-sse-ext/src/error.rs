@@ -1,9 +1,9 @@
 //! What can go wrong when publishing, reading and subscribing, as types.
 
 use crate::{
+    event::EventError,
     registry::{ChannelError, TooManyChannels},
     store::StoreError,
-    EventError,
 };
 
 /// Why a publish failed. Nothing already stored is affected by a failed publish.
@@ -22,6 +22,9 @@ pub enum PublishError {
     /// The hub is shutting down.
     #[error("the hub is shutting down")]
     ShuttingDown,
+    /// The idempotency key is empty, longer than 256 bytes, or not visible ASCII.
+    #[error("invalid idempotency key: use 1 to 256 visible ASCII characters")]
+    InvalidIdempotencyKey,
     /// The hub holds its maximum number of channels.
     #[error(transparent)]
     TooManyChannels(#[from] TooManyChannels),
@@ -29,6 +32,15 @@ pub enum PublishError {
     /// may still have been stored.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl PublishError {
+    /// Whether the event may still have been stored (the store timed out): retrying without an
+    /// idempotency key may publish it twice; with [`Hub::publish_once`](crate::Hub::publish_once)
+    /// a retry is safe.
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(self, Self::Store(err) if err.outcome_unknown())
+    }
 }
 
 /// Why reading a channel's head or recent events failed.

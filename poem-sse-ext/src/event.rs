@@ -26,7 +26,7 @@ use std::{fmt, time::Duration};
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 
-use crate::wire::{lines, put_field, RESET_EVENT};
+use crate::wire::{lines, put_field, RESERVED_PREFIX};
 
 /// Longest event name accepted, in bytes.
 pub const MAX_EVENT_NAME_LEN: usize = 256;
@@ -47,9 +47,13 @@ pub enum EventError {
     /// The event name is longer than [`MAX_EVENT_NAME_LEN`] bytes.
     #[error("event name is {0} bytes long, the limit is {MAX_EVENT_NAME_LEN}")]
     NameTooLong(usize),
-    /// The event name is reserved for the hub's own signals.
-    #[error("event name `{0}` is reserved for the hub's own signals")]
+    /// The event name is reserved for the hub's own signals (the prefix `sse-`).
+    #[error("event name `{0}` is reserved: names starting with `sse-` are the hub's own signals")]
     ReservedName(String),
+    /// The event name is one that `EventSource` uses for its own events (`error`, `open`): a
+    /// browser would dispatch it to the page's connection-error or open listeners.
+    #[error("event name `{0}` collides with EventSource's own `{0}` event, which pages treat as a connection state change: choose another name")]
+    ClashesWithEventSource(String),
     /// The id contains CR, LF or NUL; browsers would split the line or ignore the id.
     #[error("event id must not contain CR, LF or NUL")]
     InvalidId,
@@ -117,7 +121,9 @@ impl Event {
     ///
     /// # Errors
     /// The name must be non-empty, at most [`MAX_EVENT_NAME_LEN`] bytes, contain no CR or LF, and
-    /// not be [`RESET_EVENT`].
+    /// neither start with `sse-` (the hub's own signals, such as
+    /// [`RESET_EVENT`](crate::RESET_EVENT)) nor be `error` or `open` (which `EventSource`
+    /// dispatches to a page's connection listeners).
     pub fn event(mut self, name: impl Into<String>) -> Result<Self, EventError> {
         let name = name.into();
         validate_event_name(&name)?;
@@ -232,8 +238,10 @@ pub fn validate_event_name(name: &str) -> Result<(), EventError> {
         Err(EventError::NameTooLong(name.len()))
     } else if name.contains(['\r', '\n']) {
         Err(EventError::NameHasLineBreak)
-    } else if name == RESET_EVENT {
+    } else if name.starts_with(RESERVED_PREFIX) {
         Err(EventError::ReservedName(name.to_owned()))
+    } else if matches!(name, "error" | "open") {
+        Err(EventError::ClashesWithEventSource(name.to_owned()))
     } else {
         Ok(())
     }
@@ -288,9 +296,21 @@ mod tests {
         assert_eq!(Event::text("x").id("1\x002"), Err(EventError::InvalidId));
         assert_eq!(Event::text("x").event(""), Err(EventError::EmptyName));
         assert_eq!(
-            Event::text("x").event(RESET_EVENT),
-            Err(EventError::ReservedName(RESET_EVENT.into()))
+            Event::text("x").event(crate::RESET_EVENT),
+            Err(EventError::ReservedName(crate::RESET_EVENT.into()))
         );
+        assert_eq!(
+            Event::text("x").event("sse-busy"),
+            Err(EventError::ReservedName("sse-busy".into()))
+        );
+        for clash in ["error", "open"] {
+            assert_eq!(
+                Event::text("x").event(clash),
+                Err(EventError::ClashesWithEventSource(clash.into()))
+            );
+        }
+        assert!(Event::text("x").event("errors").is_ok());
+        assert!(Event::text("x").event("message").is_ok());
         assert_eq!(
             Event::text("x").event("n".repeat(MAX_EVENT_NAME_LEN + 1)),
             Err(EventError::NameTooLong(MAX_EVENT_NAME_LEN + 1))
@@ -313,5 +333,23 @@ mod tests {
             event.map(|e| wire(&e)),
             Ok("id: 7\nevent: tick\nretry: 1500\ndata: {\"a\":1}\n\n".to_owned())
         );
+    }
+
+    #[test]
+    fn stored_frames_decode_to_what_an_event_source_dispatches() {
+        let event = Event::text(" two\r\nlines")
+            .with_comment("note")
+            .event("tick")
+            .unwrap_or_else(|err| panic!("{err}"));
+        let frame = crate::wire::frame_with_id("e-3", &event.encode());
+        assert_eq!(
+            crate::wire::StoredEvent::decode(&frame),
+            Some(crate::wire::StoredEvent {
+                id: crate::wire::EventId::new("e-3"),
+                event: Some("tick".into()),
+                data: " two\nlines".into(),
+            })
+        );
+        assert_eq!(crate::wire::StoredEvent::decode(b"data: no id\n\n"), None);
     }
 }

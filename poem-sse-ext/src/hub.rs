@@ -10,15 +10,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     config::HubConfig,
-    endpoint::SseEndpoint,
     error::{PublishError, ReadError, SubscribeError},
+    event::Event,
     metrics::HubMetrics,
-    registry::{validate_channel, Channel, Registry},
+    registry::{Channel, ChannelFilter, Registry},
     shutdown::{ShutdownSignal, ShutdownTrigger},
-    store::{EventId, StoreHealth},
+    store::{Appended, EventId, ReplayStore, StoreHealth},
     subscriber::{OpenStream, StreamCap, Subscriber},
     wire::StoredEvent,
-    Event, HubBuilder,
 };
 
 /// A resume id that no store issues (ids never contain NUL): what an over-long resume point
@@ -70,24 +69,14 @@ pub struct RecentEvents {
 }
 
 impl Hub {
-    /// A builder with the defaults: in-memory store keeping 1,000 events per channel, heartbeat
-    /// every 15 s, retry 3 s plus up to 2 s of jitter, at most 10,000 streams.
-    pub fn builder() -> HubBuilder {
-        HubBuilder::default()
-    }
-
-    /// A hub with the default settings.
-    pub fn new() -> Self {
-        Self::builder().build()
-    }
-
     pub(crate) fn from_parts(
-        store: Arc<dyn crate::store::ReplayStore>,
+        store: Arc<dyn ReplayStore>,
         config: HubConfig,
+        filter: Option<Arc<ChannelFilter>>,
     ) -> Self {
         Self {
             inner: Arc::new(HubInner {
-                registry: Arc::new(Registry::new(store, config.max_channels)),
+                registry: Arc::new(Registry::new(store, config.max_channels, filter)),
                 config,
                 rejected: AtomicU64::new(0),
                 shutdown: ShutdownTrigger::new(),
@@ -108,17 +97,52 @@ impl Hub {
     /// An invalid channel name, an event that carries its own id, a hub that is shutting down or
     /// holds its maximum of channels, or a store failure (nothing is dropped silently).
     pub async fn publish(&self, channel: &str, event: Event) -> Result<EventId, PublishError> {
-        validate_channel(channel)?;
-        if let Some(id) = event.event_id() {
-            return Err(PublishError::HasId(id.to_owned()));
+        let entry = self.publishing(channel, &event)?;
+        let appended = entry.store.append(&event).await;
+        self.published(entry, appended.is_ok());
+        Ok(appended?)
+    }
+
+    /// Publishes `event` on `channel` once per idempotency `key`: a publisher that retries with
+    /// the same key (after a timeout, say) within [`HubBuilder::idempotency_window`] gets the
+    /// first id back with [`Appended::duplicate`] set, and nothing is stored twice, on every
+    /// store and across instances sharing one.
+    ///
+    /// ```
+    /// use poem_sse_ext::{Event, Hub};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let hub = Hub::new();
+    /// let first = hub.publish_once("orders", "order-42", Event::text("paid")).await?;
+    /// let retry = hub.publish_once("orders", "order-42", Event::text("paid")).await?;
+    /// assert_eq!(retry.id, first.id);
+    /// assert!(retry.duplicate && !first.duplicate);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// [`HubBuilder::idempotency_window`]: crate::HubBuilder::idempotency_window
+    ///
+    /// # Errors
+    /// As [`Hub::publish`], and [`PublishError::InvalidIdempotencyKey`] for a key that is empty,
+    /// over 256 bytes or not visible ASCII.
+    pub async fn publish_once(
+        &self,
+        channel: &str,
+        key: &str,
+        event: Event,
+    ) -> Result<Appended, PublishError> {
+        let valid_key = (1..=256).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic());
+        if !valid_key {
+            return Err(PublishError::InvalidIdempotencyKey);
         }
-        if self.is_shutting_down() {
-            return Err(PublishError::ShuttingDown);
-        }
-        let channel = self.inner.registry.get_or_register(channel)?;
-        let id = channel.store.append(&event).await?;
-        crate::metrics::ChannelStats::add(&channel.stats.published, 1);
-        Ok(id)
+        let entry = self.publishing(channel, &event)?;
+        let window = self.inner.config.idempotency_window;
+        let appended = entry.store.append_once(key, window, &event).await;
+        let stored = appended.as_ref().is_ok_and(|appended| !appended.duplicate);
+        self.published(entry, stored);
+        Ok(appended?)
     }
 
     /// The id of the newest event on `channel`: render a page's state together with it and let
@@ -128,7 +152,11 @@ impl Hub {
     /// # Errors
     /// An invalid channel name, a hub at its maximum of channels, or a store failure.
     pub async fn head(&self, channel: &str) -> Result<EventId, ReadError> {
-        Ok(self.channel(channel)?.store.head().await?)
+        let entry = self.channel(channel)?;
+        let head = entry.store.head().await;
+        drop(entry);
+        self.inner.registry.forget_if_idle(channel);
+        Ok(head?)
     }
 
     /// The newest events of `channel` still retained, at most `max`, with the head id they lead
@@ -154,7 +182,11 @@ impl Hub {
     /// # Errors
     /// As [`Hub::head`].
     pub async fn recent(&self, channel: &str, max: usize) -> Result<RecentEvents, ReadError> {
-        let recent = self.channel(channel)?.store.recent(max).await?;
+        let entry = self.channel(channel)?;
+        let recent = entry.store.recent(max).await;
+        drop(entry);
+        self.inner.registry.forget_if_idle(channel);
+        let recent = recent?;
         Ok(RecentEvents {
             head: recent.head,
             events: recent
@@ -171,7 +203,7 @@ impl Hub {
     ///
     /// `resume` is untrusted input: any value gives a subscriber (with a reset where it can not
     /// be honoured); an empty one means none, one longer than
-    /// [`HubBuilder::max_last_event_id_len`] is unknown.
+    /// [`HubBuilder::max_last_event_id_len`](crate::HubBuilder::max_last_event_id_len) is unknown.
     ///
     /// # Errors
     /// An invalid channel name, shutdown, a cap (streams in total, per channel, channels), or a
@@ -187,7 +219,10 @@ impl Hub {
             }
             err
         };
-        validate_channel(channel).map_err(|err| refused(err.into()))?;
+        self.inner
+            .registry
+            .validate(channel)
+            .map_err(|err| refused(err.into()))?;
         if self.is_shutting_down() {
             return Err(refused(SubscribeError::ShuttingDown));
         }
@@ -226,22 +261,20 @@ impl Hub {
         Ok(Subscriber::new(sub, config.max_chunk_bytes, stream))
     }
 
-    /// A poem endpoint serving the channel named by the `channel` path parameter: mount it with
-    /// `Route::new().at("/events/:channel", hub.endpoint())`.
-    pub fn endpoint(&self) -> SseEndpoint {
-        SseEndpoint::new(self.clone())
-    }
-
     /// A snapshot of the counters, per channel and in total.
     pub fn metrics(&self) -> HubMetrics {
-        let channels = self
-            .inner
-            .registry
-            .map_each(|channel| (channel.name.to_string(), channel.stats.snapshot()));
+        let (channels, retired) = self.inner.registry.snapshot();
         HubMetrics::from_channels(
             channels.into_iter(),
+            retired,
             self.inner.rejected.load(Ordering::Relaxed),
         )
+    }
+
+    /// Channels registered now: those with open streams, with events retained in this process,
+    /// or in use by a publish or read. Others cost nothing.
+    pub fn channel_count(&self) -> usize {
+        self.inner.registry.len()
     }
 
     /// Open streams over all channels.
@@ -300,15 +333,32 @@ impl Hub {
         self.inner.shutdown.signal()
     }
 
-    fn channel(&self, name: &str) -> Result<Arc<Channel>, ReadError> {
-        validate_channel(name)?;
-        Ok(self.inner.registry.get_or_register(name)?)
+    /// Checks a publish and registers its channel.
+    fn publishing(&self, channel: &str, event: &Event) -> Result<Arc<Channel>, PublishError> {
+        self.inner.registry.validate(channel)?;
+        if let Some(id) = event.event_id() {
+            return Err(PublishError::HasId(id.to_owned()));
+        }
+        if self.is_shutting_down() {
+            return Err(PublishError::ShuttingDown);
+        }
+        Ok(self.inner.registry.get_or_register(channel)?)
     }
-}
 
-impl Default for Hub {
-    fn default() -> Self {
-        Self::new()
+    /// Counts a stored event; a failed first publish leaves no channel behind.
+    fn published(&self, entry: Arc<Channel>, stored: bool) {
+        if stored {
+            crate::metrics::ChannelStats::add(&entry.stats.published, 1);
+        } else {
+            let name = entry.name.clone();
+            drop(entry);
+            self.inner.registry.forget_if_idle(&name);
+        }
+    }
+
+    fn channel(&self, name: &str) -> Result<Arc<Channel>, ReadError> {
+        self.inner.registry.validate(name)?;
+        Ok(self.inner.registry.get_or_register(name)?)
     }
 }
 
@@ -325,7 +375,7 @@ impl std::fmt::Debug for Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ChannelError;
+    use crate::registry::ChannelError;
 
     #[tokio::test]
     async fn publish_rejects_bad_input_and_keeps_what_is_stored() {
@@ -334,7 +384,7 @@ mod tests {
         assert!(first.is_ok());
         assert_eq!(
             hub.publish("a/b", Event::text("x")).await,
-            Err(PublishError::Channel(ChannelError("a/b".into())))
+            Err(PublishError::Channel(ChannelError::invalid("a/b")))
         );
         let with_id = Event::text("x").id("mine").unwrap_or_default();
         assert_eq!(

@@ -31,6 +31,15 @@ impl ChannelStats {
         }
     }
 
+    /// Adds a forgotten channel's counters (not its open streams: it has none).
+    pub(crate) fn absorb(&self, other: &ChannelMetrics) {
+        self.published.fetch_add(other.published, Relaxed);
+        self.delivered.fetch_add(other.delivered, Relaxed);
+        self.replayed.fetch_add(other.replayed, Relaxed);
+        self.resets.fetch_add(other.resets, Relaxed);
+        self.bytes_sent.fetch_add(other.bytes_sent, Relaxed);
+    }
+
     pub(crate) fn add(counter: &AtomicU64, n: usize) {
         counter.fetch_add(n as u64, Relaxed);
     }
@@ -70,21 +79,23 @@ impl ChannelMetrics {
 /// `{"open_streams": 3, "published": 10, ..., "rejected": 0, "channels": {"prices": {...}}}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct HubMetrics {
-    /// Sum over all channels.
+    /// Sum over all channels, including channels the hub has since forgotten.
     #[serde(flatten)]
     pub total: ChannelMetrics,
     /// Streams refused with `503` (caps or shutdown) since the hub started.
     pub rejected: u64,
-    /// Per channel, by name.
+    /// Per channel registered now, by name.
     pub channels: BTreeMap<String, ChannelMetrics>,
 }
 
 impl HubMetrics {
     pub(crate) fn from_channels(
         channels: impl Iterator<Item = (String, ChannelMetrics)>,
+        retired: ChannelMetrics,
         rejected: u64,
     ) -> Self {
         let mut metrics = Self {
+            total: retired,
             rejected,
             ..Self::default()
         };

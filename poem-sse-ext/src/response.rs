@@ -12,9 +12,9 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     body::{Shutdown, SseBody},
     config::jittered,
+    event::Event,
     shutdown::ShutdownSignal,
     wire::retry_frame,
-    Event,
 };
 
 /// An SSE response for your own `Stream` of [`Event`]s: poem's `SSE`, fixed.

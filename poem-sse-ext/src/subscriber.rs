@@ -64,11 +64,11 @@ impl Subscriber {
 
     /// The channel it reads.
     pub fn channel(&self) -> &str {
-        &self.stream.channel.name
+        &self.stream.channel().name
     }
 
     fn record(&self, bytes: usize, frames: usize, replayed: usize) {
-        let stats = &self.stream.channel.stats;
+        let stats = &self.stream.channel().stats;
         ChannelStats::add(&stats.bytes_sent, bytes);
         ChannelStats::add(&stats.delivered, frames);
         if replayed > 0 {
@@ -77,7 +77,7 @@ impl Subscriber {
     }
 
     fn reset_chunk(&self, reset: &Reset) -> Bytes {
-        ChannelStats::add(&self.stream.channel.stats.resets, 1);
+        ChannelStats::add(&self.stream.channel().stats.resets, 1);
         tracing::debug!(channel = self.channel(), reason = %reset.reason, resume_from = %reset.resume_from, "sse reset");
         reset_frame(reset)
     }
@@ -123,7 +123,8 @@ impl fmt::Debug for Subscriber {
 /// soon as it notices the client is gone).
 pub(crate) struct OpenStream {
     registry: Arc<Registry>,
-    channel: Arc<Channel>,
+    /// `None` only while dropping.
+    channel: Option<Arc<Channel>>,
 }
 
 impl OpenStream {
@@ -147,7 +148,7 @@ impl OpenStream {
         }
         Ok(Self {
             registry: Arc::clone(registry),
-            channel,
+            channel: Some(channel),
         })
     }
 }
@@ -158,10 +159,27 @@ pub(crate) enum StreamCap {
     PerChannel(usize),
 }
 
+impl OpenStream {
+    fn channel(&self) -> &Channel {
+        // Set from `admit` until `drop`.
+        self.channel
+            .as_deref()
+            .unwrap_or_else(|| unreachable!("an open stream has its channel"))
+    }
+}
+
 impl Drop for OpenStream {
     fn drop(&mut self) {
-        self.channel.stats.open.fetch_sub(1, Ordering::AcqRel);
+        let Some(channel) = self.channel.take() else {
+            return;
+        };
+        let last = channel.stats.open.fetch_sub(1, Ordering::AcqRel) == 1;
         self.registry.open.fetch_sub(1, Ordering::AcqRel);
-        tracing::debug!(channel = &*self.channel.name, "sse stream closed");
+        tracing::debug!(channel = &*channel.name, "sse stream closed");
+        if last {
+            let name = channel.name.clone();
+            drop(channel);
+            self.registry.forget_if_idle(&name);
+        }
     }
 }

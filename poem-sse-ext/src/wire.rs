@@ -19,6 +19,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 /// The event name of the reset signal ([`Reset`]); applications can not publish it.
 pub const RESET_EVENT: &str = "sse-reset";
 
+/// Event names starting with this are the hub's own signals; applications can not publish them.
+pub const RESERVED_PREFIX: &str = "sse-";
+
 /// The id a store gave an event: an opaque string to clients, ordered inside its store.
 ///
 /// ```
@@ -228,7 +231,6 @@ pub(crate) fn put_field(buf: &mut BytesMut, name: &str, value: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Event;
 
     #[test]
     fn retry_frame_is_digits() {
@@ -246,25 +248,8 @@ mod tests {
         });
         assert_eq!(
             &frame[..],
-            &b"id: e-7\nevent: sse-reset\ndata: {\"reason\":\"epoch\",\"resume_from\":\"e-7\"}\n\n"[..]
+            &b"id: e-7\nevent: sse-reset\ndata: {\"reason\":\"epoch\",\"resume_from\":\"e-7\"}\n\n"
+                [..]
         );
-    }
-
-    #[test]
-    fn stored_frames_decode_to_what_an_event_source_dispatches() {
-        let event = Event::text(" two\r\nlines")
-            .with_comment("note")
-            .event("tick")
-            .unwrap_or_else(|err| panic!("{err}"));
-        let frame = frame_with_id("e-3", &event.encode());
-        assert_eq!(
-            StoredEvent::decode(&frame),
-            Some(StoredEvent {
-                id: EventId::new("e-3"),
-                event: Some("tick".into()),
-                data: " two\nlines".into(),
-            })
-        );
-        assert_eq!(StoredEvent::decode(b"data: no id\n\n"), None);
     }
 }

@@ -1,15 +1,18 @@
 //! The default replay store: per-channel logs in this process's memory.
 
-use std::sync::{
-    atomic::{AtomicU64, Ordering},
-    Arc,
+use std::{
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, MutexGuard,
+    },
+    time::Duration,
 };
 
 use super::{
-    BoxFuture, ChannelLog, EventId, Recent, ReplayStore, Reset, ResetReason, Retention,
-    StoreChannel, StoreError, Subscription,
+    idempotency::IdempotencyKeys, Appended, BoxFuture, ChannelLog, EventId, Recent, ReplayStore,
+    Reset, ResetReason, Retention, StoreChannel, StoreError, Subscription,
 };
-use crate::{wire::frame_with_id, Event};
+use crate::{event::Event, wire::frame_with_id};
 
 /// Longest `Last-Event-ID` the store parses; a longer one is treated as unknown.
 const MAX_RESUME_ID_LEN: usize = 64;
@@ -85,6 +88,7 @@ impl ReplayStore for MemoryStore {
             log,
             ids,
             high_water: Arc::clone(&self.high_water),
+            keys: Mutex::default(),
         })
     }
 }
@@ -94,6 +98,26 @@ struct MemoryChannel {
     log: Arc<ChannelLog>,
     ids: Ids,
     high_water: Arc<AtomicU64>,
+    /// Held across the check and the append of [`StoreChannel::append_once`], so that two
+    /// publishes with the same key can not both append.
+    keys: Mutex<(IdempotencyKeys, Duration)>,
+}
+
+impl MemoryChannel {
+    fn append_now(&self, event: &Event) -> Result<EventId, StoreError> {
+        // Encode once, outside the lock; only the id line is added under it.
+        let body = event.encode_with_id(None);
+        self.log.append_next(|seq| {
+            let id = self.ids.id(seq);
+            let frame = frame_with_id(id.as_str(), &body);
+            (id, frame)
+        })
+    }
+
+    fn keys(&self) -> MutexGuard<'_, (IdempotencyKeys, Duration)> {
+        // A poisoned lock only means a panic elsewhere while it was held; the keys stay valid.
+        self.keys.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl Drop for MemoryChannel {
@@ -105,13 +129,31 @@ impl Drop for MemoryChannel {
 
 impl StoreChannel for MemoryChannel {
     fn append<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, Result<EventId, StoreError>> {
-        // Encode once, outside the lock; only the id line is added under it.
-        let body = event.encode_with_id(None);
-        let appended = self.log.append_next(|seq| {
-            let id = self.ids.id(seq);
-            let frame = frame_with_id(id.as_str(), &body);
-            (id, frame)
-        });
+        Box::pin(std::future::ready(self.append_now(event)))
+    }
+
+    fn append_once<'a>(
+        &'a self,
+        key: &'a str,
+        window: Duration,
+        event: &'a Event,
+    ) -> BoxFuture<'a, Result<Appended, StoreError>> {
+        let mut keys = self.keys();
+        let (seen, kept_for) = &mut *keys;
+        *kept_for = (*kept_for).max(window);
+        let appended = match seen.get(key, window) {
+            Some(id) => Ok(Appended {
+                id,
+                duplicate: true,
+            }),
+            None => self.append_now(event).map(|id| {
+                seen.insert(key, id.clone());
+                Appended {
+                    id,
+                    duplicate: false,
+                }
+            }),
+        };
         Box::pin(std::future::ready(appended))
     }
 
@@ -148,7 +190,9 @@ impl StoreChannel for MemoryChannel {
     }
 
     fn is_empty(&self) -> bool {
-        self.log.len_and_bytes().0 == 0
+        self.log.evict_expired();
+        let (keys, window) = &mut *self.keys();
+        self.log.len_and_bytes().0 == 0 && keys.is_empty(*window)
     }
 }
 
@@ -193,7 +237,9 @@ mod tests {
 
     #[test]
     fn parses_only_its_own_ids() {
-        let ids = Ids { epoch: "abc".into() };
+        let ids = Ids {
+            epoch: "abc".into(),
+        };
         assert_eq!(ids.parse("abc-0"), Ok(0));
         assert_eq!(ids.parse("abc-42"), Ok(42));
         assert_eq!(ids.parse("def-42"), Err(ResetReason::Epoch));

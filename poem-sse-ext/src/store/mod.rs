@@ -34,9 +34,10 @@ use std::{fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 
+use crate::event::Event;
 pub use crate::wire::{EventId, Reset, ResetReason};
-use crate::Event;
 
+mod idempotency;
 mod log;
 mod memory;
 #[cfg(feature = "redis")]
@@ -68,6 +69,15 @@ impl fmt::Debug for Subscription {
             .field("cursor", &self.cursor)
             .finish()
     }
+}
+
+/// What [`StoreChannel::append_once`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    /// The event's id: the new one, or the first one published under the key.
+    pub id: EventId,
+    /// Whether the key had been used: nothing was stored this time.
+    pub duplicate: bool,
 }
 
 /// The newest retained frames of a channel and the head id they lead up to, from
@@ -208,6 +218,17 @@ pub trait ReplayStore: Send + Sync + 'static {
 pub trait StoreChannel: Send + Sync + 'static {
     /// Appends `event` (which carries no id of its own) and returns its id.
     fn append<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, Result<EventId, StoreError>>;
+
+    /// Appends `event` unless an event was already appended under idempotency `key` within
+    /// `window`: then nothing is stored and the first event's id is returned, with
+    /// [`Appended::duplicate`] set. Checking and appending are one atomic step, also between
+    /// instances sharing a backend.
+    fn append_once<'a>(
+        &'a self,
+        key: &'a str,
+        window: Duration,
+        event: &'a Event,
+    ) -> BoxFuture<'a, Result<Appended, StoreError>>;
 
     /// Opens a cursor after `last_event_id`, or at the head when it is `None`.
     ///
