@@ -58,8 +58,12 @@
       if (!last) return;
       for (const b of el.querySelectorAll("[data-key]")) b.textContent = last.data[b.dataset.key];
       drawChart(el.querySelector(".chart"), [...seriesOf(items, "events_per_sec"), ...seriesOf(items, "open_streams")], 0);
+    },
+    channels(el, items) {
+      const last = items[items.length - 1];
+      if (!last) return;
       const body = el.querySelector("tbody");
-      body.replaceChildren(...(last.data.channels || []).map((c) => {
+      body.replaceChildren(...(last.data.rows || []).map((c) => {
         const tr = document.createElement("tr");
         for (const v of [c.name, c.open_streams, c.published, c.head]) {
           const td = document.createElement("td");
@@ -68,6 +72,9 @@
         }
         return tr;
       }));
+      const more = last.data.more || 0;
+      el.querySelector(".more").textContent =
+        more === 0 ? "" : `and ${more} more channel${more === 1 ? "" : "s"}`;
     },
   };
 

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use crate::{
     sources::{hub::HubSample, system::Sample},
     state::{ChannelState, Item, PageState, StateError},
-    widgets::{self, Page, CHART_POINTS, FEED_ITEMS, NOTIFICATIONS},
+    widgets::{self, Page, CHART_POINTS, FEED_ITEMS, LATEST, NOTIFICATIONS},
 };
 
 /// A dashboard widget as the template shows it.
@@ -71,10 +71,14 @@ struct HubPage {
     page: &'static str,
     title: &'static str,
     state_json: String,
-    channel: &'static str,
+    totals_channel: &'static str,
+    top_channel: &'static str,
     keep: usize,
+    latest: usize,
+    top_rows: usize,
     stats: Vec<(&'static str, &'static str, String)>,
     channels: Vec<HubChannelView>,
+    more: String,
 }
 
 /// Why a page could not be shown.
@@ -173,16 +177,17 @@ pub async fn notifications(Data(hub): Data<&Hub>) -> Result<Html<String>, PageEr
     })
 }
 
-/// `GET /hub`: the hub's own metrics.
+/// `GET /hub`: the hub's own metrics: totals, and the busiest channels. Its size does not grow
+/// with the number of channels.
 ///
 /// # Errors
 /// [`PageError`]: `503` when the store can not be read.
 #[handler]
 pub async fn hub_page(Data(hub): Data<&Hub>) -> Result<Html<String>, PageError> {
-    use crate::sources::hub::CHANNEL;
+    use crate::sources::hub::{self as source, TopChannels};
     let state = PageState::read(hub, Page::Hub).await?;
     let last = state
-        .channel(CHANNEL)
+        .channel(source::CHANNEL)
         .and_then(ChannelState::newest::<HubSample>);
     let figure = |value: &dyn Fn(&HubSample) -> String| last.as_ref().map_or("–".into(), value);
     let stats = vec![
@@ -209,29 +214,34 @@ pub async fn hub_page(Data(hub): Data<&Hub>) -> Result<Html<String>, PageError> 
         ("replayed", "replayed", figure(&|s| s.replayed.to_string())),
         ("resets", "resets", figure(&|s| s.resets.to_string())),
         ("rejected", "rejected", figure(&|s| s.rejected.to_string())),
+        ("channels", "channels", figure(&|s| s.channels.to_string())),
     ];
-    let channels = last
-        .map(|sample| {
-            sample
-                .channels
-                .into_iter()
-                .map(|row| HubChannelView {
-                    name: row.name,
-                    open_streams: row.open_streams,
-                    published: row.published,
-                    head: row.head.unwrap_or_else(|| "–".to_owned()),
-                })
-                .collect()
-        })
+    let top = state
+        .channel(source::TOP_CHANNEL)
+        .and_then(ChannelState::newest::<TopChannels>)
         .unwrap_or_default();
+    let channels = top
+        .rows
+        .into_iter()
+        .map(|row| HubChannelView {
+            name: row.name,
+            open_streams: row.open_streams,
+            published: row.published,
+            head: row.head.unwrap_or_else(|| "–".to_owned()),
+        })
+        .collect();
     render(HubPage {
         page: Page::Hub.name(),
         title: "Hub",
         state_json: state.embedded(),
-        channel: CHANNEL,
+        totals_channel: source::CHANNEL,
+        top_channel: source::TOP_CHANNEL,
         keep: CHART_POINTS,
+        latest: LATEST,
+        top_rows: source::TOP_ROWS,
         stats,
         channels,
+        more: more_channels(top.more),
     })
 }
 
@@ -262,6 +272,15 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
 
 fn render(page: impl Template) -> Result<Html<String>, PageError> {
     Ok(Html(page.render()?))
+}
+
+/// The line under the busiest channels: how many are not shown (as `client.js` writes it).
+fn more_channels(more: usize) -> String {
+    match more {
+        0 => String::new(),
+        1 => "and 1 more channel".to_owned(),
+        n => format!("and {n} more channels"),
+    }
 }
 
 /// What the feed shows for a notification, as `client.js` does: a JSON string's text, an

@@ -107,6 +107,9 @@ pub const CHART_POINTS: usize = 60;
 /// Notifications shown in the feed.
 pub const FEED_ITEMS: usize = 50;
 
+/// Events kept by a widget that shows only the newest (a table redrawn from each snapshot).
+pub const LATEST: usize = 1;
+
 /// A page, by the name used in `/api/state/{page}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Page {
@@ -144,7 +147,7 @@ impl Page {
                 .map(|w| (w.channel(), CHART_POINTS))
                 .collect(),
             Page::Notifications => vec![(NOTIFICATIONS, FEED_ITEMS)],
-            Page::Hub => vec![(hub::CHANNEL, CHART_POINTS)],
+            Page::Hub => vec![(hub::CHANNEL, CHART_POINTS), (hub::TOP_CHANNEL, LATEST)],
         }
     }
 }
