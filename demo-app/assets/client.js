@@ -100,19 +100,25 @@
       renderers[this.kind](this.el, this.items);
     }
 
+    // One EventSource per widget, ever: the previous one is closed before a new one opens.
     connect() {
+      if (this.es) this.es.close();
       this.url = `/events/${encodeURIComponent(this.channel)}`;
       const es = new EventSource(`${this.url}?lastEventId=${encodeURIComponent(this.lastId)}`);
       this.es = es;
       this.show("connecting");
-      es.onopen = () => this.show("open");
-      es.onerror = () => {
-        if (this.es !== es) return;
+      // A server event named `open` or `error` reaches these handlers too, as a MessageEvent
+      // (the browser's own are plain Events): it says nothing about the connection.
+      es.onopen = (e) => {
+        if (!(e instanceof MessageEvent) && this.es === es) this.show("open");
+      };
+      es.onerror = (e) => {
+        if (e instanceof MessageEvent || this.es !== es) return;
         if (es.readyState === EventSource.CONNECTING) {
           // The browser reconnects by itself, sending Last-Event-ID.
           this.reconnects += 1;
           this.show("connecting");
-        } else {
+        } else if (es.readyState === EventSource.CLOSED) {
           // Refused (a 503 while the server shuts down, say): the browser gives up, we do not.
           this.reconnects += 1;
           this.show("closed");
@@ -180,6 +186,8 @@
   const nav = performance.getEntriesByType("navigation")[0];
   document.getElementById("page-proto").textContent = (nav && nav.nextHopProtocol) || "?";
   window.sseStatus = () => streams.map((s) => s.status());
+  // Each widget's current EventSource (for tests and the console).
+  window.sseEventSources = () => streams.map((s) => s.es);
 
   const form = document.getElementById("notify");
   if (form) {

@@ -149,6 +149,9 @@ async fn publish_answers_and_errors() {
         ("two\nlines", "CR or LF"),
         ("", "must not be empty"),
         ("sse-reset", "reserved"),
+        // EventSource would dispatch these to a page's connection listeners.
+        ("error", "collides with EventSource"),
+        ("open", "collides with EventSource"),
     ] {
         let (status, message) = error(
             post(url.clone(), json!({"event": name, "data": 1}), Some(TOKEN))
