@@ -3,13 +3,15 @@
 //! ```text
 //! demo-app [--listen 127.0.0.1:8443] [--plain] [--cert certs/cert.pem --key certs/key.pem]
 //!          [--store memory | --store redis://127.0.0.1:6379] [--heartbeat 15s] [--retry 3s]
-//!          [--history 1000] [--publish-token TOKEN]
+//!          [--history 1000] [--publish-token TOKEN] [--allow-origin ORIGIN]...
 //! ```
 //!
 //! Pages: `/` (this machine's figures), `/notifications`, `/hub`. API: see [`api`].
 
 mod api;
+mod origin;
 mod pages;
+mod publish;
 mod sources;
 mod state;
 mod tls;
@@ -24,7 +26,7 @@ use poem_sse_ext::{
     Hub,
 };
 
-use crate::api::PublishToken;
+use crate::{origin::Origin, publish::PublishPolicy};
 
 /// Server-rendered live dashboards over Server-Sent Events (HTTP/2 + TLS by default).
 #[derive(Debug, Parser)]
@@ -56,9 +58,14 @@ struct Cli {
     /// Events kept per channel for replay.
     #[arg(long, default_value_t = 1000)]
     history: usize,
-    /// Require `Authorization: Bearer TOKEN` to publish through the API.
+    /// Require `Authorization: Bearer TOKEN` to publish through the API. Required when listening
+    /// on an address other than loopback.
     #[arg(long, env = "DEMO_PUBLISH_TOKEN")]
     publish_token: Option<String>,
+    /// Also let pages from ORIGIN (`https://dash.example.com`) publish from a browser; repeatable.
+    /// A browser's post from any other origin than the server's own gets 403.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    allow_origin: Vec<Origin>,
     /// Most concurrent HTTP/2 streams per connection.
     #[arg(long, default_value_t = 256)]
     http2_max_streams: u32,
@@ -106,6 +113,12 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
+    let policy = PublishPolicy::new(
+        cli.publish_token.clone(),
+        cli.allow_origin.clone(),
+        cli.listen,
+    )
+    .map_err(|err| err.to_string())?;
     let hub = build_hub(&cli)?;
     sources::spawn(&hub);
 
@@ -135,10 +148,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         "demo-app listening"
     );
     server
-        .run_with_graceful_shutdown(
-            app(hub.clone(), PublishToken(cli.publish_token)),
-            shutdown_signal(),
-        )
+        .run_with_graceful_shutdown(app(hub.clone(), policy), shutdown_signal())
         .await
         .map_err(|err| err.to_string())?;
     let metrics = hub.metrics();
@@ -171,7 +181,7 @@ fn build_hub(cli: &Cli) -> Result<Hub, String> {
 }
 
 /// The routes of the demo.
-fn app(hub: Hub, token: PublishToken) -> impl poem::Endpoint {
+fn app(hub: Hub, policy: PublishPolicy) -> impl poem::Endpoint {
     Route::new()
         .at("/", get(pages::dashboard))
         .at("/notifications", get(pages::notifications))
@@ -180,11 +190,11 @@ fn app(hub: Hub, token: PublishToken) -> impl poem::Endpoint {
         .at("/assets/style.css", get(pages::style_css))
         .at("/events/:channel", get(hub.endpoint()))
         .at("/healthz", get(api::healthz))
-        .at("/api/channels/:channel/events", post(api::publish))
+        .at("/api/channels/:channel/events", post(publish::publish))
         .at("/api/hub/metrics", get(api::hub_metrics))
         .at("/api/state/:page", get(api::page_state))
         .data(hub)
-        .data(token)
+        .data(policy)
 }
 
 /// Completes on SIGINT or SIGTERM.
