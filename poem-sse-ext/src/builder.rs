@@ -113,6 +113,53 @@ impl HubBuilder {
         self
     }
 
+    /// Most open streams from one client address (default unlimited). The endpoint takes the
+    /// address from the connection, or from `X-Forwarded-For` when the connection comes from a
+    /// proxy it trusts ([`SseEndpoint::trusted_proxies`](crate::SseEndpoint::trusted_proxies)).
+    pub fn max_streams_per_client(mut self, n: usize) -> Self {
+        self.config.max_streams_per_client = Some(n);
+        self
+    }
+
+    /// Most open streams of one principal, as the authorization's [`Grant`](crate::Grant) names
+    /// it (default unlimited).
+    pub fn max_streams_per_principal(mut self, n: usize) -> Self {
+        self.config.max_streams_per_principal = Some(n);
+        self
+    }
+
+    /// Limits how fast one client address may open streams: `burst` at once, then `per_second`
+    /// (a token bucket; default unlimited). A client reconnecting in a tight loop is refused
+    /// with a retry hint that doubles with each refusal in a row; other clients are not slowed.
+    pub fn connect_rate(mut self, burst: u32, per_second: f64) -> Self {
+        self.config.connect_rate = Some(crate::admission::ConnectRate { burst, per_second });
+        self
+    }
+
+    /// Ends each stream after `lifetime`, spread by ±10 % (see
+    /// [`HubBuilder::max_stream_lifetime_jitter`]), with a retry hint: the client reconnects
+    /// and resumes exactly. Lets load balancers rebalance and forces periodic re-authorization.
+    /// Off by default.
+    pub fn max_stream_lifetime(mut self, lifetime: Duration) -> Self {
+        self.config.max_stream_lifetime = Some(lifetime);
+        self
+    }
+
+    /// The spread of the stream lifetime as a fraction of it (default 0.1: ±10 %).
+    pub fn max_stream_lifetime_jitter(mut self, fraction: f64) -> Self {
+        self.config.max_stream_lifetime_jitter = fraction;
+        self
+    }
+
+    /// The retry hint of a refused stream: `base` plus up to `spread` (defaults 10 s and 20 s,
+    /// longer than the normal hint, so that refused clients come back spread out). Also the
+    /// `Retry-After` of a `503` refusal.
+    pub fn refusal_retry(mut self, base: Duration, spread: Duration) -> Self {
+        self.config.refusal_retry = base;
+        self.config.refusal_retry_jitter = spread;
+        self
+    }
+
     /// Most channels the hub registers (default 10,000); a publish, read or stream on one more
     /// is refused with [`TooManyChannels`](crate::TooManyChannels).
     pub fn max_channels(mut self, n: usize) -> Self {

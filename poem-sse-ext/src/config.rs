@@ -29,6 +29,21 @@ pub struct HubConfig {
     pub shutdown_event: Option<Event>,
     /// How long an idempotency key of [`crate::Hub::publish_once`] is remembered.
     pub idempotency_window: Duration,
+    /// Base of the retry hint of a refused stream (longer than [`HubConfig::retry`]).
+    pub refusal_retry: Duration,
+    /// Random spread added to [`HubConfig::refusal_retry`].
+    pub refusal_retry_jitter: Duration,
+    /// Most open streams from one client address; `None` is unlimited.
+    pub max_streams_per_client: Option<usize>,
+    /// Most open streams of one principal (from the authorization's grant); `None` is unlimited.
+    pub max_streams_per_principal: Option<usize>,
+    /// The connect-rate limit per client address; `None` is unlimited.
+    pub connect_rate: Option<crate::admission::ConnectRate>,
+    /// How long a stream lives before it ends with a retry hint (the client resumes exactly);
+    /// `None` is forever.
+    pub max_stream_lifetime: Option<Duration>,
+    /// The spread of [`HubConfig::max_stream_lifetime`], as a fraction (0.1 = ±10 %).
+    pub max_stream_lifetime_jitter: f64,
 }
 
 impl Default for HubConfig {
@@ -44,6 +59,13 @@ impl Default for HubConfig {
             max_last_event_id_len: 256,
             shutdown_event: None,
             idempotency_window: Duration::from_secs(3_600),
+            refusal_retry: Duration::from_secs(10),
+            refusal_retry_jitter: Duration::from_secs(20),
+            max_streams_per_client: None,
+            max_streams_per_principal: None,
+            connect_rate: None,
+            max_stream_lifetime: None,
+            max_stream_lifetime_jitter: 0.1,
         }
     }
 }
@@ -52,6 +74,23 @@ impl HubConfig {
     /// A retry delay drawn uniformly from `[retry, retry + retry_jitter]`.
     pub fn jittered_retry(&self) -> Duration {
         jittered(self.retry, self.retry_jitter)
+    }
+
+    /// The retry hint of a refused stream: drawn from `[refusal_retry, refusal_retry +
+    /// refusal_retry_jitter]`, doubled for each earlier refusal of the same client in a row
+    /// (`streak`), at most 10 minutes.
+    pub fn refusal_retry(&self, streak: u32) -> Duration {
+        let base = jittered(self.refusal_retry, self.refusal_retry_jitter);
+        let factor = 1u32 << streak.saturating_sub(1).min(8);
+        (base * factor).min(Duration::from_secs(600))
+    }
+
+    /// When a stream opened now reaches its lifetime, with the configured jitter.
+    pub(crate) fn lifetime_deadline(&self) -> Option<tokio::time::Instant> {
+        let lifetime = self.max_stream_lifetime?;
+        let spread = self.max_stream_lifetime_jitter.clamp(0.0, 1.0);
+        let factor = 1.0 + spread * (2.0 * rand::random::<f64>() - 1.0);
+        Some(tokio::time::Instant::now() + lifetime.mul_f64(factor))
     }
 }
 

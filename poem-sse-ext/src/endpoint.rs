@@ -1,18 +1,16 @@
 //! [`SseEndpoint`]: a hub's streams over HTTP. Everything HTTP about a stream lives here: the
 //! resume point from the request, authorization, the response headers, and refusals as answers.
 
-use std::{sync::Arc, time::Duration};
+use std::{net::IpAddr, sync::Arc};
 
-use poem::{
-    error::ResponseError,
-    http::{header, StatusCode},
-    Endpoint, Request, Response, Result,
-};
+use poem::{Endpoint, Request, Response, Result};
 
 use crate::{
+    admission::{Grant, Opener},
+    authorize::{Authorizer, Check},
     body::{Shutdown, SseBody},
-    error::SubscribeError,
     hub::Hub,
+    refusal::RefusedStream,
     response::sse_response,
     subscriber::Subscriber,
     wire::retry_frame,
@@ -25,8 +23,6 @@ impl Hub {
         SseEndpoint::new(self.clone())
     }
 }
-
-type Authorize = dyn Fn(&Request, &str) -> Result<()> + Send + Sync;
 
 /// Serves the stream of the channel named by a path parameter. Made by [`Hub::endpoint`].
 ///
@@ -57,7 +53,9 @@ type Authorize = dyn Fn(&Request, &str) -> Result<()> + Send + Sync;
 pub struct SseEndpoint {
     hub: Hub,
     param: Arc<str>,
-    authorize: Option<Arc<Authorize>>,
+    authorizer: Option<Arc<dyn Authorizer>>,
+    trusted_proxies: Arc<[IpAddr]>,
+    soft_refusals: bool,
 }
 
 impl SseEndpoint {
@@ -65,7 +63,9 @@ impl SseEndpoint {
         Self {
             hub,
             param: Arc::from("channel"),
-            authorize: None,
+            authorizer: None,
+            trusted_proxies: Arc::new([]),
+            soft_refusals: true,
         }
     }
 
@@ -81,29 +81,128 @@ impl SseEndpoint {
     /// nothing from the channel, history included.
     #[must_use]
     pub fn authorize(
-        mut self,
+        self,
         check: impl Fn(&Request, &str) -> Result<()> + Send + Sync + 'static,
     ) -> Self {
-        self.authorize = Some(Arc::new(check));
+        self.authorize_with(Check(check))
+    }
+
+    /// Authorizes every request with `authorizer` (async, and it returns a [`Grant`]: the
+    /// principal the per-principal cap and [`Hub::revoke`] go by, and an expiry that ends the
+    /// stream mid-way). Runs before anything is replayed, on every connect and reconnect.
+    #[must_use]
+    pub fn authorize_with(mut self, authorizer: impl Authorizer) -> Self {
+        self.authorizer = Some(Arc::new(authorizer));
         self
     }
 
-    /// Answers `req` with the stream of `channel`, for handlers that choose the channel
-    /// themselves (after their own authorization, say). The authorization set with
-    /// [`SseEndpoint::authorize`] is not run here.
+    /// Proxies whose `X-Forwarded-For` names the client: for a connection from one of them, the
+    /// client address (for [`HubBuilder::max_streams_per_client`](crate::HubBuilder::max_streams_per_client)
+    /// and the connect rate) is the rightmost forwarded address that is not a trusted proxy. From
+    /// anyone else the header is ignored, so a client can not pose as another.
+    #[must_use]
+    pub fn trusted_proxies(mut self, proxies: impl IntoIterator<Item = IpAddr>) -> Self {
+        self.trusted_proxies = proxies.into_iter().collect();
+        self
+    }
+
+    /// Answers a temporary refusal with `503` and `Retry-After` instead of the default soft
+    /// refusal (a `200` stream with a retry hint and an `sse-busy` event). Only for clients that
+    /// read statuses: a native `EventSource` never reconnects after a `503`.
+    #[must_use]
+    pub fn refuse_with_status(mut self) -> Self {
+        self.soft_refusals = false;
+        self
+    }
+
+    /// Answers `req` with the stream of `channel` under `grant`, for handlers that choose the
+    /// channel and authorize themselves. The authorizer set on this endpoint is not run here.
     ///
     /// # Errors
-    /// [`RefusedStream`]: `404` for an invalid channel name, `503` with `Retry-After` for a
-    /// temporary refusal (a cap, shutdown, the store); each with a message.
-    pub async fn serve(&self, req: &Request, channel: &str) -> Result<Response, RefusedStream> {
+    /// [`RefusedStream`]: `404` for an invalid or unknown channel name; a soft refusal (or `503`)
+    /// for a temporary one (a cap, the rate limit, shutdown, the store); each says why.
+    pub async fn serve(
+        &self,
+        req: &Request,
+        channel: &str,
+        grant: Option<Grant>,
+    ) -> Result<Response, RefusedStream> {
         let resume = resume_point(req);
-        match self.hub.subscribe(channel, resume.as_deref()).await {
+        let opener = Opener {
+            client: self.client_address(req),
+            grant,
+        };
+        match self
+            .hub
+            .subscribe_as(channel, resume.as_deref(), &opener)
+            .await
+        {
             Ok(subscriber) => Ok(self.respond(subscriber, req)),
-            Err(error) => Err(RefusedStream {
-                error,
-                retry_after: self.hub.config().jittered_retry(),
-            }),
+            Err(error) => {
+                let retry_after = self.hub.config().refusal_retry(error.streak());
+                Err(RefusedStream::new(error, retry_after, self.soft_refusals))
+            }
         }
+    }
+
+    /// Answers `req` with the stream of the set `channels` under `grant` (see
+    /// [`Hub::subscribe_set`]); the authorizer set on this endpoint is not run here.
+    ///
+    /// # Errors
+    /// As [`SseEndpoint::serve`], and `400` for an empty set or more than
+    /// [`MAX_SET_CHANNELS`](crate::MAX_SET_CHANNELS) channels.
+    pub async fn serve_set(
+        &self,
+        req: &Request,
+        channels: &[&str],
+        grant: Option<Grant>,
+    ) -> Result<Response, RefusedStream> {
+        let resume = resume_point(req);
+        let opener = Opener {
+            client: self.client_address(req),
+            grant,
+        };
+        match self
+            .hub
+            .subscribe_set(channels, resume.as_deref(), &opener)
+            .await
+        {
+            Ok(subscriber) => Ok(self.respond(subscriber, req)),
+            Err(error) => {
+                let retry_after = self.hub.config().refusal_retry(error.streak());
+                Err(RefusedStream::new(error, retry_after, self.soft_refusals))
+            }
+        }
+    }
+
+    async fn grant(&self, req: &Request, channel: &str) -> Result<Option<Grant>> {
+        match &self.authorizer {
+            Some(authorizer) => Ok(Some(authorizer.authorize(req, channel).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The peer's address, or the client a trusted proxy forwarded for.
+    fn client_address(&self, req: &Request) -> Option<IpAddr> {
+        let peer = req.remote_addr().as_socket_addr()?.ip();
+        if !self.trusted_proxies.contains(&peer) {
+            return Some(peer);
+        }
+        let forwarded = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
+            .collect::<Vec<_>>();
+        Some(
+            forwarded
+                .into_iter()
+                .rev()
+                .find(|hop| !self.trusted_proxies.contains(hop))
+                .unwrap_or(peer),
+        )
     }
 
     /// The response of an open stream: the retry hint, the subscriber's frames with heartbeats,
@@ -128,7 +227,9 @@ impl std::fmt::Debug for SseEndpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SseEndpoint")
             .field("param", &self.param)
-            .field("authorize", &self.authorize.is_some())
+            .field("authorizer", &self.authorizer.is_some())
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("soft_refusals", &self.soft_refusals)
             .finish_non_exhaustive()
     }
 }
@@ -136,55 +237,44 @@ impl std::fmt::Debug for SseEndpoint {
 impl Endpoint for SseEndpoint {
     type Output = Response;
 
+    /// Mounted at a path with the channel parameter (`/events/:channel`), serves that channel;
+    /// at a path without it (`/events`), serves the set named by the `channels` query parameter
+    /// (`?channels=cpu,mem,load`; see [`Hub::subscribe_set`]).
     async fn call(&self, req: Request) -> Result<Response> {
-        // Missing when mounted at a path without the parameter: an empty name answers 404.
-        let channel = req.raw_path_param(&self.param).unwrap_or_default();
-        if let Some(check) = &self.authorize {
-            check(&req, channel)?;
+        if let Some(channel) = req.raw_path_param(&self.param) {
+            let grant = self.grant(&req, channel).await?;
+            return Ok(self.serve(&req, channel, grant).await?);
         }
-        Ok(self.serve(&req, channel).await?)
+        let channels = set_of(&req);
+        let channels: Vec<&str> = channels.iter().map(String::as_str).collect();
+        let mut grant: Option<Grant> = None;
+        for channel in &channels {
+            let granted = self.grant(&req, channel).await.map_err(|err| {
+                // A set with one forbidden channel is refused, naming it.
+                let status = err.status();
+                poem::Error::from_string(format!("channel `{channel}`: {err}"), status)
+            })?;
+            if let Some(granted) = granted {
+                grant = Grant::narrowest(grant, granted);
+            }
+        }
+        Ok(self.serve_set(&req, &channels, grant).await?)
     }
 }
 
-/// A stream that was not opened, as an HTTP answer: `404` for an invalid channel name, `503`
-/// with a jittered `Retry-After` otherwise; the body says why in plain text.
-#[derive(Debug, thiserror::Error)]
-#[error("{error}")]
-pub struct RefusedStream {
-    error: SubscribeError,
-    retry_after: Duration,
-}
-
-impl RefusedStream {
-    /// Why the stream was refused.
-    pub fn error(&self) -> &SubscribeError {
-        &self.error
-    }
-}
-
-impl ResponseError for RefusedStream {
-    fn status(&self) -> StatusCode {
-        if self.error.is_temporary() {
-            StatusCode::SERVICE_UNAVAILABLE
-        } else {
-            StatusCode::NOT_FOUND
-        }
-    }
-
-    fn as_response(&self) -> Response {
-        let mut response = Response::builder()
-            .status(self.status())
-            .content_type("text/plain; charset=utf-8")
-            .body(self.error.to_string());
-        if self.error.is_temporary() {
-            let retry = self.retry_after;
-            let seconds = retry.as_secs() + u64::from(retry.subsec_nanos() > 0);
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, seconds.max(1).into());
-        }
-        response
-    }
+/// The channels named by the `channels` query parameter (comma-separated, repeatable).
+fn set_of(req: &Request) -> Vec<String> {
+    form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes())
+        .filter(|(key, _)| key == "channels")
+        .flat_map(|(_, value)| {
+            value
+                .split(',')
+                .filter(|name| !name.is_empty())
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .take(crate::MAX_SET_CHANNELS + 1)
+        .collect()
 }
 
 /// The resume point: the `Last-Event-ID` header (what a reconnecting `EventSource` sends) wins
@@ -202,6 +292,11 @@ fn resume_point(req: &Request) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use poem::{
+        error::ResponseError,
+        http::{header, StatusCode},
+    };
+
     use super::*;
 
     #[test]
@@ -220,16 +315,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn refusals_are_404_or_503_with_retry_after_and_a_message() {
+    async fn status_refusals_are_404_or_503_with_retry_after_and_a_message() {
         let hub = Hub::builder().max_streams(0).build();
-        let endpoint = hub.endpoint();
+        let endpoint = hub.endpoint().refuse_with_status();
         let req = Request::builder().finish();
-        let bad = endpoint.serve(&req, "a/b").await.err();
+        let bad = endpoint.serve(&req, "a/b", None).await.err();
         assert_eq!(
             bad.as_ref().map(ResponseError::status),
             Some(StatusCode::NOT_FOUND)
         );
-        let full = endpoint.serve(&req, "a").await.err();
+        let full = endpoint.serve(&req, "a", None).await.err();
         let response = full.as_ref().map(ResponseError::as_response);
         assert_eq!(
             response.as_ref().map(Response::status),

@@ -1,6 +1,7 @@
 //! What can go wrong when publishing, reading and subscribing, as types.
 
 use crate::{
+    admission::RefusalReason,
     event::EventError,
     registry::{ChannelError, TooManyChannels},
     store::StoreError,
@@ -65,6 +66,9 @@ pub enum SubscribeError {
     /// The channel name is not valid.
     #[error(transparent)]
     Channel(#[from] ChannelError),
+    /// The set of channels is empty or too large.
+    #[error("invalid set of channels: {0}")]
+    InvalidSet(String),
     /// The hub is shutting down.
     #[error("the server is shutting down")]
     ShuttingDown,
@@ -82,6 +86,26 @@ pub enum SubscribeError {
         /// [`crate::HubBuilder::max_streams_per_channel`].
         limit: usize,
     },
+    /// This client address has its maximum number of open streams.
+    #[error("too many open streams from this address: at most {limit}")]
+    TooManyStreamsForClient {
+        /// [`crate::HubBuilder::max_streams_per_client`].
+        limit: usize,
+        /// Refusals of this client in a row.
+        streak: u32,
+    },
+    /// This principal has its maximum number of open streams.
+    #[error("too many open streams for this user: at most {limit}")]
+    TooManyStreamsForPrincipal {
+        /// [`crate::HubBuilder::max_streams_per_principal`].
+        limit: usize,
+    },
+    /// This client address connects faster than [`crate::HubBuilder::connect_rate`] allows.
+    #[error("too many connects from this address: slow down")]
+    RateLimited {
+        /// Refusals of this client in a row: the retry hint grows with it.
+        streak: u32,
+    },
     /// The hub holds its maximum number of channels.
     #[error(transparent)]
     TooManyChannels(#[from] TooManyChannels),
@@ -91,8 +115,33 @@ pub enum SubscribeError {
 }
 
 impl SubscribeError {
-    /// Whether the same request may succeed later (everything but an invalid channel name).
+    /// Whether the same request may succeed later (everything but an invalid channel name or
+    /// set).
     pub fn is_temporary(&self) -> bool {
-        !matches!(self, Self::Channel(_))
+        !matches!(self, Self::Channel(_) | Self::InvalidSet(_))
+    }
+
+    /// Why the stream was refused, for temporary refusals.
+    pub fn reason(&self) -> Option<RefusalReason> {
+        Some(match self {
+            Self::Channel(_) | Self::InvalidSet(_) => return None,
+            Self::ShuttingDown => RefusalReason::ShuttingDown,
+            Self::TooManyStreams { .. } => RefusalReason::MaxStreams,
+            Self::TooManyStreamsOnChannel { .. } => RefusalReason::MaxStreamsPerChannel,
+            Self::TooManyStreamsForClient { .. } => RefusalReason::MaxStreamsPerClient,
+            Self::TooManyStreamsForPrincipal { .. } => RefusalReason::MaxStreamsPerPrincipal,
+            Self::RateLimited { .. } => RefusalReason::RateLimited,
+            Self::TooManyChannels(_) => RefusalReason::MaxChannels,
+            Self::Store(_) => RefusalReason::Store,
+        })
+    }
+
+    /// Refusals of this client in a row (0 when not counted per client): a retry hint should
+    /// grow with it, so that a client reconnecting in a tight loop backs off.
+    pub fn streak(&self) -> u32 {
+        match self {
+            Self::TooManyStreamsForClient { streak, .. } | Self::RateLimited { streak } => *streak,
+            _ => 0,
+        }
     }
 }

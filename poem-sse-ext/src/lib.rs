@@ -35,34 +35,43 @@
 #![warn(missing_docs, missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod admission;
+mod authorize;
 mod body;
 mod builder;
 mod config;
+mod cursor;
 mod endpoint;
 mod error;
 mod event;
 mod hub;
 mod metrics;
+mod refusal;
 mod registry;
 mod response;
 #[cfg(feature = "server")]
 pub mod server;
+mod set;
 mod shutdown;
 pub mod store;
 mod subscriber;
 pub mod wire;
 
+pub use admission::{ConnectRate, Grant, Opener, RefusalReason};
+pub use authorize::Authorizer;
 pub use builder::HubBuilder;
 pub use config::HubConfig;
-pub use endpoint::{RefusedStream, SseEndpoint};
+pub use cursor::{set_cursor, MAX_SET_CHANNELS, MAX_SET_CURSOR_LEN};
+pub use endpoint::SseEndpoint;
 pub use error::{PublishError, ReadError, SubscribeError};
 pub use event::{validate_event_name, Event, EventError, MAX_EVENT_NAME_LEN, MAX_ID_LEN};
 pub use hub::{Hub, RecentEvents};
 pub use metrics::{ChannelMetrics, HubMetrics};
+pub use refusal::RefusedStream;
 pub use registry::{validate_channel, ChannelError, TooManyChannels, MAX_CHANNEL_LEN};
 pub use response::SseResponse;
 pub use store::EventId;
 pub use subscriber::Subscriber;
 /// The token [`Hub::shutdown_token`] and [`SseResponse::shutdown`] use.
 pub use tokio_util::sync::CancellationToken;
-pub use wire::{Reset, ResetReason, StoredEvent, RESET_EVENT};
+pub use wire::{Reset, ResetReason, StoredEvent, BUSY_EVENT, REAUTH_EVENT, RESET_EVENT};

@@ -82,8 +82,10 @@ pub struct HubMetrics {
     /// Sum over all channels, including channels the hub has since forgotten.
     #[serde(flatten)]
     pub total: ChannelMetrics,
-    /// Streams refused with `503` (caps or shutdown) since the hub started.
+    /// Streams refused (caps, rate limit, shutdown, store) since the hub started.
     pub rejected: u64,
+    /// Of `rejected`, per reason ([`crate::RefusalReason::as_str`]); reasons never seen are left out.
+    pub refused: BTreeMap<&'static str, u64>,
     /// Per channel registered now, by name.
     pub channels: BTreeMap<String, ChannelMetrics>,
 }
@@ -92,11 +94,13 @@ impl HubMetrics {
     pub(crate) fn from_channels(
         channels: impl Iterator<Item = (String, ChannelMetrics)>,
         retired: ChannelMetrics,
-        rejected: u64,
+        refused: impl Iterator<Item = (&'static str, u64)>,
     ) -> Self {
+        let refused: BTreeMap<_, _> = refused.collect();
         let mut metrics = Self {
             total: retired,
-            rejected,
+            rejected: refused.values().sum(),
+            refused,
             ..Self::default()
         };
         for (name, channel) in channels {

@@ -28,7 +28,7 @@ pub(crate) struct ShutdownSignal {
 
 /// The sending side: sets the flag, then cancels the token (which wakes the registered tasks).
 /// The token must only be cancelled through [`ShutdownTrigger::fire`]; hand out child tokens.
-#[derive(Clone, Default)]
+#[derive(Clone, Default, Debug)]
 pub(crate) struct ShutdownTrigger {
     flag: Arc<AtomicBool>,
     token: CancellationToken,

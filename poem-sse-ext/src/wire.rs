@@ -9,6 +9,8 @@
 //! | retry hint | first on every stream, and last before it ends on purpose | `retry: <ms>` |
 //! | [`Reset`] | the resume point can not be honoured | `id: <head>`, `event: sse-reset`, `data: {"reason": …, "resume_from": …}` |
 //! | heartbeat | after each idle interval | `:` (a comment; browsers ignore it) |
+//! | [`REAUTH_EVENT`] | the authorization expired or was revoked; then the retry hint, and the end | `event: sse-reauth`, `data: {"resume_from": …}` |
+//! | [`BUSY_EVENT`] | a soft refusal: after the retry hint, and the end | `event: sse-busy`, `data: {"reason": …, "retry_ms": …}` |
 //!
 //! [spec]: https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
 
@@ -18,6 +20,15 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 /// The event name of the reset signal ([`Reset`]); applications can not publish it.
 pub const RESET_EVENT: &str = "sse-reset";
+
+/// The event a stream sends before it ends because its authorization expired or was revoked:
+/// `data: {"resume_from": "<id>"}`. The page should renew its credentials (a session refresh, say)
+/// and let the `EventSource` reconnect, which resumes exactly after `resume_from`.
+pub const REAUTH_EVENT: &str = "sse-reauth";
+
+/// The event of a soft refusal: `data: {"reason": "...", "retry_ms": N}`; the response then ends,
+/// and a native `EventSource` reconnects by itself after `retry_ms`.
+pub const BUSY_EVENT: &str = "sse-busy";
 
 /// Event names starting with this are the hub's own signals; applications can not publish them.
 pub const RESERVED_PREFIX: &str = "sse-";
@@ -184,6 +195,72 @@ pub(crate) fn reset_frame(reset: &Reset) -> Bytes {
     let mut buf = BytesMut::with_capacity(data.len() + reset.resume_from.as_str().len() + 32);
     put_field(&mut buf, "id", reset.resume_from.as_str());
     put_field(&mut buf, "event", RESET_EVENT);
+    put_field(&mut buf, "data", &data);
+    buf.put_u8(b'\n');
+    buf.freeze()
+}
+
+/// Writes a stored frame of `channel` as a stream of several channels sends it: its `id:` line
+/// replaced by the set's `cursor`, and its type prefixed by the channel (`<channel>` for an
+/// unnamed event, `<channel>:<name>` otherwise), so that a page tells channels apart with
+/// `addEventListener` alone. Returns the event's own id (what the channel resumes from).
+pub(crate) fn put_set_frame<'f>(
+    out: &mut BytesMut,
+    frame: &'f [u8],
+    channel: &str,
+    cursor: &str,
+) -> Option<&'f str> {
+    let text = std::str::from_utf8(frame).ok()?;
+    let mut lines = text.lines();
+    let id = lines.next()?.strip_prefix("id: ")?;
+    let name = text.lines().find_map(|line| line.strip_prefix("event: "));
+    put_field(out, "id", cursor);
+    match name {
+        Some(name) => put_field(out, "event", &format!("{channel}:{name}")),
+        None => put_field(out, "event", channel),
+    }
+    for line in lines.filter(|line| !line.starts_with("event:") && !line.is_empty()) {
+        out.put_slice(line.as_bytes());
+        out.put_u8(b'\n');
+    }
+    out.put_u8(b'\n');
+    Some(id)
+}
+
+/// The reset signal of one channel of a set: `sse-reset` with the channel's name, whose id is the
+/// set's cursor after the channel's jump to its head.
+pub(crate) fn put_set_reset_frame(out: &mut BytesMut, channel: &str, reset: &Reset, cursor: &str) {
+    let data = serde_json::json!({
+        "channel": channel,
+        "reason": reset.reason.as_str(),
+        "resume_from": cursor,
+    })
+    .to_string();
+    put_field(out, "id", cursor);
+    put_field(out, "event", RESET_EVENT);
+    put_field(out, "data", &data);
+    out.put_u8(b'\n');
+}
+
+/// The last frames of a stream whose authorization ended: [`REAUTH_EVENT`] naming where to
+/// resume, then the retry hint.
+pub(crate) fn reauth_frame(resume_from: Option<&str>, retry: Duration) -> Bytes {
+    let data = serde_json::json!({ "resume_from": resume_from }).to_string();
+    let mut buf = BytesMut::with_capacity(data.len() + 64);
+    put_field(&mut buf, "event", REAUTH_EVENT);
+    put_field(&mut buf, "data", &data);
+    buf.put_u8(b'\n');
+    buf.extend_from_slice(&retry_frame(retry));
+    buf.freeze()
+}
+
+/// A soft refusal: the retry hint first (so that it applies), then [`BUSY_EVENT`] saying why.
+pub(crate) fn busy_frame(reason: &str, retry: Duration) -> Bytes {
+    let retry_ms = u64::try_from(retry.as_millis()).unwrap_or(u64::MAX);
+    let data = serde_json::json!({ "reason": reason, "retry_ms": retry_ms }).to_string();
+    let mut buf = BytesMut::with_capacity(data.len() + 64);
+    buf.extend_from_slice(&retry_frame(retry));
+    put_field(&mut buf, "event", BUSY_EVENT);
     put_field(&mut buf, "data", &data);
     buf.put_u8(b'\n');
     buf.freeze()

@@ -8,16 +8,18 @@ use common::*;
 use poem::{http::StatusCode, Route};
 use poem_sse_ext::{Event, Hub};
 
+/// Caps answer a soft refusal by default (tests/admission.rs); for fetch-based clients an
+/// endpoint can answer `503` instead.
 #[tokio::test]
 async fn caps_answer_503_with_a_jittered_retry_after_and_free_up_on_close() {
     let hub = Hub::builder()
         .max_streams(3)
         .max_streams_per_channel(2)
-        .retry(Duration::from_secs(2))
-        .retry_jitter(Duration::from_secs(3))
+        .refusal_retry(Duration::from_secs(2), Duration::from_secs(3))
         .heartbeat(Duration::from_millis(200))
         .build();
-    let server = serve(&hub).await;
+    let app = Route::new().at("/events/:channel", hub.endpoint().refuse_with_status());
+    let server = TestServer::start_with_hub(app, Some(hub.clone())).await;
     let client = http1();
     let a1 = connect(&client, &server.url("/events/a"), None).await;
     let _a2 = connect(&client, &server.url("/events/a"), None).await;

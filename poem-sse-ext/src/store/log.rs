@@ -443,6 +443,23 @@ impl LogCursor {
     pub fn position(&self) -> u128 {
         self.position
     }
+
+    /// The id of the last frame delivered (or of the start position), while the log still knows
+    /// it: where a client that read this cursor resumes.
+    pub fn last_id(&self) -> Option<EventId> {
+        let state = self.log.read();
+        if self.position == state.head_key {
+            return Some(state.head_id.clone());
+        }
+        let at = state
+            .entries
+            .binary_search_by_key(&self.position, |entry| entry.key)
+            .ok()?;
+        let frame = &state.entries[at].frame;
+        let line = frame.strip_prefix(b"id: ")?;
+        let end = line.iter().position(|&b| b == b'\n')?;
+        std::str::from_utf8(&line[..end]).ok().map(EventId::new)
+    }
 }
 
 impl Stream for LogCursor {
