@@ -37,10 +37,20 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Who may publish: the bearer token required (if any) and the origins allowed besides the
 /// server's own.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct PublishPolicy {
     token: Option<String>,
     origins: AllowedOrigins,
+}
+
+/// Never shows the token.
+impl std::fmt::Debug for PublishPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PublishPolicy")
+            .field("token", &self.token.as_ref().map(|_| "<hidden>"))
+            .field("origins", &self.origins)
+            .finish()
+    }
 }
 
 /// A publish policy the server refuses to start with.
@@ -390,7 +400,9 @@ mod tests {
             );
         }
         let token = Some("s3cret".to_owned());
-        assert!(PublishPolicy::new(token, vec![], at("0.0.0.0:8443")).is_ok());
+        let guarded = PublishPolicy::new(token, vec![], at("0.0.0.0:8443"));
+        let shown = format!("{guarded:?}");
+        assert!(guarded.is_ok() && !shown.contains("s3cret"), "{shown}");
         let empty = PublishPolicy::new(Some(String::new()), vec![], at("127.0.0.1:1"));
         assert_eq!(empty.err(), Some(PolicyError::EmptyToken));
     }
