@@ -21,7 +21,7 @@ use poem::{
 use poem_sse_ext::{store::StoreHealth, Hub, HubMetrics};
 use serde_json::json;
 
-use crate::state::{PageState, StateError, RETRY_AFTER_SECS};
+use crate::state::{page_named, PageState, StateError, RETRY_AFTER_SECS};
 
 /// An error answer: its status and `{"error": message}` (with `"outcome_unknown": true` when an
 /// event may have been published all the same); `Retry-After` on a `503`.
@@ -128,7 +128,7 @@ pub async fn page_state(
     Path(page): Path<String>,
     Data(hub): Data<&Hub>,
 ) -> Result<Json<PageState>, ApiError> {
-    let page = StateError::page(&page)?;
+    let page = page_named(&page)?;
     Ok(Json(PageState::read(hub, page).await?))
 }
 

@@ -115,7 +115,7 @@ impl PageState {
         })
     }
 
-    /// The state of `channel` (empty when the page does not read it).
+    /// The state of `channel`, if the page reads it.
     pub fn channel(&self, channel: &str) -> Option<&ChannelState> {
         self.channels.get(channel)
     }
@@ -145,14 +145,12 @@ pub enum StateError {
     },
 }
 
-impl StateError {
-    /// The page called `name`.
-    ///
-    /// # Errors
-    /// [`StateError::UnknownPage`].
-    pub fn page(name: &str) -> Result<Page, StateError> {
-        Page::from_name(name).ok_or_else(|| StateError::UnknownPage(name.to_owned()))
-    }
+/// The page called `name` (as in `/api/state/{page}`).
+///
+/// # Errors
+/// [`StateError::UnknownPage`].
+pub fn page_named(name: &str) -> Result<Page, StateError> {
+    Page::from_name(name).ok_or_else(|| StateError::UnknownPage(name.to_owned()))
 }
 
 /// Seconds a client should wait before asking again after a `503`.
@@ -262,7 +260,7 @@ mod tests {
             Some(&header::HeaderValue::from(RETRY_AFTER_SECS))
         );
         assert!(err.to_string().contains("notifications"), "{err}");
-        let unknown = StateError::page("nope").err().map(|e| e.status());
+        let unknown = page_named("nope").err().map(|e| e.status());
         assert_eq!(unknown, Some(StatusCode::NOT_FOUND));
     }
 }
