@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{client, embedded_state, get_json, publish, test_dir, Demo};
 use testkit::{redis::RedisServer, sse_client::SseConnection};
@@ -35,20 +35,40 @@ async fn with_the_memory_store_the_page_shows_what_was_posted_and_what_follows()
 /// resumed from the rendered id delivers exactly the next post through `a`.
 async fn posted_through_a_shows_on_b(a: &Demo, b: &Demo) {
     let http = client();
+    let render = |demo: &Demo| {
+        let request = http.get(demo.url("/notifications")).send();
+        async move {
+            let page = request.await.unwrap();
+            assert_eq!(page.status(), 200);
+            page.text().await.unwrap()
+        }
+    };
+    // B serves the feed already (its side of the channel is live).
+    let before = render(b).await;
 
     let first = format!("posted through A ({})", std::process::id());
     let body = serde_json::json!({"event": "notification", "data": {"text": first}});
     let first_id = publish(&http, a, "notifications", &body).await;
+    let posted = Instant::now();
 
-    // B renders the feed from the shared store: the text is on the page, and the page's state
-    // is at the id A answered.
-    let page = http.get(b.url("/notifications")).send().await.unwrap();
-    assert_eq!(page.status(), 200);
-    let html = page.text().await.unwrap();
-    assert!(
-        html.contains(&first),
-        "B's page lacks A's notification:\n{html}"
+    // B renders the feed from the shared store: the text is on the page (once B's reader has
+    // it: at most a moment after A's answer), and the page's state is at the id A answered.
+    let html = loop {
+        let html = render(b).await;
+        if html.contains(&first) {
+            break html;
+        }
+        assert!(
+            posted.elapsed() < WAIT,
+            "B's page lacks A's notification after {WAIT:?}:\n{html}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    println!(
+        "B rendered A's notification {:?} after A answered",
+        posted.elapsed()
     );
+    assert!(!before.contains(&first));
     let state = embedded_state(&html);
     let feed = &state["channels"]["notifications"];
     assert_eq!(feed["id"], first_id.as_str(), "{state}");
