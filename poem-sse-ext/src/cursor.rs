@@ -37,7 +37,7 @@ const VERSION: &str = "s1";
 /// let cursor = set_cursor(&["sys.cpu", "sys.mem"], &[Some(&cpu), Some(&mem)]);
 /// assert!(cursor.starts_with("s1.") && cursor.ends_with(".1a2b3c4d-120.a18"));
 /// ```
-pub fn set_cursor(channels: &[&str], ids: &[Option<&crate::EventId>]) -> String {
+pub fn set_cursor(channels: &[&str], ids: &[Option<&crate::wire::EventId>]) -> String {
     let ids: Vec<Option<&str>> = ids.iter().map(|id| id.map(|id| id.as_str())).collect();
     encode(channels, &ids)
 }

@@ -273,7 +273,7 @@ fn set_of(req: &Request) -> Vec<String> {
                 .map(str::to_owned)
                 .collect::<Vec<_>>()
         })
-        .take(crate::MAX_SET_CHANNELS + 1)
+        .take(crate::cursor::MAX_SET_CHANNELS + 1)
         .collect()
 }
 

@@ -122,7 +122,7 @@ impl Event {
     /// # Errors
     /// The name must be non-empty, at most [`MAX_EVENT_NAME_LEN`] bytes, contain no CR or LF, and
     /// neither start with `sse-` (the hub's own signals, such as
-    /// [`RESET_EVENT`](crate::RESET_EVENT)) nor be `error` or `open` (which `EventSource`
+    /// [`RESET_EVENT`](crate::wire::RESET_EVENT)) nor be `error` or `open` (which `EventSource`
     /// dispatches to a page's connection listeners).
     pub fn event(mut self, name: impl Into<String>) -> Result<Self, EventError> {
         let name = name.into();
@@ -296,8 +296,8 @@ mod tests {
         assert_eq!(Event::text("x").id("1\x002"), Err(EventError::InvalidId));
         assert_eq!(Event::text("x").event(""), Err(EventError::EmptyName));
         assert_eq!(
-            Event::text("x").event(crate::RESET_EVENT),
-            Err(EventError::ReservedName(crate::RESET_EVENT.into()))
+            Event::text("x").event(crate::wire::RESET_EVENT),
+            Err(EventError::ReservedName(crate::wire::RESET_EVENT.into()))
         );
         assert_eq!(
             Event::text("x").event("sse-busy"),
