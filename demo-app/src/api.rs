@@ -52,7 +52,7 @@ impl ApiError {
         self
     }
 
-    /// Sets the `Retry-After` of a `503` (rounded up to whole seconds; 2 s when not set).
+    /// Sets the `Retry-After` of a `503` or `504` (rounded up to whole seconds; 2 s when not set).
     #[must_use]
     pub fn retry_after(mut self, delay: Duration) -> Self {
         self.retry_after = Some(delay);
@@ -81,7 +81,10 @@ impl ResponseError for ApiError {
                 header::HeaderValue::from_static("Bearer"),
             );
         }
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        if matches!(
+            self.status,
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
+        ) {
             let seconds = self.retry_after.map_or(RETRY_AFTER_SECS, |delay| {
                 delay.as_secs() + u64::from(delay.subsec_nanos() > 0)
             });

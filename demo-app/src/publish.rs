@@ -6,14 +6,16 @@
 //!
 //! | answer | when |
 //! | --- | --- |
-//! | `201 {"id": ..}` | published |
+//! | `201 {"id": .., "duplicate": false}` | published |
+//! | `200 {"id": .., "duplicate": true}` | an `Idempotency-Key` already used within the window: nothing stored, the first id |
 //! | `400` | the body is not that JSON, or the event name is invalid |
 //! | `401` | `--publish-token` is set and `Authorization: Bearer <token>` is missing or wrong |
 //! | `403` | a browser's post from a page of another origin (see [`crate::origin`]) |
 //! | `404` | the channel name is invalid |
 //! | `413` | the body is over [`MAX_BODY_BYTES`], or the event over the channel's history bound |
 //! | `415` | the `Content-Type` is not `application/json` |
-//! | `503` + `Retry-After` | shutting down, too many channels, the store failed (`"outcome_unknown": true` when it timed out: the event may be stored all the same) |
+//! | `503` + `Retry-After` | shutting down, too many channels, the store failed: nothing was stored |
+//! | `504` + `Retry-After` | the store timed out: **the outcome is unknown** (`"outcome_unknown": true`), the event may be stored all the same; retry with the same `Idempotency-Key` |
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -178,11 +180,21 @@ pub async fn publish(
         )
     })?;
     let event = event_of(body).map_err(|err| refused(err, hub))?;
-    let id = hub
-        .publish(&channel, event)
-        .await
-        .map_err(|err| refused(err, hub))?;
-    Ok((StatusCode::CREATED, Json(json!({ "id": id }))).into_response())
+    // With an `Idempotency-Key`, a retried publish is stored once: the retry gets the first id.
+    let (id, duplicate) = match req.header("idempotency-key") {
+        Some(key) => hub
+            .publish_once(&channel, key, event)
+            .await
+            .map(|appended| (appended.id, appended.duplicate)),
+        None => hub.publish(&channel, event).await.map(|id| (id, false)),
+    }
+    .map_err(|err| refused(err, hub))?;
+    let status = if duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(json!({ "id": id, "duplicate": duplicate }))).into_response())
 }
 
 /// The event a publish body describes.
@@ -211,6 +223,9 @@ fn refused(err: PublishError, hub: &Hub) -> ApiError {
         PublishError::Store(StoreError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
         // Another program's key where the channel's should be: retrying will not help.
         PublishError::Store(StoreError::WrongKeyType { .. }) => StatusCode::INTERNAL_SERVER_ERROR,
+        // Not "not stored": the store may store it all the same. Retry with the same
+        // `Idempotency-Key` to be sure it is stored once.
+        err if err.outcome_unknown() => StatusCode::GATEWAY_TIMEOUT,
         PublishError::ShuttingDown | PublishError::TooManyChannels(_) | PublishError::Store(_) => {
             StatusCode::SERVICE_UNAVAILABLE
         }
@@ -377,6 +392,37 @@ mod tests {
             body.contains("shutting down") && !body.contains("outcome_unknown"),
             "{body}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_retry_with_the_same_idempotency_key_is_stored_once() {
+        let hub = Hub::new();
+        let client = app(&hub, &[]);
+        let key = ("idempotency-key", "order-42");
+        let first = post(&client, &[JSON, key], r#"{"data": "paid"}"#).await;
+        first.assert_status(StatusCode::CREATED);
+        let first: serde_json::Value = first.0.into_body().into_json().await.unwrap_or_default();
+        let retry = post(&client, &[JSON, key], r#"{"data": "paid"}"#).await;
+        retry.assert_status(StatusCode::OK);
+        let retry: serde_json::Value = retry.0.into_body().into_json().await.unwrap_or_default();
+        assert_eq!(retry["id"], first["id"]);
+        assert_eq!(retry["duplicate"], true);
+        assert_eq!(stored(&hub).await, ["paid"]);
+    }
+
+    #[test]
+    fn an_unknown_outcome_is_answered_as_unknown_not_as_not_stored() {
+        let hub = Hub::new();
+        let timeout = PublishError::Store(StoreError::Timeout {
+            operation: "append",
+            timeout: Duration::from_secs(2),
+        });
+        let answer = poem::error::ResponseError::as_response(&refused(timeout, &hub));
+        assert_eq!(answer.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert!(answer.headers().contains_key(header::RETRY_AFTER));
+        let unavailable = PublishError::Store(StoreError::Connection("refused".into()));
+        let answer = poem::error::ResponseError::as_response(&refused(unavailable, &hub));
+        assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 
     #[test]
