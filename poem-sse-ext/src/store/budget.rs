@@ -44,15 +44,12 @@ impl HistoryBudget {
     }
 
     /// Called by a log under its write lock when it appended `bytes` at `key`. Lock order: a
-    /// log's lock, then this budget's; never the other way round.
+    /// log's lock, then this budget's; never the other way round, so nothing here may take a
+    /// log's lock.
     pub(crate) fn added(&self, log: Weak<ChannelLog>, key: u128, bytes: usize) {
         self.used.fetch_add(bytes, Ordering::AcqRel);
-        let live = self.entries.fetch_add(1, Ordering::AcqRel) + 1;
-        let mut order = self.order();
-        order.push_back((log, key));
-        if order.len() > 2 * live + 1_024 {
-            order.retain(|(log, key)| log.upgrade().is_some_and(|log| log.holds(*key)));
-        }
+        self.entries.fetch_add(1, Ordering::AcqRel);
+        self.order().push_back((log, key));
     }
 
     /// Called by a log when it dropped `entries` entries of `bytes` in all.
@@ -64,6 +61,10 @@ impl HistoryBudget {
     /// Evicts the oldest entries of any channel until the store is within its bound. Called
     /// after an append, with no log lock held.
     pub(crate) fn enforce(&self) {
+        let live = self.entries.load(Ordering::Acquire);
+        if self.order().len() > 2 * live + 1_024 {
+            self.compact();
+        }
         while self.used() > self.limit {
             let Some((log, key)) = self.order().pop_front() else {
                 return;
@@ -74,7 +75,21 @@ impl HistoryBudget {
         }
     }
 
-    fn order(&self) -> MutexGuard<'_, VecDeque<(Weak<ChannelLog>, u128)>> {
+    /// Drops the records of entries their logs already evicted. The records are taken out of the
+    /// lock and checked without it (checking takes each log's lock), then put back in front of
+    /// those appended meanwhile, which are all newer.
+    fn compact(&self) {
+        let old = std::mem::take(&mut *self.order());
+        let kept: VecDeque<_> = old
+            .into_iter()
+            .filter(|(log, key)| log.upgrade().is_some_and(|log| log.holds(*key)))
+            .collect();
+        let mut order = self.order();
+        let newer = std::mem::replace(&mut *order, kept);
+        order.extend(newer);
+    }
+
+    pub(crate) fn order(&self) -> MutexGuard<'_, VecDeque<(Weak<ChannelLog>, u128)>> {
         // A poisoned lock only means a panic elsewhere while it was held; the queue stays valid.
         self.order.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -330,6 +330,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn many_appends_past_per_channel_bounds_keep_the_budget_records_bounded() {
+        // Records of entries a channel evicted on its own are compacted away, without ever
+        // taking a log's lock while the budget's is held (or the other way round).
+        let store = Arc::new(MemoryStore::new(Retention::default().max_events(20)));
+        let channel = Arc::clone(&store).channel("fast");
+        for n in 0..5_000 {
+            let appended = channel.append(&Event::text(n.to_string())).await;
+            assert!(appended.is_ok(), "append {n}");
+        }
+        assert!(store.budget.order().len() <= 2 * 20 + 1_025);
+        assert_eq!(channel.recent(100).await.map(|r| r.frames.len()), Ok(20));
+    }
+
+    #[tokio::test]
     async fn a_channel_registered_again_never_passes_its_new_events_off_as_old_ones() {
         let store = store();
         let first = Arc::clone(&store).channel("a");
