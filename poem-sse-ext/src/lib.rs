@@ -55,6 +55,7 @@ mod set;
 mod shutdown;
 pub mod store;
 mod subscriber;
+mod trace;
 pub mod wire;
 
 pub use admission::{ConnectRate, Grant, Opener, RefusalReason};
@@ -66,7 +67,7 @@ pub use endpoint::SseEndpoint;
 pub use error::{PublishError, ReadError, SubscribeError};
 pub use event::{validate_event_name, Event, EventError, MAX_EVENT_NAME_LEN, MAX_ID_LEN};
 pub use hub::{Hub, RecentEvents};
-pub use metrics::{ChannelMetrics, HubMetrics};
+pub use metrics::{ChannelMetrics, CloseReason, DeliveryLag, HubMetrics, ResetCounts, LAG_BUCKETS};
 pub use refusal::RefusedStream;
 pub use registry::{validate_channel, ChannelError, TooManyChannels, MAX_CHANNEL_LEN};
 pub use response::SseResponse;

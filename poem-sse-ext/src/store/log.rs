@@ -289,6 +289,7 @@ impl ChannelLog {
             replayed: usize::from(first.key <= replay_through),
             last_key: first.key,
             chunk: first.frame.clone(),
+            live_since: (first.key > replay_through).then_some(first.at),
         };
         let mut joined: Option<BytesMut> = None;
         for entry in ready {
@@ -358,6 +359,8 @@ struct Frames {
     count: usize,
     replayed: usize,
     last_key: u128,
+    /// When the first frame was appended, if it is live (not history at subscribe time).
+    live_since: Option<Instant>,
 }
 
 /// What a [`LogCursor`] yields.
@@ -371,6 +374,9 @@ pub enum CursorItem {
         count: usize,
         /// How many of them were history at subscribe time.
         replayed: usize,
+        /// How long the first frame waited in the log, if it is live (for the delivery-lag
+        /// metric).
+        lag: Option<std::time::Duration>,
     },
     /// The cursor fell behind the retained tail; it continues from the head.
     Reset(Reset),
@@ -422,6 +428,7 @@ impl LogCursor {
                         chunk: frames.chunk,
                         count: frames.count,
                         replayed: frames.replayed,
+                        lag: frames.live_since.map(|at| at.elapsed()),
                     }));
                 }
                 Read::Gap { head_key, reset } => {
@@ -505,6 +512,7 @@ mod tests {
                 chunk: Bytes::from_static(b"data: 2\n\ndata: 3\n\n"),
                 count: 2,
                 replayed: 2,
+                lag: None,
             })
         );
         assert_eq!(next_now(&mut cursor), None, "nothing more is ready");
