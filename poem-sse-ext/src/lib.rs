@@ -32,6 +32,10 @@
 //! - **Heartbeats** after each idle interval, **jittered retry** hints, **caps** with `503` and
 //!   `Retry-After`, **graceful shutdown** with [`Hub::shutdown`], and [`Hub::metrics`].
 //! - [`SseResponse`] for streams of your own, with the same wire guarantees.
+//! - **Fits the ecosystem**: a Prometheus scrape ([`prometheus`], feature `prometheus`), one
+//!   [`tracing`] span per stream that says why it closed, an OpenAPI 3.2 description of a
+//!   stream's events ([`openapi`], feature `openapi`), and a recipe for Rust clients
+//!   ([`clients`]).
 #![warn(missing_docs, missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -39,6 +43,7 @@ mod admission;
 mod authorize;
 mod body;
 mod builder;
+pub mod clients;
 mod config;
 mod cursor;
 mod endpoint;
