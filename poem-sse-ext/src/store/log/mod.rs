@@ -2,26 +2,33 @@
 
 use std::{
     collections::VecDeque,
-    pin::Pin,
     sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak},
-    task::{Context, Poll},
+    time::Duration,
 };
 
 use bytes::{Bytes, BytesMut};
-use futures_util::Stream;
 use tokio::{
     sync::{watch, Notify},
     time::Instant,
 };
 use tokio_stream::wrappers::WatchStream;
 
+mod cursor;
+
+pub use cursor::{CursorItem, LogCursor};
+
 use super::{EventId, Recent, Reset, ResetReason, Retention, StoreError};
 
 /// The ordered, bounded log of one channel's encoded frames.
 ///
 /// Every entry has a key, a `u128` that orders entries (the in-memory store uses the sequence
-/// number; a Redis store packs the stream id's `ms` and `seq`). Keys only grow. Cursors hold a key
-/// and read the entries after it; a [`watch`] channel wakes them when something is appended.
+/// number; a Redis store packs the stream id's `ms` and `seq`). Keys only grow, except across a
+/// [`break_at`](Self::break_at). Cursors hold a key and read the entries after it; a [`watch`]
+/// channel wakes them when something is appended.
+///
+/// A gap is one signal whatever caused it: a cursor that has missed events (it fell behind the
+/// retained tail, or the backend broke the history with [`break_at`](Self::break_at)) yields one
+/// [`CursorItem::Reset`] and continues from the head.
 pub struct ChannelLog {
     state: RwLock<LogState>,
     /// Bumped after every append, *after* the write lock is released. A cursor marks the version
@@ -42,8 +49,29 @@ struct LogState {
     bytes: usize,
     head_key: u128,
     head_id: EventId,
-    /// The key of the newest evicted entry: a cursor below it has missed events.
-    evicted_through: Option<u128>,
+    /// A cursor (or resume point) below `floor.key` has missed events, for `floor.reason`: the
+    /// newest evicted entry, the history a log was started after, or the last break.
+    floor: Option<Floor>,
+    /// How many times [`ChannelLog::break_at`] ran. A cursor remembers the count it last saw, so
+    /// that a break resets it whatever its position (even one placed above the head).
+    breaks: u64,
+    /// The reason of the newest break (meaningful once `breaks > 0`).
+    break_reason: ResetReason,
+}
+
+#[derive(Clone, Copy)]
+struct Floor {
+    key: u128,
+    reason: ResetReason,
+}
+
+impl LogState {
+    /// Why a cursor at `position` has missed events, if it has.
+    fn gap_below(&self, position: u128) -> Option<ResetReason> {
+        self.floor
+            .filter(|floor| floor.key > position)
+            .map(|floor| floor.reason)
+    }
 }
 
 struct Entry {
@@ -65,7 +93,9 @@ impl ChannelLog {
                 bytes: 0,
                 head_key,
                 head_id,
-                evicted_through: None,
+                floor: None,
+                breaks: 0,
+                break_reason: ResetReason::Evicted,
             }),
             appended: watch::Sender::new(0),
             fanout: runtime.as_ref().map(|_| Arc::new(Notify::new())),
@@ -84,7 +114,10 @@ impl ChannelLog {
     pub fn after_gap(retention: Retention, head_key: u128, head_id: EventId) -> Arc<Self> {
         let log = Self::new(retention, head_key, head_id);
         if head_key > 0 {
-            log.write().evicted_through = Some(head_key);
+            log.write().floor = Some(Floor {
+                key: head_key,
+                reason: ResetReason::Evicted,
+            });
         }
         log
     }
@@ -123,16 +156,59 @@ impl ChannelLog {
     /// # Errors
     /// [`StoreError::TooLarge`] when the frame alone exceeds the byte bound.
     pub fn append_entry(&self, key: u128, id: EventId, frame: Bytes) -> Result<bool, StoreError> {
+        self.append_entry_aged(key, id, frame, Duration::ZERO)
+    }
+
+    /// [`append_entry`](Self::append_entry) for an entry that is already `age` old (history read
+    /// from a shared backend, stamped by its clock): the age bound counts from when it was
+    /// written, not from when this log got it. An entry older than the bound is evicted at once.
+    ///
+    /// # Errors
+    /// [`StoreError::TooLarge`] when the frame alone exceeds the byte bound.
+    pub fn append_entry_aged(
+        &self,
+        key: u128,
+        id: EventId,
+        frame: Bytes,
+        age: Duration,
+    ) -> Result<bool, StoreError> {
         {
             let mut state = self.write();
             if key <= state.head_key {
                 return Ok(false);
             }
             self.check_size(&frame)?;
-            self.push(&mut state, key, id, frame);
+            let now = Instant::now();
+            let at = now.checked_sub(age).unwrap_or(now);
+            self.push_at(&mut state, key, id, frame, at);
         }
         self.announce();
         Ok(true)
+    }
+
+    /// Records that the backend lost history this log can not replace (a shared stream was
+    /// trimmed past the point this process had read, or was deleted and recreated): the one gap
+    /// signal, as for an eviction, never a frame in the log.
+    ///
+    /// Every cursor made before the break yields one [`CursorItem::Reset`] with `reason` and
+    /// `resume_from: id`, whatever its position, then continues after `key`. A resume point below
+    /// `key` gets `reason` from [`check_resume`](Self::check_resume) and
+    /// [`cursor_after`](Self::cursor_after). The retained entries are dropped (none of them can be
+    /// replayed without the gap behind it), and the head becomes `(key, id)`, which may be below
+    /// the old head: keys start again from the break.
+    pub fn break_at(&self, reason: ResetReason, key: u128, id: EventId) {
+        {
+            let mut state = self.write();
+            state.entries.clear();
+            state.bytes = 0;
+            state.head_key = key;
+            state.head_id = id;
+            state.floor = Some(Floor { key, reason });
+            state.breaks = state.breaks.wrapping_add(1);
+            state.break_reason = reason;
+        }
+        // Cursors waiting for an append must wake to see the break.
+        self.announce();
     }
 
     /// Evicts entries older than the age bound. Appends do this too; call it before reading
@@ -153,43 +229,53 @@ impl ChannelLog {
     /// Whether a cursor at `key` can read on without a gap: `None` if so, otherwise the reason.
     /// A key above the head was never issued; a key below the newest eviction missed events.
     pub fn check_resume(&self, key: u128) -> Option<ResetReason> {
-        let state = self.read();
+        Self::check(&self.read(), key)
+    }
+
+    fn check(state: &LogState, key: u128) -> Option<ResetReason> {
         if key > state.head_key {
             Some(ResetReason::Unknown)
-        } else if state.evicted_through.is_some_and(|evicted| evicted > key) {
-            Some(ResetReason::Evicted)
         } else {
-            None
+            state.gap_below(key)
         }
     }
 
     /// A cursor that delivers every entry after `key`. Entries up to `replay_through` are counted
     /// as replayed, the rest as live.
     pub fn cursor(self: &Arc<Self>, key: u128, replay_through: u128) -> LogCursor {
+        self.cursor_in(&self.read(), key, replay_through)
+    }
+
+    /// A cursor after the head, or after `key` when that is possible, together with the reset
+    /// that explains a jump to the head.
+    pub fn cursor_after(self: &Arc<Self>, key: Option<u128>) -> (LogCursor, Option<Reset>) {
+        // One read lock for the check and the cursor: a break in between would otherwise leave
+        // a cursor of the new history at a position judged in the old one.
+        let state = self.read();
+        let head_key = state.head_key;
+        match key.map(|key| (key, Self::check(&state, key))) {
+            Some((key, None)) => (self.cursor_in(&state, key, head_key), None),
+            Some((_, Some(reason))) => (
+                self.cursor_in(&state, head_key, head_key),
+                Some(Reset {
+                    reason,
+                    resume_from: state.head_id.clone(),
+                }),
+            ),
+            None => (self.cursor_in(&state, head_key, head_key), None),
+        }
+    }
+
+    fn cursor_in(self: &Arc<Self>, state: &LogState, key: u128, replay_through: u128) -> LogCursor {
         let mut changes = self.appended.subscribe();
         changes.mark_unchanged();
         LogCursor {
             log: Arc::clone(self),
             position: key,
             replay_through,
+            breaks: state.breaks,
+            skipped_to: None,
             changes: WatchStream::from_changes(changes),
-        }
-    }
-
-    /// A cursor after the head, or after `key` when that is possible, together with the reset
-    /// that explains a jump to the head.
-    pub fn cursor_after(self: &Arc<Self>, key: Option<u128>) -> (LogCursor, Option<Reset>) {
-        let (head_key, head_id) = self.head();
-        match key.map(|key| (key, self.check_resume(key))) {
-            Some((key, None)) => (self.cursor(key, head_key), None),
-            Some((_, Some(reason))) => (
-                self.cursor(head_key, head_key),
-                Some(Reset {
-                    reason,
-                    resume_from: head_id,
-                }),
-            ),
-            None => (self.cursor(head_key, head_key), None),
         }
     }
 
@@ -237,16 +323,15 @@ impl ChannelLog {
     }
 
     fn push(&self, state: &mut LogState, key: u128, id: EventId, frame: Bytes) {
-        let now = Instant::now();
+        self.push_at(state, key, id, frame, Instant::now());
+    }
+
+    fn push_at(&self, state: &mut LogState, key: u128, id: EventId, frame: Bytes, at: Instant) {
         state.bytes += frame.len();
-        state.entries.push_back(Entry {
-            key,
-            frame,
-            at: now,
-        });
+        state.entries.push_back(Entry { key, frame, at });
         state.head_key = key;
         state.head_id = id;
-        self.evict(state, now);
+        self.evict(state, Instant::now());
     }
 
     fn evict(&self, state: &mut LogState, now: Instant) {
@@ -259,22 +344,35 @@ impl ChannelLog {
                 break;
             }
             state.bytes -= oldest.frame.len();
-            state.evicted_through = Some(oldest.key);
+            state.floor = Some(Floor {
+                key: oldest.key,
+                reason: ResetReason::Evicted,
+            });
             state.entries.pop_front();
         }
     }
 
-    /// Reads what follows `position`, at most `max_bytes` of frames (always at least one).
-    fn read_after(&self, position: u128, max_bytes: usize, replay_through: u128) -> Read {
+    /// Reads what follows `position` for a cursor that last saw `breaks` breaks, at most
+    /// `max_bytes` of frames (always at least one).
+    fn read_after(
+        &self,
+        position: u128,
+        breaks: u64,
+        max_bytes: usize,
+        replay_through: u128,
+    ) -> Read {
         let state = self.read();
-        if state
-            .evicted_through
-            .is_some_and(|evicted| evicted > position)
-        {
+        let gap = if breaks == state.breaks {
+            state.gap_below(position)
+        } else {
+            Some(state.break_reason)
+        };
+        if let Some(reason) = gap {
             return Read::Gap {
                 head_key: state.head_key,
+                breaks: state.breaks,
                 reset: Reset {
-                    reason: ResetReason::Evicted,
+                    reason,
                     resume_from: state.head_id.clone(),
                 },
             };
@@ -351,7 +449,11 @@ async fn fan_out(log: Weak<ChannelLog>, signal: Arc<Notify>) {
 enum Read {
     Nothing,
     Frames(Frames),
-    Gap { head_key: u128, reset: Reset },
+    Gap {
+        head_key: u128,
+        breaks: u64,
+        reset: Reset,
+    },
 }
 
 struct Frames {
@@ -361,41 +463,6 @@ struct Frames {
     last_key: u128,
     /// When the first frame was appended, if it is live (not history at subscribe time).
     live_since: Option<Instant>,
-}
-
-/// What a [`LogCursor`] yields.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CursorItem {
-    /// One or more consecutive frames, joined into one chunk.
-    Frames {
-        /// The encoded frames.
-        chunk: Bytes,
-        /// How many frames the chunk holds.
-        count: usize,
-        /// How many of them were history at subscribe time.
-        replayed: usize,
-        /// How long the first frame waited in the log, if it is live (for the delivery-lag
-        /// metric).
-        lag: Option<std::time::Duration>,
-    },
-    /// The cursor fell behind the retained tail; it continues from the head.
-    Reset(Reset),
-}
-
-/// A position in a [`ChannelLog`] plus a waker: all that an open stream holds.
-pub struct LogCursor {
-    log: Arc<ChannelLog>,
-    position: u128,
-    replay_through: u128,
-    changes: WatchStream<u64>,
-}
-
-impl std::fmt::Debug for LogCursor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LogCursor")
-            .field("position", &self.position)
-            .finish_non_exhaustive()
-    }
 }
 
 impl std::fmt::Debug for ChannelLog {
@@ -409,247 +476,5 @@ impl std::fmt::Debug for ChannelLog {
     }
 }
 
-impl LogCursor {
-    /// Polls for the frames after the cursor, joined into chunks of at most `max_bytes` (a single
-    /// larger frame is yielded alone). Never holds back a ready frame waiting for more.
-    pub fn poll_next_chunk(
-        &mut self,
-        cx: &mut Context<'_>,
-        max_bytes: usize,
-    ) -> Poll<Option<CursorItem>> {
-        loop {
-            match self
-                .log
-                .read_after(self.position, max_bytes, self.replay_through)
-            {
-                Read::Frames(frames) => {
-                    self.position = frames.last_key;
-                    return Poll::Ready(Some(CursorItem::Frames {
-                        chunk: frames.chunk,
-                        count: frames.count,
-                        replayed: frames.replayed,
-                        lag: frames.live_since.map(|at| at.elapsed()),
-                    }));
-                }
-                Read::Gap { head_key, reset } => {
-                    self.position = head_key;
-                    return Poll::Ready(Some(CursorItem::Reset(reset)));
-                }
-                Read::Nothing => {}
-            }
-            // Registers the waker; an append since the last wake-up makes this ready at once.
-            match Pin::new(&mut self.changes).poll_next(cx) {
-                Poll::Ready(Some(_)) => continue,
-                Poll::Ready(None) => return Poll::Ready(None),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-    }
-
-    /// The key of the last frame delivered (or of the start position).
-    pub fn position(&self) -> u128 {
-        self.position
-    }
-
-    /// The id of the last frame delivered (or of the start position), while the log still knows
-    /// it: where a client that read this cursor resumes.
-    pub fn last_id(&self) -> Option<EventId> {
-        let state = self.log.read();
-        if self.position == state.head_key {
-            return Some(state.head_id.clone());
-        }
-        let at = state
-            .entries
-            .binary_search_by_key(&self.position, |entry| entry.key)
-            .ok()?;
-        let frame = &state.entries[at].frame;
-        let line = frame.strip_prefix(b"id: ")?;
-        let end = line.iter().position(|&b| b == b'\n')?;
-        std::str::from_utf8(&line[..end]).ok().map(EventId::new)
-    }
-}
-
-impl Stream for LogCursor {
-    type Item = CursorItem;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.get_mut().poll_next_chunk(cx, 64 << 10)
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use futures_util::{FutureExt, StreamExt};
-
-    use super::*;
-
-    fn log(retention: Retention) -> Arc<ChannelLog> {
-        ChannelLog::new(retention, 0, EventId::new("e-0"))
-    }
-
-    fn append(log: &ChannelLog, text: &str) -> EventId {
-        let frame = Bytes::from(format!("data: {text}\n\n"));
-        log.append_next(|key| (EventId::new(format!("e-{key}")), frame))
-            .unwrap_or_else(|err| panic!("append failed: {err}"))
-    }
-
-    fn next_now(cursor: &mut LogCursor) -> Option<CursorItem> {
-        cursor.next().now_or_never().flatten()
-    }
-
-    #[test]
-    fn cursor_reads_after_its_position_in_order_in_one_chunk() {
-        let log = log(Retention::default());
-        for n in 1..=3 {
-            append(&log, &n.to_string());
-        }
-        let mut cursor = log.cursor(1, 3);
-        assert_eq!(
-            next_now(&mut cursor),
-            Some(CursorItem::Frames {
-                chunk: Bytes::from_static(b"data: 2\n\ndata: 3\n\n"),
-                count: 2,
-                replayed: 2,
-                lag: None,
-            })
-        );
-        assert_eq!(next_now(&mut cursor), None, "nothing more is ready");
-    }
-
-    #[test]
-    fn chunk_cap_splits_but_never_starves_a_large_frame() {
-        let log = log(Retention::default());
-        append(&log, "aaaa");
-        append(&log, "bbbb");
-        let mut cursor = log.cursor(0, 0);
-        let Poll::Ready(Some(CursorItem::Frames { count, .. })) = cursor.poll_next_chunk(
-            &mut Context::from_waker(futures_util::task::noop_waker_ref()),
-            5,
-        ) else {
-            panic!("a frame larger than the cap is still delivered");
-        };
-        assert_eq!(count, 1);
-    }
-
-    #[tokio::test]
-    async fn append_wakes_a_waiting_cursor() {
-        let log = log(Retention::default());
-        let mut cursor = log.cursor(0, 0);
-        let waiter = tokio::spawn(async move { cursor.next().await });
-        tokio::task::yield_now().await;
-        append(&log, "x");
-        let item = tokio::time::timeout(Duration::from_secs(1), waiter).await;
-        assert!(matches!(
-            item,
-            Ok(Ok(Some(CursorItem::Frames { count: 1, .. })))
-        ));
-    }
-
-    #[tokio::test]
-    async fn appends_coalesce_in_the_fan_out_task_which_ends_with_the_log() {
-        let metrics = tokio::runtime::Handle::current().metrics();
-        let before = metrics.num_alive_tasks();
-        let log = log(Retention::default());
-        assert_eq!(
-            metrics.num_alive_tasks(),
-            before + 1,
-            "one fan-out task per log"
-        );
-        let mut cursor = log.cursor(0, 0);
-        for n in 0..100 {
-            append(&log, &n.to_string());
-        }
-        let Some(CursorItem::Frames { count, .. }) = cursor.next().await else {
-            panic!("the cursor was woken");
-        };
-        assert_eq!(
-            count, 100,
-            "one wake-up delivers everything appended meanwhile"
-        );
-        drop((cursor, log));
-        for _ in 0..100 {
-            if metrics.num_alive_tasks() == before {
-                return;
-            }
-            tokio::task::yield_now().await;
-        }
-        panic!("the fan-out task outlived its log");
-    }
-
-    #[test]
-    fn count_and_byte_bounds_evict_and_a_behind_cursor_gets_a_reset() {
-        let log = log(Retention::default().max_events(2).max_bytes(1 << 20));
-        let mut behind = log.cursor(0, 0);
-        for n in 1..=3 {
-            append(&log, &n.to_string());
-        }
-        assert_eq!(log.len_and_bytes().0, 2);
-        assert_eq!(log.check_resume(0), Some(ResetReason::Evicted));
-        assert_eq!(log.check_resume(1), None);
-        assert_eq!(log.check_resume(4), Some(ResetReason::Unknown));
-        assert_eq!(
-            next_now(&mut behind),
-            Some(CursorItem::Reset(Reset {
-                reason: ResetReason::Evicted,
-                resume_from: EventId::new("e-3"),
-            }))
-        );
-        assert_eq!(next_now(&mut behind), None, "continues live from the head");
-
-        let small = self::log(Retention::default().max_bytes(20));
-        append(&small, "12345678");
-        append(&small, "12345678");
-        assert_eq!(small.len_and_bytes(), (1, 16));
-    }
-
-    #[test]
-    fn oversized_frame_is_refused_and_nothing_is_lost() {
-        let log = log(Retention::default().max_bytes(16));
-        append(&log, "ok");
-        let refused = log.append_next(|key| {
-            (
-                EventId::new(format!("e-{key}")),
-                Bytes::from(vec![b'x'; 17]),
-            )
-        });
-        assert!(matches!(
-            refused,
-            Err(StoreError::TooLarge {
-                size: 17,
-                limit: 16
-            })
-        ));
-        assert_eq!(log.len_and_bytes().0, 1);
-        assert_eq!(log.head().1, EventId::new("e-1"));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn age_bound_is_enforced_without_appends() {
-        let log = log(Retention::default().max_age(Duration::from_secs(10)));
-        append(&log, "old");
-        tokio::time::advance(Duration::from_secs(11)).await;
-        log.evict_expired();
-        assert_eq!(log.len_and_bytes(), (0, 0));
-        assert_eq!(log.check_resume(0), Some(ResetReason::Evicted));
-    }
-
-    #[test]
-    fn duplicate_keys_from_a_shared_backend_are_ignored() {
-        let log = log(Retention::default());
-        assert_eq!(
-            log.append_entry(5, EventId::new("5"), Bytes::from_static(b"data: a\n\n")),
-            Ok(true)
-        );
-        assert_eq!(
-            log.append_entry(5, EventId::new("5"), Bytes::from_static(b"data: a\n\n")),
-            Ok(false)
-        );
-        assert_eq!(
-            log.append_entry(4, EventId::new("4"), Bytes::from_static(b"data: b\n\n")),
-            Ok(false)
-        );
-        assert_eq!(log.len_and_bytes().0, 1);
-    }
-}
+mod tests;
