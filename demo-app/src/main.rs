@@ -3,13 +3,15 @@
 //! ```text
 //! demo-app [--listen 127.0.0.1:8443] [--plain] [--cert certs/cert.pem --key certs/key.pem]
 //!          [--store memory | --store redis://127.0.0.1:6379] [--heartbeat 15s] [--retry 3s]
-//!          [--history 1000] [--publish-token TOKEN]
+//!          [--history 1000] [--publish-token TOKEN] [--max-stream-lifetime DUR]
 //! ```
 //!
-//! Pages: `/` (this machine's figures), `/notifications`, `/hub`. API: see [`api`].
+//! Pages: `/` (this machine's figures), `/notifications`, `/hub`. API: see [`api`]; described at
+//! `/openapi.json` ([`openapi`]). Prometheus scrapes `/metrics`.
 
 mod api;
 mod live;
+mod openapi;
 mod pages;
 mod sources;
 mod tls;
@@ -62,6 +64,9 @@ struct Cli {
     /// Most concurrent HTTP/2 streams per connection.
     #[arg(long, default_value_t = 256)]
     http2_max_streams: u32,
+    /// End each stream after this long (±10 %); the client reconnects and resumes exactly.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    max_stream_lifetime: Option<Duration>,
 }
 
 /// The `--store` option.
@@ -153,11 +158,14 @@ async fn run(cli: Cli) -> Result<(), String> {
 }
 
 fn build_hub(cli: &Cli) -> Result<Hub, String> {
-    let builder = Hub::builder()
+    let mut builder = Hub::builder()
         .history(cli.history)
         .heartbeat(cli.heartbeat)
         .retry(cli.retry)
         .retry_jitter(cli.retry);
+    if let Some(lifetime) = cli.max_stream_lifetime {
+        builder = builder.max_stream_lifetime(lifetime);
+    }
     match &cli.store {
         StoreOption::Memory => Ok(builder.build()),
         // Lazy: the demo starts while Redis is down and reports it on /healthz until it is up.
@@ -185,6 +193,8 @@ fn app(live: Live, token: PublishToken) -> impl poem::Endpoint {
         .at("/api/channels/:channel/events", post(api::publish))
         .at("/api/hub/metrics", get(api::hub_metrics))
         .at("/api/state/:page", get(api::page_state))
+        .at("/metrics", get(hub.metrics_endpoint()))
+        .at("/openapi.json", get(openapi::openapi_json))
         .data(live)
         .data(token)
 }

@@ -9,7 +9,7 @@ use std::{collections::HashMap, fs, path::Path, time::Instant};
 use serde::Serialize;
 
 /// One point of a widget's chart: a value per series, and the text the widget shows.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Sample {
     /// One value per series of the widget, in the widget's unit.
     pub v: Vec<f64>,
