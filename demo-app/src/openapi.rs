@@ -1,8 +1,8 @@
 //! `GET /openapi.json`: the demo's API and its streams, as an OpenAPI 3.2 document.
 //!
-//! The stream's events come from the types the demo publishes ([`Sample`] is described by its
-//! `schemars` derive) through [`EventStreamDoc`], which adds the hub's own events and the resume
-//! parameters. CI validates the document with `openapi-spec-validator` and runs Schemathesis
+//! The stream's events come from the types the demo publishes ([`Sample`], [`HubSample`],
+//! [`TopChannels`], each described by its `schemars` derive) through [`EventStreamDoc`], which
+//! adds the hub's own events and the resume parameters. CI validates the document with `openapi-spec-validator` and runs Schemathesis
 //! against the live demo, which checks every streamed event against `itemSchema`
 //! (demo-app/tests/ecosystem.rs).
 
@@ -12,7 +12,13 @@ use poem::{handler, web::Json};
 use poem_sse_ext::{openapi::EventStreamDoc, EventError, MAX_CHANNEL_LEN};
 use serde_json::{json, Value};
 
-use crate::{api::MAX_BODY_BYTES, sources::system::Sample};
+use crate::{
+    publish::MAX_BODY_BYTES,
+    sources::{
+        hub::{self, HubSample, TopChannels},
+        system::Sample,
+    },
+};
 
 /// `GET /openapi.json`.
 #[handler]
@@ -69,7 +75,7 @@ pub fn document() -> Value {
                         "properties": {"page": {"type": "string"}, "channels": {"type": "object"}},
                     }}}},
                     "404": error("No such page."),
-                    "503": error("The store failed."),
+                    "503": retry_later("The store can not be read."),
                 },
             }},
             "/healthz": {"get": {
@@ -97,37 +103,15 @@ pub fn document() -> Value {
     })
 }
 
-/// The events of `/events/{channel}`: `sample` on the dashboard's channels, `metrics` on the hub
-/// channel, and whatever the publish API sends.
+/// The events of `/events/{channel}`: `sample` on the dashboard's channels, `metrics` and
+/// `channels` on the hub's, and whatever the publish API sends.
 fn stream() -> Result<EventStreamDoc, EventError> {
     Ok(EventStreamDoc::new()
         .event::<Sample>("sample")?
-        .event_schema("metrics", hub_metrics_event())?
+        .event::<HubSample>(hub::EVENT)?
+        .event::<TopChannels>(hub::TOP_EVENT)?
         .text_message()
         .other_events())
-}
-
-/// The data of the hub channel's `metrics` event (see `sources::run_hub_metrics`).
-fn hub_metrics_event() -> Value {
-    let count = json!({"type": "integer", "minimum": 0});
-    json!({
-        "type": "object",
-        "required": ["open_streams", "events_per_sec", "published", "delivered", "replayed", "resets", "rejected", "bytes_sent", "channels"],
-        "properties": {
-            "open_streams": count, "published": count, "delivered": count, "replayed": count,
-            "resets": count, "rejected": count, "bytes_sent": count,
-            "events_per_sec": {"type": "number", "minimum": 0},
-            "channels": {"type": "array", "items": {
-                "type": "object",
-                "required": ["name", "open_streams", "published", "replayed", "resets", "head"],
-                "properties": {
-                    "name": {"type": "string"},
-                    "open_streams": count, "published": count, "replayed": count, "resets": count,
-                    "head": {"type": ["string", "null"]},
-                },
-            }},
-        },
-    })
 }
 
 fn publish(channel: &Value) -> Value {
@@ -154,9 +138,12 @@ fn publish(channel: &Value) -> Value {
             }}}},
             "400": error("Invalid JSON, or an invalid event name."),
             "401": error("`--publish-token` is set and the bearer token is missing or wrong."),
+            "403": error("A browser's post from a page of another origin."),
             "404": error("An invalid channel name."),
-            "413": error(&format!("The body is larger than {MAX_BODY_BYTES} bytes.")),
-            "503": error("Shutting down, or the store failed."),
+            "413": error(&format!("The body is larger than {MAX_BODY_BYTES} bytes, or the event than the channel's history bound.")),
+            "415": error("The `Content-Type` is not `application/json`."),
+            "500": error("The store holds something else under the channel's key."),
+            "503": retry_later("Shutting down, too many channels, or the store failed (`outcome_unknown`: it timed out, and the event may be stored all the same)."),
         },
     })
 }
@@ -167,9 +154,19 @@ fn error(description: &str) -> Value {
         "content": {"application/json": {"schema": {
             "type": "object",
             "required": ["error"],
-            "properties": {"error": {"type": "string"}},
+            "properties": {"error": {"type": "string"}, "outcome_unknown": {"type": "boolean"}},
         }}},
     })
+}
+
+/// [`error`] with `Retry-After`.
+fn retry_later(description: &str) -> Value {
+    let mut answer = error(description);
+    answer["headers"] = json!({"Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "schema": {"type": "integer", "minimum": 0},
+    }});
+    answer
 }
 
 fn text(description: &str) -> Value {
@@ -200,6 +197,7 @@ mod tests {
             [
                 "sample",
                 "metrics",
+                "channels",
                 "message",
                 "sse-reset",
                 "sse-busy",

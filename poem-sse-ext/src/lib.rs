@@ -60,8 +60,6 @@ pub mod prometheus;
 mod refusal;
 mod registry;
 mod response;
-#[cfg(feature = "server")]
-pub mod server;
 mod set;
 mod shutdown;
 pub mod store;

@@ -109,7 +109,7 @@ for entry in entries:
     if content is not None:
         Draft202012Validator.check_schema(content)
 names = [e["properties"]["event"].get("const") for e in entries]
-for name in ["sample", "metrics", "message", "sse-reset", "sse-busy", "sse-reauth"]:
+for name in ["sample", "metrics", "channels", "message", "sse-reset", "sse-busy", "sse-reauth"]:
     if name not in names:
         fail(f"itemSchema has no entry for `{name}`: {names}")
 parameters = {(p["in"], p["name"]) for p in operation["parameters"]}
@@ -131,7 +131,12 @@ def entry_of(event):
 
 
 seen = {}
-streams = [("/events/sys.cpu", None), ("/events/hub", None), ("/events/sys.mem", "stale-id")]
+streams = [
+    ("/events/sys.cpu", None),
+    ("/events/hub", None),
+    ("/events/hub.top", None),
+    ("/events/sys.mem", "stale-id"),
+]
 for path, last_event_id in streams:
     events = read_stream(path, last_event_id)
     for event in events:
@@ -143,7 +148,7 @@ for path, last_event_id in streams:
             Draft202012Validator(data["contentSchema"]).validate(json.loads(event["data"]))
         name = event.get("event", "message")
         seen[name] = seen.get(name, 0) + 1
-for name in ["sample", "metrics", "sse-reset"]:
+for name in ["sample", "metrics", "channels", "sse-reset"]:
     if not seen.get(name):
         fail(f"no live `{name}` event was seen: {seen}")
 ok(f"live events match itemSchema and contentSchema: {seen}")
