@@ -8,9 +8,11 @@
 //!          [--max-streams N] [--max-streams-per-ip N] [--max-stream-lifetime DUR]
 //! ```
 //!
-//! Pages: `/` (this machine's figures), `/notifications`, `/hub`. API: see [`api`].
+//! Pages: `/` (this machine's figures), `/notifications`, `/hub`. API: see [`api`]; described at
+//! `/openapi.json` ([`openapi`]). Prometheus scrapes `/metrics`.
 
 mod api;
+mod openapi;
 mod origin;
 mod pages;
 mod publish;
@@ -216,6 +218,8 @@ fn app(hub: Hub, policy: PublishPolicy) -> impl poem::Endpoint {
         .at("/api/channels/:channel/events", post(publish::publish))
         .at("/api/hub/metrics", get(api::hub_metrics))
         .at("/api/state/:page", get(api::page_state))
+        .at("/metrics", get(hub.metrics_endpoint()))
+        .at("/openapi.json", get(openapi::openapi_json))
         .data(hub)
         .data(policy)
 }

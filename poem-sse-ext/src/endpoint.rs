@@ -209,6 +209,9 @@ impl SseEndpoint {
     /// and the farewell when the hub shuts down.
     fn respond(&self, subscriber: Subscriber, req: &Request) -> Response {
         let config = self.hub.config();
+        subscriber
+            .span()
+            .record("protocol", tracing::field::debug(req.version()));
         let farewell = {
             let hub = self.hub.clone(); // an Arc: nothing per stream is copied for the farewell
             move || {

@@ -43,6 +43,10 @@
 //! - **Bounded**: channels nobody uses cost nothing, history is bounded per channel and over the
 //!   whole store, and [`Hub::publish_once`] stores a retried publish once.
 //! - [`SseResponse`] for streams of your own, with the same wire guarantees.
+//! - **Fits the ecosystem**: a Prometheus scrape ([`prometheus`], feature `prometheus`), one
+//!   [`tracing`] span per stream that says why it closed, an OpenAPI 3.2 description of a
+//!   stream's events ([`openapi`], feature `openapi`), and a recipe for Rust clients
+//!   ([`clients`]).
 #![warn(missing_docs, missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -50,6 +54,7 @@ mod admission;
 mod authorize;
 mod body;
 mod builder;
+pub mod clients;
 mod config;
 mod cursor;
 mod endpoint;
@@ -57,6 +62,12 @@ mod error;
 mod event;
 mod hub;
 mod metrics;
+#[cfg(feature = "openapi")]
+#[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
+pub mod openapi;
+#[cfg(feature = "prometheus")]
+#[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
+pub mod prometheus;
 mod refusal;
 mod registry;
 mod response;
@@ -64,6 +75,7 @@ mod set;
 mod shutdown;
 pub mod store;
 mod subscriber;
+mod trace;
 pub mod wire;
 
 pub use admission::{ConnectRate, Grant, Opener, RefusalReason};
@@ -75,7 +87,7 @@ pub use endpoint::SseEndpoint;
 pub use error::{PublishError, ReadError, SubscribeError};
 pub use event::{validate_event_name, Event, EventError, MAX_EVENT_NAME_LEN, MAX_ID_LEN};
 pub use hub::{Hub, RecentEvents};
-pub use metrics::{ChannelMetrics, HubMetrics};
+pub use metrics::{ChannelMetrics, CloseReason, DeliveryLag, HubMetrics, ResetCounts, LAG_BUCKETS};
 pub use refusal::RefusedStream;
 pub use registry::{validate_channel, ChannelError, TooManyChannels, MAX_CHANNEL_LEN};
 pub use response::SseResponse;

@@ -16,7 +16,7 @@ use std::{
 };
 
 use crate::{
-    metrics::{ChannelMetrics, ChannelStats},
+    metrics::{ChannelMetrics, ChannelStats, StreamStats},
     store::{ReplayStore, StoreChannel},
 };
 
@@ -124,6 +124,8 @@ pub(crate) struct Registry {
     pub(crate) open: AtomicUsize,
     /// The counters of forgotten channels, so that totals never go down.
     retired: ChannelStats,
+    /// Streams opened and closed, and their delivery lag, over all channels.
+    pub(crate) streams: StreamStats,
 }
 
 impl Registry {
@@ -139,6 +141,7 @@ impl Registry {
             cap,
             open: AtomicUsize::new(0),
             retired: ChannelStats::default(),
+            streams: StreamStats::default(),
         }
     }
 

@@ -10,9 +10,10 @@ use bytes::{Bytes, BytesMut};
 
 use crate::{
     cursor,
-    metrics::ChannelStats,
+    metrics::{ChannelStats, StreamStats},
     registry::Channel,
     store::{CursorItem, LogCursor, Reset, Subscription},
+    trace::log_reset,
     wire::{put_set_frame, put_set_reset_frame},
 };
 
@@ -70,23 +71,37 @@ impl SetReader {
         cursor::encode(&channels, &ids)
     }
 
-    pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+    /// The next chunk; delivery lag is recorded in `streams`, resets are logged in `span`.
+    pub(crate) fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+        streams: &StreamStats,
+        span: &tracing::Span,
+    ) -> Poll<Option<Bytes>> {
         let mut out = BytesMut::new();
         let count = self.members.len();
         let mut ended = 0;
         for turn in 0..count {
             let at = (self.next + turn) % count;
             if let Some(reset) = self.members[at].reset.take() {
-                self.write_reset(&mut out, at, &reset);
+                self.write_reset(&mut out, at, &reset, span);
                 continue;
             }
             let member = &mut self.members[at];
             match member.cursor.poll_next_chunk(cx, self.max_chunk_bytes) {
                 Poll::Ready(Some(CursorItem::Frames {
-                    chunk, replayed, ..
-                })) => self.write_frames(&mut out, at, &chunk, replayed),
+                    chunk,
+                    replayed,
+                    lag,
+                    ..
+                })) => {
+                    if let Some(lag) = lag {
+                        streams.observe_lag(lag);
+                    }
+                    self.write_frames(&mut out, at, &chunk, replayed);
+                }
                 Poll::Ready(Some(CursorItem::Reset(reset))) => {
-                    self.write_reset(&mut out, at, &reset);
+                    self.write_reset(&mut out, at, &reset, span);
                 }
                 Poll::Ready(None) => ended += 1,
                 Poll::Pending => {}
@@ -129,12 +144,12 @@ impl SetReader {
         }
     }
 
-    fn write_reset(&mut self, out: &mut BytesMut, at: usize, reset: &Reset) {
+    fn write_reset(&mut self, out: &mut BytesMut, at: usize, reset: &Reset, span: &tracing::Span) {
         self.members[at].id = reset.resume_from.as_str().to_owned();
         let cursor = self.cursor();
         let member = &self.members[at];
-        ChannelStats::add(&member.channel.stats.resets, 1);
-        tracing::debug!(channel = &*member.channel.name, reason = %reset.reason, "sse reset in a set");
+        member.channel.stats.count_reset(reset.reason);
+        log_reset(span, Some(&member.channel.name), reset);
         put_set_reset_frame(out, &member.channel.name, reset, &cursor);
     }
 

@@ -15,11 +15,12 @@ use tokio::time::{Instant, Sleep};
 
 use crate::{
     admission::Admitted,
-    metrics::ChannelStats,
+    metrics::{ChannelStats, CloseReason},
     registry::{Channel, Registry},
     set::SetReader,
-    shutdown::ShutdownSignal,
+    shutdown::{ShutdownSignal, ShutdownTrigger},
     store::{CursorItem, LogCursor, Reset, Subscription},
+    trace,
     wire::{reauth_frame, reset_frame, retry_frame},
 };
 
@@ -169,35 +170,52 @@ impl Subscriber {
         else {
             return Poll::Ready(None);
         };
-        let stats = &self.stream.channels[0].stats;
+        let stream = &self.stream;
+        let stats = &stream.channels[0].stats;
         if let Some(reset) = reset.take() {
-            return Poll::Ready(Some(reset_chunk(stats, &reset)));
+            return Poll::Ready(Some(reset_chunk(stats, &reset, &stream.span)));
         }
         match cursor.poll_next_chunk(cx, *max_chunk_bytes) {
             Poll::Ready(Some(CursorItem::Frames {
                 chunk,
                 count,
                 replayed,
+                lag,
             })) => {
                 ChannelStats::add(&stats.bytes_sent, chunk.len());
                 ChannelStats::add(&stats.delivered, count);
                 if replayed > 0 {
                     ChannelStats::add(&stats.replayed, replayed);
                 }
+                if let Some(lag) = lag {
+                    stream.registry.streams.observe_lag(lag);
+                }
                 Poll::Ready(Some(chunk))
             }
             Poll::Ready(Some(CursorItem::Reset(reset))) => {
-                Poll::Ready(Some(reset_chunk(stats, &reset)))
+                Poll::Ready(Some(reset_chunk(stats, &reset, &stream.span)))
             }
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
         }
     }
+
+    /// The stream's span (see [`crate::trace::stream_span`]), for the endpoint to record the
+    /// protocol in.
+    pub(crate) fn span(&self) -> &tracing::Span {
+        &self.stream.span
+    }
+
+    /// Puts the stream in `span`: its resets and its close are logged there.
+    pub(crate) fn in_span(mut self, span: tracing::Span) -> Self {
+        self.stream.span = span;
+        self
+    }
 }
 
-fn reset_chunk(stats: &ChannelStats, reset: &Reset) -> Bytes {
-    ChannelStats::add(&stats.resets, 1);
-    tracing::debug!(reason = %reset.reason, resume_from = %reset.resume_from, "sse reset");
+fn reset_chunk(stats: &ChannelStats, reset: &Reset, span: &tracing::Span) -> Bytes {
+    stats.count_reset(reset.reason);
+    trace::log_reset(span, None, reset);
     reset_frame(reset)
 }
 
@@ -214,21 +232,24 @@ impl Stream for Subscriber {
             if let Some(reauth) = ending.poll_due(cx) {
                 ending.ended = true;
                 let retry = ending.retry;
-                let channel = this.channel();
                 let frame = if reauth {
-                    tracing::debug!(channel, "sse stream ends: authorization expired or revoked");
+                    this.stream.close = Some(CloseReason::Reauth);
                     reauth_frame(this.resume_point().as_deref(), retry)
                 } else {
-                    tracing::debug!(channel, "sse stream ends: lifetime reached");
+                    this.stream.close = Some(CloseReason::Lifetime);
                     retry_frame(retry)
                 };
                 return Poll::Ready(Some(frame));
             }
         }
-        match &mut this.source {
+        let next = match &mut this.source {
             Source::One { .. } => this.poll_one(cx),
-            Source::Set(set) => set.poll_next(cx),
+            Source::Set(set) => set.poll_next(cx, &this.stream.registry.streams, &this.stream.span),
+        };
+        if let Poll::Ready(None) = next {
+            this.stream.close.get_or_insert(CloseReason::Ended);
         }
+        next
     }
 }
 
@@ -249,6 +270,12 @@ pub(crate) struct OpenStream {
     channels: Vec<Arc<Channel>>,
     /// The stream's places in the per-client and per-principal counts.
     _admitted: Admitted,
+    /// Why the stream ends, once it ends on purpose; a stream dropped without one lost its client
+    /// (or ended with the hub's shutdown).
+    close: Option<CloseReason>,
+    shutdown: ShutdownTrigger,
+    opened_at: tokio::time::Instant,
+    span: tracing::Span,
 }
 
 impl OpenStream {
@@ -260,6 +287,7 @@ impl OpenStream {
         admitted: Admitted,
         max_total: usize,
         max_per_channel: usize,
+        shutdown: &ShutdownTrigger,
     ) -> Result<Self, StreamCap> {
         // Increment first, then check: two racing opens can not both take the last place.
         if registry.open.fetch_add(1, Ordering::AcqRel) >= max_total {
@@ -278,10 +306,15 @@ impl OpenStream {
                 ));
             }
         }
+        registry.streams.opened();
         Ok(Self {
             registry: Arc::clone(registry),
             channels,
             _admitted: admitted,
+            close: None,
+            shutdown: shutdown.clone(),
+            opened_at: tokio::time::Instant::now(),
+            span: tracing::Span::none(),
         })
     }
 }
@@ -305,10 +338,16 @@ impl From<StreamCap> for crate::error::SubscribeError {
 
 impl Drop for OpenStream {
     fn drop(&mut self) {
+        let reason = self.close.unwrap_or(if self.shutdown.is_fired() {
+            CloseReason::Shutdown
+        } else {
+            CloseReason::ClientGone
+        });
+        self.registry.streams.closed(reason);
+        trace::log_closed(&self.span, reason, self.opened_at.elapsed());
         self.registry.open.fetch_sub(1, Ordering::AcqRel);
         for channel in std::mem::take(&mut self.channels) {
             let last = channel.stats.open.fetch_sub(1, Ordering::AcqRel) == 1;
-            tracing::debug!(channel = &*channel.name, "sse stream closed");
             if last {
                 let name = channel.name.clone();
                 drop(channel);

@@ -89,6 +89,7 @@ async fn the_store_replays_exactly_and_signals_every_kind_of_reset() {
             chunk: frames(&[(&ids[1], "1"), (&ids[2], "2")]),
             count: 2,
             replayed: 2,
+            lag: None,
         }
     );
     // From the beginning: everything, as nothing was trimmed yet.

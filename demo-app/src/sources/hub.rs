@@ -30,7 +30,7 @@ pub const TOP_EVENT: &str = "channels";
 pub const TOP_ROWS: usize = 20;
 
 /// One second of the hub's totals, as published and as the `/hub` page reads it back.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HubSample {
     /// Open streams, over all channels.
     pub open_streams: usize,
@@ -53,7 +53,7 @@ pub struct HubSample {
 }
 
 /// The busiest channels, as published and as the `/hub` page reads it back.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TopChannels {
     /// At most [`TOP_ROWS`], the most open streams first, then the most events published.
     pub rows: Vec<ChannelRow>,
@@ -62,7 +62,7 @@ pub struct TopChannels {
 }
 
 /// One channel's row of the `/hub` page's table.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ChannelRow {
     /// The channel.
     pub name: String,

@@ -73,7 +73,7 @@ impl Figure {
 
 /// One point of a widget's chart: a value per series, and the text the widget shows. Published
 /// as the JSON data of a `sample` event, and read back from the store to render a page.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Sample {
     /// One value per series of the widget, in the widget's unit.
     pub v: Vec<f64>,

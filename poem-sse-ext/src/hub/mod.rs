@@ -18,6 +18,7 @@ use crate::{
     shutdown::{ShutdownSignal, ShutdownTrigger},
     store::{Appended, EventId, ReplayStore, StoreHealth},
     subscriber::{Ending, OpenStream, Source, Subscriber},
+    trace,
     wire::StoredEvent,
 };
 
@@ -264,12 +265,12 @@ impl Hub {
             .subscribe(resume)
             .await
             .map_err(|err| self.refused(err.into()))?;
-        tracing::debug!(channel, resumed = resume.is_some(), reset = ?sub.reset.as_ref().map(|r| r.reason), "sse stream opened");
-        Ok(Subscriber::new(
-            Source::one(sub, config.max_chunk_bytes),
-            ending,
-            stream,
-        ))
+        let span = trace::stream_span(channel, resume, opener.client);
+        if let Some(reset) = &sub.reset {
+            span.record("reset", reset.reason.as_str());
+        }
+        tracing::debug!(parent: &span, "sse stream opened");
+        Ok(Subscriber::new(Source::one(sub, config.max_chunk_bytes), ending, stream).in_span(span))
     }
 
     /// Checks, admits and counts a stream of `channels`; returns their entries, the open stream
@@ -318,6 +319,7 @@ impl Hub {
             admitted,
             config.max_streams,
             config.max_streams_per_channel,
+            &self.inner.shutdown,
         )
         .map_err(|cap| self.refused(cap.into()))?;
         let expiry = opener.grant.as_ref().and_then(Grant::deadline);
@@ -337,7 +339,7 @@ impl Hub {
             if let Some(counter) = at.and_then(|at| self.inner.refused.get(at)) {
                 counter.fetch_add(1, Ordering::Relaxed);
             }
-            tracing::debug!(%reason, "sse stream refused");
+            trace::log_refused(reason, &err);
         }
         err
     }
@@ -358,6 +360,7 @@ impl Hub {
             .map(|(reason, n)| (reason.as_str(), n.load(Ordering::Relaxed)))
             .filter(|(_, n)| *n > 0);
         HubMetrics::from_channels(channels.into_iter(), retired, refused)
+            .with_streams(&self.inner.registry.streams)
     }
 
     /// Channels registered now: those with open streams, with events retained in this process,

@@ -77,11 +77,9 @@ impl Hub {
             let start = sub.cursor.last_id().map(|id| id.to_string());
             members.push(Member::new(entry, sub, start));
         }
-        tracing::debug!(channels = ?unique, resumed = resume.is_some(), "sse stream of a set opened");
-        Ok(Subscriber::new(
-            Source::Set(Box::new(SetReader::new(members, config.max_chunk_bytes))),
-            ending,
-            stream,
-        ))
+        let span = crate::trace::stream_span(&unique.join(","), resume, opener.client);
+        tracing::debug!(parent: &span, "sse stream opened");
+        let set = SetReader::new(members, config.max_chunk_bytes);
+        Ok(Subscriber::new(Source::Set(Box::new(set)), ending, stream).in_span(span))
     }
 }

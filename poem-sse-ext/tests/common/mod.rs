@@ -31,7 +31,13 @@ impl TestServer {
     /// Like [`TestServer::start`]; stopping the server first calls `hub.shutdown()`, as an app
     /// should, so that open streams end themselves.
     pub async fn start_with_hub(app: impl Endpoint + 'static, hub: Option<Hub>) -> Self {
-        let acceptor = TcpListener::bind("127.0.0.1:0")
+        Self::start_on("127.0.0.1:0", app, hub).await
+    }
+
+    /// Like [`TestServer::start_with_hub`], on `addr` (the port a stopped server had, to restart
+    /// it where its clients reconnect).
+    pub async fn start_on(addr: &str, app: impl Endpoint + 'static, hub: Option<Hub>) -> Self {
+        let acceptor = TcpListener::bind(addr.to_owned())
             .into_acceptor()
             .await
             .expect("bind a loopback port");

@@ -24,6 +24,9 @@ pub enum CursorItem {
         count: usize,
         /// How many of them were history at subscribe time.
         replayed: usize,
+        /// How long the first frame waited in the log, if it is live (for the delivery-lag
+        /// metric).
+        lag: Option<std::time::Duration>,
     },
     /// The cursor missed events (it fell behind the retained tail, or the backend lost them); it
     /// continues from the head.
@@ -70,6 +73,7 @@ impl LogCursor {
                         chunk: frames.chunk,
                         count: frames.count,
                         replayed: frames.replayed,
+                        lag: frames.live_since.map(|at| at.elapsed()),
                     }));
                 }
                 Read::Gap {

@@ -456,6 +456,7 @@ impl ChannelLog {
             replayed: usize::from(first.key <= replay_through),
             last_key: first.key,
             chunk: first.frame.clone(),
+            live_since: (first.key > replay_through).then_some(first.at),
         };
         let mut joined: Option<BytesMut> = None;
         for entry in ready {
@@ -533,6 +534,8 @@ struct Frames {
     count: usize,
     replayed: usize,
     last_key: u128,
+    /// When the first frame was appended, if it is live (not history at subscribe time).
+    live_since: Option<Instant>,
 }
 
 impl std::fmt::Debug for ChannelLog {

@@ -36,6 +36,7 @@ fn cursor_reads_after_its_position_in_order_in_one_chunk() {
             chunk: Bytes::from_static(b"data: 2\n\ndata: 3\n\n"),
             count: 2,
             replayed: 2,
+            lag: None,
         })
     );
     assert_eq!(next_now(&mut cursor), None, "nothing more is ready");

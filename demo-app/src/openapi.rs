@@ -1,0 +1,208 @@
+//! `GET /openapi.json`: the demo's API and its streams, as an OpenAPI 3.2 document.
+//!
+//! The stream's events come from the types the demo publishes ([`Sample`], [`HubSample`],
+//! [`TopChannels`], each described by its `schemars` derive) through [`EventStreamDoc`], which
+//! adds the hub's own events and the resume parameters. CI validates the document with `openapi-spec-validator` and runs Schemathesis
+//! against the live demo, which checks every streamed event against `itemSchema`
+//! (demo-app/tests/ecosystem.rs).
+
+use std::sync::OnceLock;
+
+use poem::{handler, web::Json};
+use poem_sse_ext::{openapi::EventStreamDoc, EventError, MAX_CHANNEL_LEN};
+use serde_json::{json, Value};
+
+use crate::{
+    publish::MAX_BODY_BYTES,
+    sources::{
+        hub::{self, HubSample, TopChannels},
+        system::Sample,
+    },
+};
+
+/// `GET /openapi.json`.
+#[handler]
+pub fn openapi_json() -> Json<Value> {
+    static DOCUMENT: OnceLock<Value> = OnceLock::new();
+    Json(DOCUMENT.get_or_init(document).clone())
+}
+
+/// The document.
+pub fn document() -> Value {
+    let events = match stream() {
+        Ok(events) => events.operation("The live events of one channel"),
+        // The names below are constants that the tests check; an error here is a bug.
+        Err(err) => json!({"summary": format!("unavailable: {err}"), "responses": {}}),
+    };
+    let channel = json!({
+        "name": "channel",
+        "in": "path",
+        "required": true,
+        "schema": {
+            "type": "string",
+            "pattern": format!("^[A-Za-z0-9_.-]{{1,{MAX_CHANNEL_LEN}}}$"),
+            "not": {"enum": [".", ".."]},
+        },
+    });
+    json!({
+        "openapi": "3.2.0",
+        "info": {
+            "title": "poem-sse-ext demo",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Live dashboards over Server-Sent Events: publish to a channel, follow it as a stream.",
+        },
+        "paths": {
+            "/events/{channel}": {"get": events},
+            "/api/channels/{channel}/events": {"post": publish(&channel)},
+            "/api/hub/metrics": {"get": {
+                "summary": "The hub's counters, per channel and in total",
+                "responses": {"200": {
+                    "description": "The counters.",
+                    "content": {"application/json": {"schema": {
+                        "type": "object",
+                        "required": ["open_streams", "published", "delivered", "opened", "rejected", "channels"],
+                        "properties": {"channels": {"type": "object"}},
+                    }}},
+                }},
+            }},
+            "/api/state/{page}": {"get": {
+                "summary": "What a page renders, with the id each channel's state is at",
+                "parameters": [{"name": "page", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {
+                    "200": {"description": "The page's state.", "content": {"application/json": {"schema": {
+                        "type": "object",
+                        "required": ["page", "channels"],
+                        "properties": {"page": {"type": "string"}, "channels": {"type": "object"}},
+                    }}}},
+                    "404": error("No such page."),
+                    "503": retry_later("The store can not be read."),
+                },
+            }},
+            "/healthz": {"get": {
+                "summary": "Readiness",
+                "responses": {
+                    "200": text("Ready."),
+                    "503": text("Shutting down, or the store is degraded (says why)."),
+                },
+            }},
+            "/metrics": {"get": {
+                "summary": "Prometheus scrape",
+                "responses": {"200": {
+                    "description": "The hub's metrics.",
+                    "content": {
+                        "text/plain": {"schema": {"type": "string"}},
+                        "application/openmetrics-text": {"schema": {"type": "string"}},
+                    },
+                }},
+            }},
+            "/openapi.json": {"get": {
+                "summary": "This document",
+                "responses": {"200": {"description": "OpenAPI 3.2.", "content": {"application/json": {"schema": {"type": "object"}}}}},
+            }},
+        },
+    })
+}
+
+/// The events of `/events/{channel}`: `sample` on the dashboard's channels, `metrics` and
+/// `channels` on the hub's, and whatever the publish API sends.
+fn stream() -> Result<EventStreamDoc, EventError> {
+    Ok(EventStreamDoc::new()
+        .event::<Sample>("sample")?
+        .event::<HubSample>(hub::EVENT)?
+        .event::<TopChannels>(hub::TOP_EVENT)?
+        .text_message()
+        .other_events())
+}
+
+fn publish(channel: &Value) -> Value {
+    json!({
+        "summary": "Publish an event on a channel",
+        "parameters": [channel],
+        "requestBody": {
+            "required": true,
+            "content": {"application/json": {"schema": {
+                "type": "object",
+                "required": ["data"],
+                "additionalProperties": false,
+                "properties": {
+                    "event": {"type": "string", "description": "The event name; `message` when absent. Not empty, no line breaks, not `error` or `open`, not starting with `sse-`."},
+                    "data": {"description": "A string is sent as it is; any other value as JSON."},
+                },
+            }}},
+        },
+        "responses": {
+            "201": {"description": "Published.", "content": {"application/json": {"schema": {
+                "type": "object",
+                "required": ["id"],
+                "properties": {"id": {"type": "string", "description": "Resume after it with `Last-Event-ID`."}},
+            }}}},
+            "400": error("Invalid JSON, or an invalid event name."),
+            "401": error("`--publish-token` is set and the bearer token is missing or wrong."),
+            "403": error("A browser's post from a page of another origin."),
+            "404": error("An invalid channel name."),
+            "413": error(&format!("The body is larger than {MAX_BODY_BYTES} bytes, or the event than the channel's history bound.")),
+            "415": error("The `Content-Type` is not `application/json`."),
+            "500": error("The store holds something else under the channel's key."),
+            "503": retry_later("Shutting down, too many channels, or the store failed (`outcome_unknown`: it timed out, and the event may be stored all the same)."),
+        },
+    })
+}
+
+fn error(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/json": {"schema": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {"error": {"type": "string"}, "outcome_unknown": {"type": "boolean"}},
+        }}},
+    })
+}
+
+/// [`error`] with `Retry-After`.
+fn retry_later(description: &str) -> Value {
+    let mut answer = error(description);
+    answer["headers"] = json!({"Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "schema": {"type": "integer", "minimum": 0},
+    }});
+    answer
+}
+
+fn text(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stream_is_described_with_every_event() {
+        assert!(stream().is_ok());
+        let doc = document();
+        let item = &doc["paths"]["/events/{channel}"]["get"]["responses"]["200"]["content"]
+            ["text/event-stream"]["itemSchema"];
+        let named: Vec<&str> = item["oneOf"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|entry| entry["properties"]["event"]["const"].as_str())
+            .collect();
+        assert_eq!(
+            named,
+            [
+                "sample",
+                "metrics",
+                "channels",
+                "message",
+                "sse-reset",
+                "sse-busy",
+                "sse-reauth"
+            ]
+        );
+    }
+}
