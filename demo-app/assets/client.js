@@ -1,5 +1,13 @@
-// The demo's client: one EventSource per widget, resumed from the id its state was rendered at.
-// No dependencies. `window.sseStatus()` reports every widget (the browser test reads it).
+// The demo's client. No dependencies. `window.sseStatus()` reports every widget (the browser
+// tests read it).
+//
+// A page whose widgets sit in a `[data-set]` element (the dashboard) reads all its channels on
+// ONE EventSource, `/events?channels=<set>&lastEventId=<the state's set cursor>`: each event's
+// type is `<channel>` or `<channel>:<name>`, each id a cursor resuming every channel. Tabs of the
+// page share that stream: the tab holding the Web Lock `sse-leader` connects and posts every
+// event on a BroadcastChannel; the others render what it posts and keep its last cursor, so the
+// tab that takes the lock when the leader closes resumes exactly where it stopped.
+// Other pages: one EventSource per widget, resumed from the id its state was rendered at.
 (() => {
   "use strict";
   const page = document.body.dataset.page;
@@ -180,14 +188,223 @@
     }
   }
 
-  for (const el of document.querySelectorAll("[data-channel]")) {
-    streams.push(new Stream(el, initial.channels[el.dataset.channel]));
+  // One widget of a set: renders its channel's items and its connection footer.
+  class SetWidget {
+    constructor(el, state) {
+      this.el = el;
+      this.channel = el.dataset.channel;
+      this.kind = el.dataset.kind;
+      this.names = (el.dataset.events || "message").split(" ");
+      this.keep = Number(el.dataset.keep) || 60;
+      this.resets = 0;
+      this.lastReset = "";
+      this.events = 0;
+      this.load(state);
+    }
+
+    // The event types of this channel on the set's stream.
+    types() {
+      return this.names.map((n) => (n === "message" ? this.channel : `${this.channel}:${n}`));
+    }
+
+    load(state) {
+      this.items = (state && state.items) || [];
+      this.lastId = (state && state.id) || "";
+      renderers[this.kind](this.el, this.items);
+    }
+
+    onEvent(type, data, id) {
+      this.events += 1;
+      this.lastId = id;
+      const name = type.slice(this.channel.length + 1) || "message";
+      this.items.push({ id, event: name, data: parse(data) });
+      if (this.items.length > this.keep) this.items.splice(0, this.items.length - this.keep);
+      renderers[this.kind](this.el, this.items);
+    }
+  }
+
+  class SetClient {
+    constructor(grid, state) {
+      this.set = grid.dataset.set;
+      this.widgets = new Map();
+      for (const el of grid.querySelectorAll("[data-channel]")) {
+        this.widgets.set(el.dataset.channel, new SetWidget(el, state.channels[el.dataset.channel]));
+      }
+      this.byType = new Map();
+      for (const w of this.widgets.values()) for (const t of w.types()) this.byType.set(t, w);
+      this.cursor = state.cursor || "";
+      this.url = `/events?channels=${encodeURIComponent(this.set)}`;
+      this.role = "follower";
+      this.state = "connecting";
+      this.reconnects = 0;
+      this.es = null;
+      // A follower ignores posted events until the leader's snapshot says where it stands.
+      this.synced = false;
+      this.bc = typeof BroadcastChannel === "function" ? new BroadcastChannel(`sse-set:${this.set}`) : null;
+      if (this.bc) this.bc.onmessage = (m) => this.onPost(m.data);
+      if (this.bc && navigator.locks) {
+        // Held until the tab closes: the promise never settles.
+        navigator.locks.request("sse-leader", () => new Promise(() => this.lead()));
+        // Until the leader's snapshot arrives (a leader elected after this hello answers it too).
+        const hello = () => { if (!this.synced) { this.post({ kind: "hello" }); setTimeout(hello, 1000); } };
+        hello();
+        this.show("following");
+      } else {
+        this.lead();
+      }
+    }
+
+    lead() {
+      this.role = "leader";
+      this.synced = true;
+      this.post({ kind: "snapshot", ...this.snapshot() });
+      this.connect();
+    }
+
+    // The leader's messages to followers, and the followers' hello to the leader.
+    onPost(msg) {
+      if (this.role === "leader") {
+        if (msg.kind === "hello") this.post({ kind: "snapshot", ...this.snapshot() });
+        return;
+      }
+      if (msg.kind === "snapshot") {
+        this.cursor = msg.cursor;
+        for (const [channel, s] of Object.entries(msg.channels)) {
+          const w = this.widgets.get(channel);
+          if (w) { w.load(s); w.resets = s.resets; w.lastReset = s.lastReset; }
+        }
+        this.synced = true;
+        this.show(msg.state === "open" ? "following" : msg.state);
+      } else if (msg.kind === "event" && this.synced) {
+        this.dispatch(msg.type, msg.data, msg.id);
+        this.show("following");
+      } else if (msg.kind === "state" && this.synced) {
+        this.show(msg.state === "open" ? "following" : msg.state);
+      }
+    }
+
+    post(msg) {
+      if (this.bc) this.bc.postMessage(msg);
+    }
+
+    snapshot() {
+      const channels = {};
+      for (const [c, w] of this.widgets) {
+        channels[c] = { id: w.lastId, items: w.items, resets: w.resets, lastReset: w.lastReset };
+      }
+      return { cursor: this.cursor, state: this.state, channels };
+    }
+
+    dispatch(type, data, id) {
+      this.cursor = id;
+      const w = this.byType.get(type);
+      if (w) w.onEvent(type, data, id);
+    }
+
+    // One EventSource for the whole set, ever: the previous one is closed before a new one opens.
+    connect() {
+      if (this.es) this.es.close();
+      const es = new EventSource(`${this.url}&lastEventId=${encodeURIComponent(this.cursor)}`);
+      this.es = es;
+      this.show("connecting");
+      // A server event named `open` or `error` can not reach these handlers (set events are
+      // prefixed by their channel), but a MessageEvent is still not the connection's.
+      es.onopen = (e) => {
+        if (!(e instanceof MessageEvent) && this.es === es) this.show("open");
+      };
+      es.onerror = (e) => {
+        if (e instanceof MessageEvent || this.es !== es) return;
+        this.reconnects += 1;
+        if (es.readyState === EventSource.CONNECTING) {
+          // The browser reconnects by itself, sending the last cursor as Last-Event-ID.
+          this.show("connecting");
+        } else if (es.readyState === EventSource.CLOSED) {
+          this.show("closed");
+          setTimeout(() => { if (this.es === es) this.connect(); }, 1000 + Math.random() * 1000);
+        }
+      };
+      for (const type of this.byType.keys()) {
+        es.addEventListener(type, (e) => {
+          if (this.es !== es) return;
+          this.dispatch(e.type, e.data, e.lastEventId);
+          this.post({ kind: "event", type: e.type, data: e.data, id: e.lastEventId });
+          this.show("open");
+        });
+      }
+      es.addEventListener("sse-reset", (e) => this.onReset(es, e));
+    }
+
+    // A channel could not resume (a restart, or it fell too far behind): its state is stale.
+    // Refetch the page's state, with the cursor it is at, and resume every channel from there.
+    async onReset(es, e) {
+      if (this.es !== es) return;
+      es.close();
+      this.es = null;
+      const reset = parse(e.data) || {};
+      const hit = [...this.widgets.values()].filter((w) => !reset.channel || w.channel === reset.channel);
+      for (const w of hit) { w.resets += 1; w.lastReset = reset.reason || "?"; }
+      this.show("resetting");
+      for (;;) {
+        try {
+          const res = await fetch(`/api/state/${page}`, { cache: "no-store" });
+          if (!res.ok) throw new Error(`state: ${res.status}`);
+          const state = await res.json();
+          for (const [c, w] of this.widgets) w.load(state.channels[c]);
+          this.cursor = state.cursor;
+          break;
+        } catch (_) {
+          await new Promise((r) => setTimeout(r, 1000));
+        }
+      }
+      this.post({ kind: "snapshot", ...this.snapshot() });
+      this.connect();
+    }
+
+    show(state) {
+      this.state = state;
+      if (this.role === "leader") this.post({ kind: "state", state });
+      const role = document.getElementById("set-role");
+      if (role) role.textContent = `this tab ${this.role === "leader" ? "holds the stream" : "receives from the tab that does"}`;
+      const proto = protocol(this.role === "leader" ? "/events?" : "/");
+      for (const w of this.widgets.values()) {
+        const q = (sel) => w.el.querySelector(sel);
+        q(".state").textContent = state;
+        q(".state").dataset.state = state;
+        q(".reconnects").textContent = this.reconnects;
+        q(".resets").textContent = w.resets;
+        q(".reset-reason").textContent = w.lastReset ? ` (${w.lastReset})` : "";
+        q(".last-id").textContent = w.lastId || "–";
+        q(".proto").textContent = proto;
+      }
+    }
+
+    status() {
+      const proto = protocol(this.role === "leader" ? "/events?" : "/");
+      return [...this.widgets.values()].map((w) => ({
+        channel: w.channel, state: this.state, role: this.role, reconnects: this.reconnects,
+        resets: w.resets, lastReset: w.lastReset, lastId: w.lastId, events: w.events,
+        items: w.items.length, cursor: this.cursor, protocol: proto,
+      }));
+    }
+  }
+
+  const grid = document.querySelector("[data-set]");
+  if (grid) {
+    const client = new SetClient(grid, initial);
+    window.sseStatus = () => client.status();
+    // The page's one EventSource, for every widget (null in a tab that receives from another).
+    window.sseEventSources = () => [client.es];
+    window.sseSet = client;
+  } else {
+    for (const el of document.querySelectorAll("[data-channel]")) {
+      streams.push(new Stream(el, initial.channels[el.dataset.channel]));
+    }
+    window.sseStatus = () => streams.map((s) => s.status());
+    // Each widget's current EventSource (for tests and the console).
+    window.sseEventSources = () => streams.map((s) => s.es);
   }
   const nav = performance.getEntriesByType("navigation")[0];
   document.getElementById("page-proto").textContent = (nav && nav.nextHopProtocol) || "?";
-  window.sseStatus = () => streams.map((s) => s.status());
-  // Each widget's current EventSource (for tests and the console).
-  window.sseEventSources = () => streams.map((s) => s.es);
 
   const form = document.getElementById("notify");
   if (form) {

@@ -4,7 +4,7 @@
 //! | --- | --- |
 //! | `GET /healthz` | `200 ok`; `503` with the reason when the store is degraded or shutting down |
 //! | `POST /api/channels/{channel}/events` | see [`crate::publish::publish`] |
-//! | `GET /api/hub/metrics` | `200` with [`poem_sse_ext::HubMetrics`] |
+//! | `GET /api/hub/metrics` | `200` with [`poem_sse_ext::HubMetrics`] and `streams` (a set counts once) |
 //! | `GET /api/state/{page}` | `200 {"page": .., "channels": {name: {"id": .., "items": [..]}}}`; `404` unknown page, `503` (with `Retry-After`) when the store can not be read |
 //!
 //! Errors answer `{"error": "<what went wrong and what to do>"}`.
@@ -19,6 +19,7 @@ use poem::{
     IntoResponse, Response,
 };
 use poem_sse_ext::{store::StoreHealth, Hub, HubMetrics};
+use serde::Serialize;
 use serde_json::json;
 
 use crate::state::{page_named, PageState, StateError, RETRY_AFTER_SECS};
@@ -116,10 +117,25 @@ pub fn healthz(Data(hub): Data<&Hub>) -> Response {
     }
 }
 
-/// `GET /api/hub/metrics`: the hub's [`HubMetrics`].
+/// The answer of `GET /api/hub/metrics`.
+#[derive(Debug, Serialize)]
+pub struct MetricsAnswer {
+    /// The hub's metrics (`open_streams` at the top level counts a stream once per channel it
+    /// reads: a set of 11 channels counts 11).
+    #[serde(flatten)]
+    pub metrics: HubMetrics,
+    /// Streams open now, a set of channels counting once ([`Hub::open_streams`]).
+    pub streams: usize,
+}
+
+/// `GET /api/hub/metrics`: the hub's [`HubMetrics`], and `streams`: how many streams are open
+/// (a set of channels counts once).
 #[handler]
-pub fn hub_metrics(Data(hub): Data<&Hub>) -> Json<HubMetrics> {
-    Json(hub.metrics())
+pub fn hub_metrics(Data(hub): Data<&Hub>) -> Json<MetricsAnswer> {
+    Json(MetricsAnswer {
+        streams: hub.open_streams(),
+        metrics: hub.metrics(),
+    })
 }
 
 /// `GET /api/state/{page}`: what the page renders, with the id each channel's state is at.

@@ -37,8 +37,8 @@ struct Cli {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8443")]
     listen: SocketAddr,
-    /// Serve cleartext HTTP/1.1 (and HTTP/2 with prior knowledge) instead of TLS, for use behind
-    /// a proxy.
+    /// Serve cleartext HTTP/1.1 (and HTTP/2 with prior knowledge) instead of TLS; the dashboard
+    /// needs one stream per browser either way.
     #[arg(long, conflicts_with_all = ["cert", "key"])]
     plain: bool,
     /// Certificate chain (PEM). Without --cert/--key, certs/cert.pem and certs/key.pem are used,
@@ -214,6 +214,7 @@ fn app(hub: Hub, policy: PublishPolicy) -> impl poem::Endpoint {
         .at("/assets/client.js", get(pages::client_js))
         .at("/assets/style.css", get(pages::style_css))
         .at("/events/:channel", get(hub.endpoint()))
+        .at("/events", get(hub.endpoint()))
         .at("/healthz", get(api::healthz))
         .at("/api/channels/:channel/events", post(publish::publish))
         .at("/api/hub/metrics", get(api::hub_metrics))

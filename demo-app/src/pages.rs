@@ -1,8 +1,10 @@
 //! The server-rendered pages and the client script they embed.
 //!
 //! Each page is rendered from its [`PageState`] (read from the hub's store) and embeds that
-//! state, with the id each channel's part of it leads up to, as JSON; `client.js` connects each
-//! widget's `EventSource` with `?lastEventId=<that id>`.
+//! state, with the id each channel's part of it leads up to, as JSON. The dashboard reads all its
+//! channels on one stream: `client.js` connects `/events?channels=<set>&lastEventId=<cursor>`,
+//! the state's set cursor; the other pages connect each widget's `EventSource` with
+//! `?lastEventId=<its channel's id>`.
 
 use askama::Template;
 use poem::{
@@ -38,6 +40,8 @@ struct DashboardPage {
     state_json: String,
     keep: usize,
     widgets: Vec<WidgetView>,
+    /// The channels of the page's one stream, comma-separated, in page order.
+    set: String,
 }
 
 /// A notification as the feed shows it.
@@ -144,6 +148,7 @@ pub async fn dashboard(Data(hub): Data<&Hub>) -> Result<Html<String>, PageError>
         state_json: state.embedded(),
         keep: CHART_POINTS,
         widgets,
+        set: Page::Dashboard.set().join(","),
     })
 }
 

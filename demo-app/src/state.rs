@@ -20,11 +20,14 @@ use crate::widgets::Page;
 
 /// A page's state: per channel, its recent events and the id to resume after. Serializes as the
 /// pages embed it and `/api/state/{page}` answers it:
-/// `{"page": "..", "channels": {"<name>": {"id": "..", "items": [{"id", "event", "data"}]}}}`.
+/// `{"page": "..", "cursor": "..", "channels": {"<name>": {"id": "..", "items": [..]}}}`.
 #[derive(Debug, Serialize)]
 pub struct PageState {
     /// The page's name.
     pub page: &'static str,
+    /// The set cursor of the page's channels at their `id`s: `GET /events?channels=<all of
+    /// them, in order>&lastEventId=<cursor>` resumes every channel exactly after this state.
+    pub cursor: String,
     /// Per channel of the page.
     pub channels: BTreeMap<&'static str, ChannelState>,
 }
@@ -93,6 +96,7 @@ impl PageState {
     /// [`StateError::Read`] when the store fails (or the hub holds its maximum of channels).
     pub async fn read(hub: &Hub, page: Page) -> Result<Self, StateError> {
         let mut channels = BTreeMap::new();
+        let names = page.set();
         for (channel, keep) in page.channels() {
             // One call per channel: each returns its items and its head together, so each
             // channel's state is exact on its own; no lock spans the calls.
@@ -109,8 +113,14 @@ impl PageState {
                 },
             );
         }
+        let heads: Vec<Option<&EventId>> = names
+            .iter()
+            .map(|name| channels.get(name).map(|c: &ChannelState| &c.id))
+            .collect();
+        let cursor = poem_sse_ext::set_cursor(&names, &heads);
         Ok(Self {
             page: page.name(),
+            cursor,
             channels,
         })
     }
@@ -237,6 +247,7 @@ mod tests {
         );
         let state = PageState {
             page: "notifications",
+            cursor: String::new(),
             channels,
         };
         let embedded = state.embedded();

@@ -139,6 +139,12 @@ impl Page {
         Page::ALL.into_iter().find(|page| page.name() == name)
     }
 
+    /// The page's channels, in page order: the set its one stream reads
+    /// (`/events?channels=<them, comma-separated>`).
+    pub fn set(self) -> Vec<&'static str> {
+        self.channels().into_iter().map(|(name, _)| name).collect()
+    }
+
     /// The channels the page reads, each with how many of its newest events the page draws.
     pub fn channels(self) -> Vec<(&'static str, usize)> {
         match self {
