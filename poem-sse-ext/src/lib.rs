@@ -48,6 +48,7 @@ mod metrics;
 mod refusal;
 mod registry;
 mod response;
+pub mod run;
 #[cfg(feature = "server")]
 pub mod server;
 mod shutdown;

@@ -7,7 +7,10 @@ use poem::{
     listener::{Acceptor, Listener, TcpListener},
     Endpoint, EndpointExt, Route, Server,
 };
-use poem_sse_ext::{Hub, HubBuilder};
+use poem_sse_ext::{
+    run::{Runs, RunsBuilder},
+    Hub, HubBuilder,
+};
 use tokio::{sync::oneshot, task::JoinHandle};
 
 pub use testkit::sse_client::SseConnection;
@@ -108,6 +111,8 @@ pub fn h2c() -> reqwest::Client {
 pub struct Backend {
     pub name: &'static str,
     configure: Box<dyn Fn(HubBuilder) -> HubBuilder + Send + Sync>,
+    /// Gives runs a store on this backend (the identity for the in-memory store).
+    configure_runs: Box<dyn Fn(RunsBuilder) -> RunsBuilder + Send + Sync>,
     /// Keeps the backend's server (if any) running while the backend is in use.
     _guard: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
@@ -115,6 +120,11 @@ pub struct Backend {
 impl Backend {
     pub fn hub(&self, builder: HubBuilder) -> Hub {
         (self.configure)(builder).build()
+    }
+
+    /// Runs whose hub keeps them on this backend.
+    pub fn runs(&self, builder: RunsBuilder) -> Runs {
+        (self.configure_runs)(builder).build()
     }
 }
 
@@ -124,6 +134,7 @@ pub async fn backends() -> Vec<Backend> {
     let mut backends = vec![Backend {
         name: "memory",
         configure: Box::new(|builder| builder),
+        configure_runs: Box::new(|builder| builder),
         _guard: None,
     }];
     #[cfg(feature = "redis")]
@@ -137,16 +148,24 @@ pub async fn backends() -> Vec<Backend> {
 fn redis_backend() -> Option<Backend> {
     let server = testkit::redis::RedisServer::start().expect("redis-server starts")?;
     let url = server.url();
-    let hubs = std::sync::atomic::AtomicUsize::new(0);
+    let hubs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let store = move |prefix: &str, retention| {
+        let n = hubs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        poem_sse_ext::store::RedisStore::builder(url.as_str())
+            .prefix(format!("{prefix}{n}"))
+            .retention(retention)
+            .connect_lazy()
+            .expect("redis store")
+    };
+    let runs_store = store.clone();
     Some(Backend {
         name: "redis",
         configure: Box::new(move |builder| {
-            let n = hubs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let store = poem_sse_ext::store::RedisStore::builder(url.as_str())
-                .prefix(format!("hub{n}"))
-                .retention(builder.history_retention())
-                .connect_lazy()
-                .expect("redis store");
+            let store = store("hub", builder.history_retention());
+            builder.store(store)
+        }),
+        configure_runs: Box::new(move |builder| {
+            let store = runs_store("runs", builder.retention());
             builder.store(store)
         }),
         _guard: Some(Box::new(server)),
