@@ -6,7 +6,8 @@
 #                                generator to core 1, 3 repetitions, writes BENCHMARKS.md and
 #                                bench/results/ (chart and raw figures)
 #   bench/run.sh --smoke         a few hundred streams for a few seconds, one repetition, no
-#                                pinning; exits non-zero if an event is lost or a scenario fails
+#                                pinning; exits non-zero if an event is lost or a scenario fails;
+#                                writes its report under cargo's target directory (bench/smoke/)
 #
 # Options: --reps N, --scenarios idle,load,maxrate,storm,shutdown,cleanup,
 #          --servers product,poem,axum,python, --release / --debug, --python (smoke: include the
@@ -32,7 +33,7 @@ while [ $# -gt 0 ]; do
     --release) PROFILE=release ;;
     --debug) PROFILE=debug ;;
     --python) WANT_PYTHON=1 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^# All traffic/p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -47,23 +48,39 @@ if [ "$SMOKE" = 0 ]; then WANT_PYTHON=1; fi
 
 has() { case ",$SERVERS," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 
+# Binaries are wherever cargo puts them: CARGO_TARGET_DIR, build.target-dir in a cargo config,
+# or ./target. cargo metadata resolves all of these.
+TARGET_DIR=$(cargo metadata --format-version 1 --no-deps |
+  sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+if [ -z "$TARGET_DIR" ]; then
+  echo "run.sh: cargo metadata did not name a target directory" >&2
+  exit 1
+fi
+
 NOTES=()
-OUT_DIR="$ROOT/target/bench"
-if [ "$SMOKE" = 1 ]; then OUT_DIR="$ROOT/target/bench/smoke"; fi
+OUT_DIR="$TARGET_DIR/bench"
+if [ "$SMOKE" = 1 ]; then OUT_DIR="$TARGET_DIR/bench/smoke"; fi
 mkdir -p "$OUT_DIR"
 
 cargo_flags=()
 if [ "$PROFILE" = release ]; then cargo_flags+=(--release); fi
-BIN="$ROOT/target/$PROFILE"
+BIN="$TARGET_DIR/$PROFILE"
 
 echo "== building ($PROFILE)" >&2
 cargo build "${cargo_flags[@]}" -p bench --bins >&2
+if [ ! -x "$BIN/sse-bench" ]; then
+  echo "run.sh: bench built, but $BIN/sse-bench is missing" >&2
+  exit 1
+fi
 
 PRODUCT=0
 if has product; then
-  if ! { cargo build "${cargo_flags[@]}" -p demo-app >&2 && [ -x "$BIN/demo-app" ]; }; then
+  if ! cargo build "${cargo_flags[@]}" -p demo-app >&2; then
     NOTES+=("poem-sse-ext (demo-app) skipped: it does not build")
     echo "run.sh: demo-app does not build; benchmarking the peers only" >&2
+  elif [ ! -x "$BIN/demo-app" ]; then
+    echo "run.sh: demo-app built, but $BIN/demo-app is missing" >&2
+    exit 1
   elif ! timeout 10 "$BIN/demo-app" --help 2>&1 | grep -q -- '--plain'; then
     # The demo is still a placeholder: its command line (DESIGN.md) is not there yet.
     NOTES+=("poem-sse-ext (demo-app) skipped: its binary does not offer --plain yet")

@@ -1,8 +1,15 @@
 //! Benchmark tooling for poem-sse-ext (issue 5): a load generator that holds SSE streams over
 //! HTTP/1.1, h2c and HTTP/2 over TLS and verifies every event, peer servers to compare
 //! against, the scenarios, and the report writer.
+//!
+//! From the wire up: `sse` (parser) and `net` (connections) ← `streams` (held subscribers) and
+//! `publish` (the publisher) ← `integrity` and `delivery` (judging a round) ← `server` (the
+//! servers under test) ← `scenarios` ← `suite`, which hands the `metric`s to `report`.
 
 pub mod clock;
+pub mod delivery;
+pub mod integrity;
+pub mod metric;
 pub mod net;
 pub mod peer;
 pub mod procfs;
@@ -12,3 +19,4 @@ pub mod scenarios;
 pub mod server;
 pub mod sse;
 pub mod streams;
+pub mod suite;

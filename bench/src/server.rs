@@ -2,7 +2,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -129,12 +128,19 @@ impl Launcher {
 
 impl Running {
     /// Sends SIGTERM and waits up to `limit` for the process to exit; kills it after that.
-    /// Returns how long the exit took (`None` if it had to be killed).
-    pub async fn terminate(mut self, limit: Duration) -> Option<Duration> {
+    /// Returns how long the exit took (`None` if it had to be killed). A later [`stop`]
+    /// finds the process gone and does nothing.
+    ///
+    /// [`stop`]: Running::stop
+    pub async fn terminate(&mut self, limit: Duration) -> Option<Duration> {
         let start = Instant::now();
-        // SAFETY: kill(2) with a pid we spawned and still own (not yet reaped).
-        unsafe {
-            libc::kill(self.pid as libc::pid_t, libc::SIGTERM);
+        // `id()` is `None` once the child has been reaped: its pid may belong to another
+        // process by then, so no signal goes out.
+        if let Some(pid) = self.child.id() {
+            // SAFETY: kill(2) with a pid we spawned and still own (not yet reaped).
+            unsafe {
+                libc::kill(pid as libc::pid_t, libc::SIGTERM);
+            }
         }
         match tokio::time::timeout(limit, self.child.wait()).await {
             Ok(_) => Some(start.elapsed()),
@@ -202,6 +208,3 @@ pub fn load_specs(path: &Path) -> Result<Vec<ServerSpec>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("parse {}", path.display()))
 }
-
-/// Shared handle type for targets.
-pub type SharedTarget = Arc<Target>;

@@ -219,23 +219,14 @@ mod tests {
         assert!(events.is_empty());
     }
 
-    /// Runs the shared conformance vectors when a copy is reachable (the repository's
-    /// `conformance/` or the shared notes beside the checkout); every wire text is also fed
-    /// one byte at a time.
+    /// Runs the conformance vectors kept in the repository (testkit/tests/data); every wire text
+    /// is also fed one byte at a time.
     #[test]
     fn conformance_vectors() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let candidates = [
-            root.join("conformance/sse-vectors.json"),
-            root.join("../shared/conformance/sse-vectors.json"),
-        ];
-        let Some(text) = candidates
-            .iter()
-            .find_map(|p| std::fs::read_to_string(p).ok())
-        else {
-            eprintln!("conformance vectors not found; skipped");
-            return;
-        };
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../testkit/tests/data/sse-vectors.json");
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|err| panic!("{}: {err}", path.display()));
         let vectors: serde_json::Value = serde_json::from_str(&text).expect("vectors are JSON");
         let vectors = vectors.as_array().expect("vectors are an array");
         assert!(!vectors.is_empty());

@@ -228,9 +228,10 @@ impl StreamSet {
         }
     }
 
-    /// Waits until every stream is connected or failed, or `limit` passes. Returns whether all
-    /// settled in time.
-    pub async fn wait_settled(&self, limit: Duration) -> bool {
+    /// Waits until every stream is connected or failed, for at most 30 s plus 1 s per 200
+    /// streams. Returns whether all settled in time.
+    pub async fn wait_settled(&self) -> bool {
+        let limit = Duration::from_secs(30 + self.tasks.len() as u64 / 200);
         self.wait_until(limit, |l| l.settled() >= self.tasks.len())
             .await
     }

@@ -76,6 +76,22 @@ impl Grant {
         self.expires_at
     }
 
+    /// The grant of a stream of several channels, each granted on its own: the first principal,
+    /// and the earliest expiry.
+    pub(crate) fn narrowest(held: Option<Self>, next: Self) -> Option<Self> {
+        let Some(held) = held else {
+            return Some(next);
+        };
+        let expires_at = match (held.expires_at, next.expires_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Some(Self {
+            principal: held.principal.or(next.principal),
+            expires_at,
+        })
+    }
+
     /// The expiry as a tokio deadline (`None`: never; a past expiry: now).
     pub(crate) fn deadline(&self) -> Option<Instant> {
         let left = self

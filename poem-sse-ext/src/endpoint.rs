@@ -146,6 +146,43 @@ impl SseEndpoint {
         }
     }
 
+    /// Answers `req` with the stream of the set `channels` under `grant` (see
+    /// [`Hub::subscribe_set`]); the authorizer set on this endpoint is not run here.
+    ///
+    /// # Errors
+    /// As [`SseEndpoint::serve`], and `400` for an empty set or more than
+    /// [`MAX_SET_CHANNELS`](crate::MAX_SET_CHANNELS) channels.
+    pub async fn serve_set(
+        &self,
+        req: &Request,
+        channels: &[&str],
+        grant: Option<Grant>,
+    ) -> Result<Response, RefusedStream> {
+        let resume = resume_point(req);
+        let opener = Opener {
+            client: self.client_address(req),
+            grant,
+        };
+        match self
+            .hub
+            .subscribe_set(channels, resume.as_deref(), &opener)
+            .await
+        {
+            Ok(subscriber) => Ok(self.respond(subscriber, req)),
+            Err(error) => {
+                let retry_after = self.hub.config().refusal_retry(error.streak());
+                Err(RefusedStream::new(error, retry_after, self.soft_refusals))
+            }
+        }
+    }
+
+    async fn grant(&self, req: &Request, channel: &str) -> Result<Option<Grant>> {
+        match &self.authorizer {
+            Some(authorizer) => Ok(Some(authorizer.authorize(req, channel).await?)),
+            None => Ok(None),
+        }
+    }
+
     /// The peer's address, or the client a trusted proxy forwarded for.
     pub(crate) fn client_address(&self, req: &Request) -> Option<IpAddr> {
         let peer = req.remote_addr().as_socket_addr()?.ip();
@@ -206,15 +243,44 @@ impl std::fmt::Debug for SseEndpoint {
 impl Endpoint for SseEndpoint {
     type Output = Response;
 
+    /// Mounted at a path with the channel parameter (`/events/:channel`), serves that channel;
+    /// at a path without it (`/events`), serves the set named by the `channels` query parameter
+    /// (`?channels=cpu,mem,load`; see [`Hub::subscribe_set`]).
     async fn call(&self, req: Request) -> Result<Response> {
-        // Missing when mounted at a path without the parameter: an empty name answers 404.
-        let channel = req.raw_path_param(&self.param).unwrap_or_default();
-        let grant = match &self.authorizer {
-            Some(authorizer) => Some(authorizer.authorize(&req, channel).await?),
-            None => None,
-        };
-        Ok(self.serve(&req, channel, grant).await?)
+        if let Some(channel) = req.raw_path_param(&self.param) {
+            let grant = self.grant(&req, channel).await?;
+            return Ok(self.serve(&req, channel, grant).await?);
+        }
+        let channels = set_of(&req);
+        let channels: Vec<&str> = channels.iter().map(String::as_str).collect();
+        let mut grant: Option<Grant> = None;
+        for channel in &channels {
+            let granted = self.grant(&req, channel).await.map_err(|err| {
+                // A set with one forbidden channel is refused, naming it.
+                let status = err.status();
+                poem::Error::from_string(format!("channel `{channel}`: {err}"), status)
+            })?;
+            if let Some(granted) = granted {
+                grant = Grant::narrowest(grant, granted);
+            }
+        }
+        Ok(self.serve_set(&req, &channels, grant).await?)
     }
+}
+
+/// The channels named by the `channels` query parameter (comma-separated, repeatable).
+fn set_of(req: &Request) -> Vec<String> {
+    form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes())
+        .filter(|(key, _)| key == "channels")
+        .flat_map(|(_, value)| {
+            value
+                .split(',')
+                .filter(|name| !name.is_empty())
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .take(crate::MAX_SET_CHANNELS + 1)
+        .collect()
 }
 
 /// The resume point: the `Last-Event-ID` header (what a reconnecting `EventSource` sends) wins

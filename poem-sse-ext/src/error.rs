@@ -66,6 +66,9 @@ pub enum SubscribeError {
     /// The channel name is not valid.
     #[error(transparent)]
     Channel(#[from] ChannelError),
+    /// The set of channels is empty or too large.
+    #[error("invalid set of channels: {0}")]
+    InvalidSet(String),
     /// The hub is shutting down.
     #[error("the server is shutting down")]
     ShuttingDown,
@@ -112,15 +115,16 @@ pub enum SubscribeError {
 }
 
 impl SubscribeError {
-    /// Whether the same request may succeed later (everything but an invalid channel name).
+    /// Whether the same request may succeed later (everything but an invalid channel name or
+    /// set).
     pub fn is_temporary(&self) -> bool {
-        !matches!(self, Self::Channel(_))
+        !matches!(self, Self::Channel(_) | Self::InvalidSet(_))
     }
 
     /// Why the stream was refused, for temporary refusals.
     pub fn reason(&self) -> Option<RefusalReason> {
         Some(match self {
-            Self::Channel(_) => return None,
+            Self::Channel(_) | Self::InvalidSet(_) => return None,
             Self::ShuttingDown => RefusalReason::ShuttingDown,
             Self::TooManyStreams { .. } => RefusalReason::MaxStreams,
             Self::TooManyStreamsOnChannel { .. } => RefusalReason::MaxStreamsPerChannel,

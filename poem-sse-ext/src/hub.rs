@@ -11,13 +11,15 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     admission::{Admission, Grant, Limits, Opener, RefusalReason},
     config::HubConfig,
+    cursor::{self, MAX_SET_CHANNELS},
     error::{PublishError, ReadError, SubscribeError},
     event::Event,
     metrics::HubMetrics,
     registry::{Channel, ChannelFilter, Registry},
+    set::{Member, SetReader},
     shutdown::{ShutdownSignal, ShutdownTrigger},
     store::{Appended, EventId, ReplayStore, StoreHealth},
-    subscriber::{Ending, OpenStream, StreamCap, Subscriber},
+    subscriber::{Ending, OpenStream, Source, Subscriber},
     wire::StoredEvent,
 };
 
@@ -251,26 +253,121 @@ impl Hub {
         resume: Option<&str>,
         opener: &Opener,
     ) -> Result<Subscriber, SubscribeError> {
-        let refused = |err: SubscribeError| {
-            if let Some(reason) = err.reason() {
-                let at = REFUSAL_REASONS.iter().position(|r| *r == reason);
-                if let Some(counter) = at.and_then(|at| self.inner.refused.get(at)) {
-                    counter.fetch_add(1, Ordering::Relaxed);
-                }
-                tracing::debug!(channel, %reason, "sse stream refused");
-            }
-            err
+        let config = &self.inner.config;
+        let (mut entries, stream, ending) = self.open(&[channel], opener)?;
+        let resume = match resume {
+            Some("") | None => None,
+            Some(id) if id.len() > config.max_last_event_id_len => Some(UNKNOWN_RESUME_ID),
+            Some(id) => Some(id),
         };
-        self.inner
-            .registry
-            .validate(channel)
-            .map_err(|err| refused(err.into()))?;
+        let entry = entries.pop().unwrap_or_else(|| unreachable!("one channel"));
+        let sub = entry
+            .store
+            .subscribe(resume)
+            .await
+            .map_err(|err| self.refused(err.into()))?;
+        tracing::debug!(channel, resumed = resume.is_some(), reset = ?sub.reset.as_ref().map(|r| r.reason), "sse stream opened");
+        Ok(Subscriber::new(
+            Source::one(sub, config.max_chunk_bytes),
+            ending,
+            stream,
+        ))
+    }
+
+    /// Opens one stream of several `channels` (at most
+    /// [`MAX_SET_CHANNELS`](crate::MAX_SET_CHANNELS), duplicates ignored) after `resume`, a set
+    /// cursor: each channel's events in publish order, the channels interleaved as events arrive
+    /// and read in turn, so that a busy channel can not starve a quiet one.
+    ///
+    /// On the wire each event's type is prefixed by its channel (`<channel>` for an unnamed
+    /// event, `<channel>:<name>` otherwise), and its `id:` is the set's cursor, which resumes
+    /// every channel at once: a reconnect gets exactly what each channel missed. A channel whose
+    /// resume point is gone gets its own `sse-reset` (naming it in `channel`); the others resume
+    /// exactly. A malformed cursor, or one of another set, resets every channel. A page rendered
+    /// from several channels' state starts the set from [`set_cursor`](crate::set_cursor).
+    ///
+    /// ```
+    /// use futures_util::StreamExt;
+    /// use poem_sse_ext::{Event, Hub, Opener};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let hub = Hub::new();
+    /// let mut both = hub.subscribe_set(&["cpu", "mem"], None, &Opener::default()).await?;
+    /// hub.publish("mem", Event::text("42").event("sample")?).await?;
+    /// let chunk = both.next().await.unwrap_or_default();
+    /// assert!(String::from_utf8_lossy(&chunk).contains("event: mem:sample\ndata: 42\n"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Hub::subscribe_as`]; [`SubscribeError::InvalidSet`] for an empty set or more than
+    /// [`MAX_SET_CHANNELS`](crate::MAX_SET_CHANNELS) channels. The stream counts once against
+    /// the total and the per-client caps, and once on each channel.
+    pub async fn subscribe_set(
+        &self,
+        channels: &[&str],
+        resume: Option<&str>,
+        opener: &Opener,
+    ) -> Result<Subscriber, SubscribeError> {
+        let mut unique: Vec<&str> = Vec::with_capacity(channels.len());
+        for &channel in channels {
+            if !unique.contains(&channel) {
+                unique.push(channel);
+            }
+        }
+        if unique.is_empty() || unique.len() > MAX_SET_CHANNELS {
+            return Err(SubscribeError::InvalidSet(format!(
+                "name 1 to {MAX_SET_CHANNELS} channels, not {}",
+                unique.len()
+            )));
+        }
+        let config = &self.inner.config;
+        let (entries, stream, ending) = self.open(&unique, opener)?;
+        let ids: Vec<Option<String>> = match resume.filter(|r| !r.is_empty()) {
+            None => vec![None; unique.len()],
+            Some(cursor) => cursor::decode(&unique, cursor)
+                .unwrap_or_else(|| vec![Some(UNKNOWN_RESUME_ID.to_owned()); unique.len()]),
+        };
+        let mut members = Vec::with_capacity(entries.len());
+        for (entry, id) in entries.into_iter().zip(ids) {
+            let sub = entry
+                .store
+                .subscribe(id.as_deref())
+                .await
+                .map_err(|err| self.refused(err.into()))?;
+            let start = sub.cursor.last_id().map(|id| id.to_string());
+            members.push(Member::new(entry, sub, start));
+        }
+        tracing::debug!(channels = ?unique, resumed = resume.is_some(), "sse stream of a set opened");
+        Ok(Subscriber::new(
+            Source::Set(Box::new(SetReader::new(members, config.max_chunk_bytes))),
+            ending,
+            stream,
+        ))
+    }
+
+    /// Checks, admits and counts a stream of `channels`; returns their entries, the open stream
+    /// and how it ends on purpose.
+    #[allow(clippy::type_complexity)]
+    fn open(
+        &self,
+        channels: &[&str],
+        opener: &Opener,
+    ) -> Result<(Vec<Arc<Channel>>, OpenStream, Option<Box<Ending>>), SubscribeError> {
+        for channel in channels {
+            self.inner
+                .registry
+                .validate(channel)
+                .map_err(|err| self.refused(err.into()))?;
+        }
         if self.is_shutting_down() {
-            return Err(refused(SubscribeError::ShuttingDown));
+            return Err(self.refused(SubscribeError::ShuttingDown));
         }
         let config = &self.inner.config;
         let admitted = self.inner.admission.admit(opener).map_err(|r| {
-            refused(match r.reason {
+            self.refused(match r.reason {
                 RefusalReason::RateLimited => SubscribeError::RateLimited { streak: r.streak },
                 RefusalReason::MaxStreamsPerPrincipal => {
                     SubscribeError::TooManyStreamsForPrincipal { limit: r.limit }
@@ -282,38 +379,23 @@ impl Hub {
             })
         })?;
         let revocation = admitted.revocation();
-        let entry = self
-            .inner
-            .registry
-            .get_or_register(channel)
-            .map_err(|err| refused(err.into()))?;
+        let mut entries = Vec::with_capacity(channels.len());
+        for channel in channels {
+            let entry = self
+                .inner
+                .registry
+                .get_or_register(channel)
+                .map_err(|err| self.refused(err.into()))?;
+            entries.push(entry);
+        }
         let stream = OpenStream::admit(
             &self.inner.registry,
-            Arc::clone(&entry),
+            entries.clone(),
             admitted,
             config.max_streams,
             config.max_streams_per_channel,
         )
-        .map_err(|cap| {
-            refused(match cap {
-                StreamCap::Total(limit) => SubscribeError::TooManyStreams { limit },
-                StreamCap::PerChannel(limit) => SubscribeError::TooManyStreamsOnChannel {
-                    channel: channel.to_owned(),
-                    limit,
-                },
-            })
-        })?;
-        let resume = match resume {
-            Some("") | None => None,
-            Some(id) if id.len() > config.max_last_event_id_len => Some(UNKNOWN_RESUME_ID),
-            Some(id) => Some(id),
-        };
-        let sub = entry
-            .store
-            .subscribe(resume)
-            .await
-            .map_err(|err| refused(err.into()))?;
-        tracing::debug!(channel, resumed = resume.is_some(), reset = ?sub.reset.as_ref().map(|r| r.reason), "sse stream opened");
+        .map_err(|cap| self.refused(cap.into()))?;
         let expiry = opener.grant.as_ref().and_then(Grant::deadline);
         let ending = Ending::new(
             config.lifetime_deadline(),
@@ -321,7 +403,19 @@ impl Hub {
             revocation,
             config.jittered_retry(),
         );
-        Ok(Subscriber::new(sub, config.max_chunk_bytes, ending, stream))
+        Ok((entries, stream, ending))
+    }
+
+    /// Counts a refusal under its reason.
+    fn refused(&self, err: SubscribeError) -> SubscribeError {
+        if let Some(reason) = err.reason() {
+            let at = REFUSAL_REASONS.iter().position(|r| *r == reason);
+            if let Some(counter) = at.and_then(|at| self.inner.refused.get(at)) {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+            tracing::debug!(%reason, "sse stream refused");
+        }
+        err
     }
 
     /// Ends every open stream of `principal` now: each sends

@@ -18,7 +18,7 @@ use poem::{
 use crate::{error::SubscribeError, wire::busy_frame};
 
 /// A stream that was not opened, as an HTTP answer: `404` with a message for an invalid or
-/// unknown channel; for a temporary refusal (a cap, the rate limit, shutdown, the store) a soft
+/// unknown channel, `400` for an invalid set of channels; for a temporary refusal (a cap, the rate limit, shutdown, the store) a soft
 /// refusal, or `503` with a jittered `Retry-After`; each says why.
 #[derive(Debug, thiserror::Error)]
 #[error("{error}")]
@@ -61,6 +61,8 @@ impl ResponseError for RefusedStream {
             StatusCode::OK
         } else if self.error.is_temporary() {
             StatusCode::SERVICE_UNAVAILABLE
+        } else if matches!(self.error, SubscribeError::InvalidSet(_)) {
+            StatusCode::BAD_REQUEST
         } else {
             StatusCode::NOT_FOUND
         }

@@ -1,4 +1,4 @@
-//! [`Subscriber`]: one reader of one channel, as a stream of ready frames.
+//! [`Subscriber`]: one reader of a channel (or of a set of channels), as a stream of ready frames.
 
 use std::{
     fmt,
@@ -17,6 +17,7 @@ use crate::{
     admission::Admitted,
     metrics::ChannelStats,
     registry::{Channel, Registry},
+    set::SetReader,
     shutdown::ShutdownSignal,
     store::{CursorItem, LogCursor, Reset, Subscription},
     wire::{reauth_frame, reset_frame, retry_frame},
@@ -24,7 +25,8 @@ use crate::{
 
 /// The frames of one channel from a resume point on: the reset signal if the resume point could
 /// not be honoured, the retained events after it, then live events as they are published. Made
-/// by [`Hub::subscribe`](crate::Hub::subscribe); counted as an open stream until dropped.
+/// by [`Hub::subscribe`](crate::Hub::subscribe) (or, for several channels on one stream, by
+/// [`Hub::subscribe_set`](crate::Hub::subscribe_set)); counted as an open stream until dropped.
 ///
 /// It is a [`Stream`] of wire-ready chunks (one or more whole frames each, never a partial one),
 /// so a Rust caller can read a channel without HTTP, and an HTTP body can send each chunk as it
@@ -46,12 +48,31 @@ use crate::{
 /// # }
 /// ```
 pub struct Subscriber {
-    reset: Option<Reset>,
-    cursor: LogCursor,
-    max_chunk_bytes: usize,
+    source: Source,
     /// How the stream ends on purpose, if it does; boxed so that a stream without costs one word.
     ending: Option<Box<Ending>>,
     stream: OpenStream,
+}
+
+/// Where the frames come from: one channel's cursor, or a set's.
+pub(crate) enum Source {
+    One {
+        reset: Option<Reset>,
+        cursor: LogCursor,
+        max_chunk_bytes: usize,
+    },
+    Set(Box<SetReader>),
+}
+
+impl Source {
+    /// One channel's subscription.
+    pub(crate) fn one(sub: Subscription, max_chunk_bytes: usize) -> Self {
+        Self::One {
+            reset: sub.reset,
+            cursor: sub.cursor,
+            max_chunk_bytes,
+        }
+    }
 }
 
 /// A stream that ends on purpose: at its deadline (the grant's expiry or the stream lifetime,
@@ -105,45 +126,79 @@ impl Ending {
 }
 
 impl Subscriber {
-    pub(crate) fn new(
-        sub: Subscription,
-        max_chunk_bytes: usize,
-        ending: Option<Box<Ending>>,
-        stream: OpenStream,
-    ) -> Self {
+    pub(crate) fn new(source: Source, ending: Option<Box<Ending>>, stream: OpenStream) -> Self {
         Self {
-            reset: sub.reset,
-            cursor: sub.cursor,
-            max_chunk_bytes,
+            source,
             ending,
             stream,
         }
     }
 
-    /// The reset this subscriber starts with, until it is read from the stream.
+    /// The reset this subscriber of one channel starts with, until it is read from the stream.
     pub fn pending_reset(&self) -> Option<&Reset> {
-        self.reset.as_ref()
-    }
-
-    /// The channel it reads.
-    pub fn channel(&self) -> &str {
-        &self.stream.channel().name
-    }
-
-    fn record(&self, bytes: usize, frames: usize, replayed: usize) {
-        let stats = &self.stream.channel().stats;
-        ChannelStats::add(&stats.bytes_sent, bytes);
-        ChannelStats::add(&stats.delivered, frames);
-        if replayed > 0 {
-            ChannelStats::add(&stats.replayed, replayed);
+        match &self.source {
+            Source::One { reset, .. } => reset.as_ref(),
+            Source::Set(_) => None,
         }
     }
 
-    fn reset_chunk(&self, reset: &Reset) -> Bytes {
-        ChannelStats::add(&self.stream.channel().stats.resets, 1);
-        tracing::debug!(channel = self.channel(), reason = %reset.reason, resume_from = %reset.resume_from, "sse reset");
-        reset_frame(reset)
+    /// The channel it reads (the first, for a set).
+    pub fn channel(&self) -> &str {
+        &self.stream.channels[0].name
     }
+
+    /// The channels it reads, in order.
+    pub fn channels(&self) -> impl Iterator<Item = &str> {
+        self.stream.channels.iter().map(|c| &*c.name)
+    }
+
+    /// Where a client that read everything so far resumes: the last id (a set's cursor).
+    fn resume_point(&self) -> Option<String> {
+        match &self.source {
+            Source::One { cursor, .. } => cursor.last_id().map(|id| id.to_string()),
+            Source::Set(set) => Some(set.current_cursor()),
+        }
+    }
+
+    fn poll_one(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        let Source::One {
+            reset,
+            cursor,
+            max_chunk_bytes,
+        } = &mut self.source
+        else {
+            return Poll::Ready(None);
+        };
+        let stats = &self.stream.channels[0].stats;
+        if let Some(reset) = reset.take() {
+            return Poll::Ready(Some(reset_chunk(stats, &reset)));
+        }
+        match cursor.poll_next_chunk(cx, *max_chunk_bytes) {
+            Poll::Ready(Some(CursorItem::Frames {
+                chunk,
+                count,
+                replayed,
+            })) => {
+                ChannelStats::add(&stats.bytes_sent, chunk.len());
+                ChannelStats::add(&stats.delivered, count);
+                if replayed > 0 {
+                    ChannelStats::add(&stats.replayed, replayed);
+                }
+                Poll::Ready(Some(chunk))
+            }
+            Poll::Ready(Some(CursorItem::Reset(reset))) => {
+                Poll::Ready(Some(reset_chunk(stats, &reset)))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+fn reset_chunk(stats: &ChannelStats, reset: &Reset) -> Bytes {
+    ChannelStats::add(&stats.resets, 1);
+    tracing::debug!(reason = %reset.reason, resume_from = %reset.resume_from, "sse reset");
+    reset_frame(reset)
 }
 
 impl Stream for Subscriber {
@@ -158,34 +213,21 @@ impl Stream for Subscriber {
             // Checked before any frame: an expired or revoked grant receives nothing more.
             if let Some(reauth) = ending.poll_due(cx) {
                 ending.ended = true;
-                let channel = &*this.stream.channel().name;
+                let retry = ending.retry;
+                let channel = this.channel();
                 let frame = if reauth {
                     tracing::debug!(channel, "sse stream ends: authorization expired or revoked");
-                    reauth_frame(this.cursor.last_id().as_ref(), ending.retry)
+                    reauth_frame(this.resume_point().as_deref(), retry)
                 } else {
                     tracing::debug!(channel, "sse stream ends: lifetime reached");
-                    retry_frame(ending.retry)
+                    retry_frame(retry)
                 };
                 return Poll::Ready(Some(frame));
             }
         }
-        if let Some(reset) = this.reset.take() {
-            return Poll::Ready(Some(this.reset_chunk(&reset)));
-        }
-        match this.cursor.poll_next_chunk(cx, this.max_chunk_bytes) {
-            Poll::Ready(Some(CursorItem::Frames {
-                chunk,
-                count,
-                replayed,
-            })) => {
-                this.record(chunk.len(), count, replayed);
-                Poll::Ready(Some(chunk))
-            }
-            Poll::Ready(Some(CursorItem::Reset(reset))) => {
-                Poll::Ready(Some(this.reset_chunk(&reset)))
-            }
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
+        match &mut this.source {
+            Source::One { .. } => this.poll_one(cx),
+            Source::Set(set) => set.poll_next(cx),
         }
     }
 }
@@ -193,29 +235,28 @@ impl Stream for Subscriber {
 impl fmt::Debug for Subscriber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Subscriber")
-            .field("channel", &self.channel())
-            .field("reset", &self.reset)
-            .field("cursor", &self.cursor)
+            .field("channels", &self.channels().collect::<Vec<_>>())
+            .field("pending_reset", &self.pending_reset())
             .finish_non_exhaustive()
     }
 }
 
 /// One open stream, counted in the metrics and the caps until it is dropped (which hyper does as
-/// soon as it notices the client is gone).
+/// soon as it notices the client is gone). A stream of several channels counts once in the total
+/// and once on each of its channels.
 pub(crate) struct OpenStream {
     registry: Arc<Registry>,
-    /// `None` only while dropping.
-    channel: Option<Arc<Channel>>,
+    channels: Vec<Arc<Channel>>,
     /// The stream's places in the per-client and per-principal counts.
     _admitted: Admitted,
 }
 
 impl OpenStream {
-    /// Counts a new stream on `channel` against `max_total` and `max_per_channel`; `Err` names
+    /// Counts a new stream on `channels` against `max_total` and `max_per_channel`; `Err` names
     /// the cap that refused it.
     pub(crate) fn admit(
         registry: &Arc<Registry>,
-        channel: Arc<Channel>,
+        channels: Vec<Arc<Channel>>,
         admitted: Admitted,
         max_total: usize,
         max_per_channel: usize,
@@ -225,14 +266,21 @@ impl OpenStream {
             registry.open.fetch_sub(1, Ordering::AcqRel);
             return Err(StreamCap::Total(max_total));
         }
-        if channel.stats.open.fetch_add(1, Ordering::AcqRel) >= max_per_channel {
-            channel.stats.open.fetch_sub(1, Ordering::AcqRel);
-            registry.open.fetch_sub(1, Ordering::AcqRel);
-            return Err(StreamCap::PerChannel(max_per_channel));
+        for (n, channel) in channels.iter().enumerate() {
+            if channel.stats.open.fetch_add(1, Ordering::AcqRel) >= max_per_channel {
+                for taken in &channels[..=n] {
+                    taken.stats.open.fetch_sub(1, Ordering::AcqRel);
+                }
+                registry.open.fetch_sub(1, Ordering::AcqRel);
+                return Err(StreamCap::PerChannel(
+                    channel.name.to_string(),
+                    max_per_channel,
+                ));
+            }
         }
         Ok(Self {
             registry: Arc::clone(registry),
-            channel: Some(channel),
+            channels,
             _admitted: admitted,
         })
     }
@@ -241,30 +289,31 @@ impl OpenStream {
 /// The cap that refused a stream.
 pub(crate) enum StreamCap {
     Total(usize),
-    PerChannel(usize),
+    PerChannel(String, usize),
 }
 
-impl OpenStream {
-    fn channel(&self) -> &Channel {
-        // Set from `admit` until `drop`.
-        self.channel
-            .as_deref()
-            .unwrap_or_else(|| unreachable!("an open stream has its channel"))
+impl From<StreamCap> for crate::error::SubscribeError {
+    fn from(cap: StreamCap) -> Self {
+        match cap {
+            StreamCap::Total(limit) => Self::TooManyStreams { limit },
+            StreamCap::PerChannel(channel, limit) => {
+                Self::TooManyStreamsOnChannel { channel, limit }
+            }
+        }
     }
 }
 
 impl Drop for OpenStream {
     fn drop(&mut self) {
-        let Some(channel) = self.channel.take() else {
-            return;
-        };
-        let last = channel.stats.open.fetch_sub(1, Ordering::AcqRel) == 1;
         self.registry.open.fetch_sub(1, Ordering::AcqRel);
-        tracing::debug!(channel = &*channel.name, "sse stream closed");
-        if last {
-            let name = channel.name.clone();
-            drop(channel);
-            self.registry.forget_if_idle(&name);
+        for channel in std::mem::take(&mut self.channels) {
+            let last = channel.stats.open.fetch_sub(1, Ordering::AcqRel) == 1;
+            tracing::debug!(channel = &*channel.name, "sse stream closed");
+            if last {
+                let name = channel.name.clone();
+                drop(channel);
+                self.registry.forget_if_idle(&name);
+            }
         }
     }
 }

@@ -200,10 +200,52 @@ pub(crate) fn reset_frame(reset: &Reset) -> Bytes {
     buf.freeze()
 }
 
+/// Writes a stored frame of `channel` as a stream of several channels sends it: its `id:` line
+/// replaced by the set's `cursor`, and its type prefixed by the channel (`<channel>` for an
+/// unnamed event, `<channel>:<name>` otherwise), so that a page tells channels apart with
+/// `addEventListener` alone. Returns the event's own id (what the channel resumes from).
+pub(crate) fn put_set_frame<'f>(
+    out: &mut BytesMut,
+    frame: &'f [u8],
+    channel: &str,
+    cursor: &str,
+) -> Option<&'f str> {
+    let text = std::str::from_utf8(frame).ok()?;
+    let mut lines = text.lines();
+    let id = lines.next()?.strip_prefix("id: ")?;
+    let name = text.lines().find_map(|line| line.strip_prefix("event: "));
+    put_field(out, "id", cursor);
+    match name {
+        Some(name) => put_field(out, "event", &format!("{channel}:{name}")),
+        None => put_field(out, "event", channel),
+    }
+    for line in lines.filter(|line| !line.starts_with("event:") && !line.is_empty()) {
+        out.put_slice(line.as_bytes());
+        out.put_u8(b'\n');
+    }
+    out.put_u8(b'\n');
+    Some(id)
+}
+
+/// The reset signal of one channel of a set: `sse-reset` with the channel's name, whose id is the
+/// set's cursor after the channel's jump to its head.
+pub(crate) fn put_set_reset_frame(out: &mut BytesMut, channel: &str, reset: &Reset, cursor: &str) {
+    let data = serde_json::json!({
+        "channel": channel,
+        "reason": reset.reason.as_str(),
+        "resume_from": cursor,
+    })
+    .to_string();
+    put_field(out, "id", cursor);
+    put_field(out, "event", RESET_EVENT);
+    put_field(out, "data", &data);
+    out.put_u8(b'\n');
+}
+
 /// The last frames of a stream whose authorization ended: [`REAUTH_EVENT`] naming where to
 /// resume, then the retry hint.
-pub(crate) fn reauth_frame(resume_from: Option<&EventId>, retry: Duration) -> Bytes {
-    let data = serde_json::json!({ "resume_from": resume_from.map(EventId::as_str) }).to_string();
+pub(crate) fn reauth_frame(resume_from: Option<&str>, retry: Duration) -> Bytes {
+    let data = serde_json::json!({ "resume_from": resume_from }).to_string();
     let mut buf = BytesMut::with_capacity(data.len() + 64);
     put_field(&mut buf, "event", REAUTH_EVENT);
     put_field(&mut buf, "data", &data);

@@ -1,5 +1,8 @@
-//! Runs the shared conformance vectors (`shared/conformance/sse-vectors.json`) through the
-//! parser, feeding each wire text whole, byte by byte, and in random splits.
+//! Runs the conformance vectors (`tests/data/sse-vectors.json`) through the parser, feeding each
+//! wire text whole, byte by byte, and in random splits.
+//!
+//! The vectors are test data of this repository; `tests/data/make_vectors.py` writes them (run it
+//! in `tests/data/`).
 
 use std::path::PathBuf;
 
@@ -32,17 +35,17 @@ impl From<&ExpectedEvent> for ParsedEvent {
     }
 }
 
-/// The vectors live in `shared/` beside the repository: `<clone>/../shared`.
+/// The vectors, inside the repository so that every clone runs this test.
 fn vectors_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/sse-vectors.json")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/sse-vectors.json")
 }
 
 fn load_vectors() -> Vec<Vector> {
     let path = vectors_path();
     let text = std::fs::read_to_string(&path).unwrap_or_else(|error| {
         panic!(
-            "can not read the conformance vectors at {}: {error}; they are expected in \
-             shared/conformance/ beside the repository clone (<clone>/../shared)",
+            "can not read the conformance vectors at {}: {error}; regenerate them with \
+             `python3 make_vectors.py` in testkit/tests/data/",
             path.display()
         )
     });
