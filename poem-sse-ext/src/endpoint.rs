@@ -208,7 +208,8 @@ impl SseEndpoint {
 
     /// The response of an open stream: the retry hint, the subscriber's frames with heartbeats,
     /// and the farewell when the hub shuts down. Any stream of ready frames read from this
-    /// endpoint's hub (a [`Subscriber`](crate::Subscriber), or a run's follower) is answered the same way.
+    /// endpoint's hub (a [`Subscriber`](crate::Subscriber), or a run's follower) is answered the
+    /// same way.
     pub(crate) fn respond(
         &self,
         subscriber: impl Stream<Item = Bytes> + Unpin + Send + 'static,
