@@ -6,9 +6,12 @@
 //!          [--history 1000] [--publish-token TOKEN]
 //! ```
 //!
-//! Pages: `/` (this machine's figures), `/notifications`, `/hub`. API: see [`api`].
+//! Pages: `/` (this machine's figures), `/notifications`, `/hub`, `/generate` (a run, see
+//! [`generate`]). API: see [`api`].
 
 mod api;
+mod babble;
+mod generate;
 mod live;
 mod pages;
 mod sources;
@@ -108,6 +111,11 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<(), String> {
     let hub = build_hub(&cli)?;
     let live = Live::new(hub.clone());
+    let redis = match &cli.store {
+        StoreOption::Redis(url) => Some(url.as_str()),
+        StoreOption::Memory => None,
+    };
+    let runs = generate::runs(&hub, redis, cli.heartbeat, cli.retry)?;
     sources::spawn(&live);
 
     let tls = if cli.plain {
@@ -137,7 +145,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     );
     server
         .run_with_graceful_shutdown(
-            app(live, PublishToken(cli.publish_token)),
+            app(live, PublishToken(cli.publish_token), &runs),
             shutdown_signal(),
         )
         .await
@@ -172,9 +180,9 @@ fn build_hub(cli: &Cli) -> Result<Hub, String> {
 }
 
 /// The routes of the demo.
-fn app(live: Live, token: PublishToken) -> impl poem::Endpoint {
+fn app(live: Live, token: PublishToken, runs: &poem_sse_ext::run::Runs) -> impl poem::Endpoint {
     let hub = live.hub().clone();
-    Route::new()
+    generate::mount(Route::new(), runs)
         .at("/", get(pages::dashboard))
         .at("/notifications", get(pages::notifications))
         .at("/hub", get(pages::hub))
