@@ -532,3 +532,46 @@ async fn shutdown_stops_producers_and_ends_followers_with_a_retry_hint() {
     follower.wait_for_end(WAIT).await.expect("the stream ends");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_racing_appends_leaves_the_end_last_and_every_stored_event_before_it() {
+    use futures_util::StreamExt;
+    use poem_sse_ext::run::Follow;
+
+    for backend in backends().await {
+        let runs = backend.runs(Runs::builder().max_events(1_000_000));
+        for round in 0..40 {
+            let run = runs.start().await.expect("start");
+            let id = run.id().to_string();
+            let appended = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let counter = std::sync::Arc::clone(&appended);
+            let producer = tokio::spawn(async move {
+                let mut stored = 0;
+                while run.append(Event::text("x")).await.is_ok() {
+                    stored += 1;
+                    counter.store(stored, std::sync::atomic::Ordering::Release);
+                }
+                stored
+            });
+            // The cancel lands while the producer appends as fast as it can.
+            let deadline = Instant::now() + WAIT;
+            while appended.load(std::sync::atomic::Ordering::Acquire) < round * 25 {
+                assert!(Instant::now() < deadline, "the producer appends");
+                tokio::task::yield_now().await;
+            }
+            assert_eq!(runs.cancel(&id).await, Ok(EndReason::Cancelled));
+            let stored = producer.await.expect("producer");
+            assert!(stored >= round * 25);
+
+            let Ok(Follow::Stream(follower)) = runs.follow(&id, None).await else {
+                panic!("{}: the run can be followed", backend.name);
+            };
+            let chunks: Vec<_> = follower.collect().await;
+            let wire: Vec<u8> = chunks.concat();
+            let (events, _) = testkit::parse_all(&String::from_utf8_lossy(&wire));
+            assert_eq!(events.len(), stored + 1, "{} round {round}", backend.name);
+            assert!(events[..stored].iter().all(|e| e.data == "x"));
+            assert_eq!(end_of(&events)["reason"], "cancelled");
+        }
+    }
+}
