@@ -32,6 +32,9 @@
 //! - **Heartbeats** after each idle interval, **jittered retry** hints, **caps** with `503` and
 //!   `Retry-After`, **graceful shutdown** with [`Hub::shutdown`], and [`Hub::metrics`].
 //! - [`SseResponse`] for streams of your own, with the same wire guarantees.
+//! - [`run::Runs`]: finite streams (an LLM's answer, a build log) whose producer outlives the
+//!   request, that followers resume after a reload, that end for good with an `sse-end` event
+//!   (`204` afterwards), and that stop only when cancelled.
 #![warn(missing_docs, missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
