@@ -1,584 +1,386 @@
-//! The Redis Streams store: instances sharing one Redis behave as one, and losing Redis costs
-//! neither open streams nor events.
+//! The Redis Streams store, channel by channel: every instance resumes exactly from the same
+//! stream ids, from a log it filled once, or says why not.
 #![cfg(feature = "redis")]
 
-mod common;
+mod redis_support;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
-use common::*;
+use bytes::Bytes;
+use futures_util::{future::join_all, FutureExt, StreamExt};
 use poem_sse_ext::{
-    store::{RedisStore, ReplayStore, ResetReason, Retention, StoreError, StoreHealth},
-    Event, Hub,
+    store::{
+        CursorItem, LogCursor, RedisStore, ReplayStore, Reset, ResetReason, Retention,
+        StoreChannel, StoreError, StoreHealth,
+    },
+    Event, EventId,
 };
-use testkit::redis::RedisServer;
+use redis_support::*;
 
-const RESET: &str = "sse-reset";
+const WAIT: Duration = Duration::from_secs(5);
 
-/// A fresh `redis-server`, or `None` (the test is skipped) when it is not installed.
-fn redis() -> Option<RedisServer> {
-    RedisServer::start().expect("redis-server starts")
-}
-
-/// A store on `url` that notices a lost Redis quickly.
-async fn store(url: &str, retention: Retention) -> RedisStore {
-    RedisStore::builder(url)
-        .retention(retention)
-        .block(Duration::from_millis(500))
-        .command_timeout(Duration::from_millis(500))
-        .connect_timeout(Duration::from_millis(200))
-        .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
-        .connect()
+/// The next thing the cursor yields, within [`WAIT`].
+async fn next_item(cursor: &mut LogCursor) -> CursorItem {
+    tokio::time::timeout(WAIT, cursor.next())
         .await
-        .expect("connect to redis")
+        .expect("an item in time")
+        .expect("the cursor is open")
 }
 
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
+/// Waits until the channel's log in this instance holds everything up to `head` (the reader
+/// brings what was published after the channel's history was read).
+async fn until_the_log_reaches(channel: &dyn StoreChannel, head: &EventId) {
     for _ in 0..200 {
-        if done() {
+        if channel.recent(0).await.map(|recent| recent.head).as_ref() == Ok(head) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    panic!("timed out waiting until {what}");
+    panic!("the log never reached {head}");
+}
+
+/// Subscribes after `from` and checks that the stream starts with a reset for `reason` that
+/// continues from `head`, with nothing replayed.
+async fn expect_reset(channel: &dyn StoreChannel, from: &str, reason: ResetReason, head: &EventId) {
+    let mut sub = channel.subscribe(Some(from)).await.expect("subscribe");
+    assert_eq!(
+        sub.reset,
+        Some(Reset {
+            reason,
+            resume_from: head.clone(),
+        }),
+        "resuming from {from:?}"
+    );
+    assert_eq!(sub.cursor.next().now_or_never(), None, "nothing replayed");
+}
+
+fn frames(events: &[(&EventId, &str)]) -> Bytes {
+    events
+        .iter()
+        .map(|(id, data)| format!("id: {id}\ndata: {data}\n\n"))
+        .collect::<String>()
+        .into()
 }
 
 #[tokio::test]
 async fn the_store_replays_exactly_and_signals_every_kind_of_reset() {
     let Some(redis) = redis() else { return };
-    let store = store(&redis.url(), Retention::default().max_events(5)).await;
-    assert_eq!(
-        store.head("feed").await,
-        Ok("0-0"
-            .parse::<String>()
-            .map(poem_sse_ext::EventId::new)
-            .expect("id"))
-    );
+    let instance = Arc::new(store(&redis.url(), Retention::default().max_events(5)).await);
+    let feed = Arc::clone(&instance).channel("feed");
+    assert_eq!(feed.head().await, Ok(EventId::new("0-0")));
 
     let mut ids = Vec::new();
     for n in 0..3 {
         ids.push(
-            store
-                .append("feed", &Event::text(n.to_string()))
+            feed.append(&Event::text(n.to_string()))
                 .await
                 .expect("append"),
         );
     }
-    let sub = store
-        .subscribe("feed", Some(ids[0].as_str()))
+    // The missed events come from the channel's log, joined into one chunk.
+    let mut sub = feed
+        .subscribe(Some(ids[0].as_str()))
         .await
         .expect("subscribe");
     assert!(sub.reset.is_none());
-    assert_eq!(sub.replay.len(), 2);
-    let second = String::from_utf8_lossy(&sub.replay[0]).to_string();
-    assert_eq!(second, format!("id: {}\ndata: 1\n\n", ids[1]));
-
+    assert_eq!(
+        next_item(&mut sub.cursor).await,
+        CursorItem::Frames {
+            chunk: frames(&[(&ids[1], "1"), (&ids[2], "2")]),
+            count: 2,
+            replayed: 2,
+        }
+    );
     // From the beginning: everything, as nothing was trimmed yet.
-    let all = store
-        .subscribe("feed", Some("0-0"))
-        .await
-        .expect("subscribe");
+    let mut all = feed.subscribe(Some("0-0")).await.expect("subscribe");
     assert!(all.reset.is_none());
-    assert_eq!(all.replay.len(), 3);
+    assert!(matches!(
+        next_item(&mut all.cursor).await,
+        CursorItem::Frames { count: 3, .. }
+    ));
 
     for n in 3..12 {
         ids.push(
-            store
-                .append("feed", &Event::text(n.to_string()))
+            feed.append(&Event::text(n.to_string()))
                 .await
                 .expect("append"),
         );
     }
     let head = ids.last().cloned().expect("ids");
-    assert_eq!(store.head("feed").await.as_ref(), Ok(&head));
+    assert_eq!(feed.head().await.as_ref(), Ok(&head));
+    until_the_log_reaches(&*feed, &head).await;
 
-    let expect_reset = |sub: &poem_sse_ext::store::Subscription, reason: ResetReason| {
-        let reset = sub.reset.as_ref().expect("a reset");
-        assert_eq!(reset.reason, reason);
-        assert_eq!(reset.resume_from, head);
-        assert!(sub.replay.is_empty());
-    };
     // More than the retention after it: evicted, even though MAXLEN ~ kept the entries.
-    expect_reset(
-        &store
-            .subscribe("feed", Some(ids[1].as_str()))
-            .await
-            .expect("subscribe"),
-        ResetReason::Evicted,
-    );
+    expect_reset(&*feed, ids[1].as_str(), ResetReason::Evicted, &head).await;
     // Exactly the retention after it: replayed.
-    let edge = store
-        .subscribe("feed", Some(ids[6].as_str()))
+    let mut edge = feed
+        .subscribe(Some(ids[6].as_str()))
         .await
         .expect("subscribe");
     assert!(edge.reset.is_none());
-    assert_eq!(edge.replay.len(), 5);
+    assert!(matches!(
+        next_item(&mut edge.cursor).await,
+        CursorItem::Frames {
+            count: 5,
+            replayed: 5,
+            ..
+        }
+    ));
     for garbage in ["garbage", "1-2-3", "-1", "18446744073709551616-0", ""] {
-        expect_reset(
-            &store
-                .subscribe("feed", Some(garbage))
-                .await
-                .expect("subscribe"),
-            ResetReason::Unknown,
-        );
+        expect_reset(&*feed, garbage, ResetReason::Unknown, &head).await;
     }
-    let ahead = format!("{}99", head);
-    expect_reset(
-        &store
-            .subscribe("feed", Some(ahead.as_str()))
-            .await
-            .expect("subscribe"),
-        ResetReason::Epoch,
-    );
-    // Another prefix is another set of streams.
-    let other = RedisStore::builder(redis.url())
-        .prefix("other")
-        .connect()
+    let ahead = format!("{head}99");
+    expect_reset(&*feed, &ahead, ResetReason::Epoch, &head).await;
+
+    // Another instance reads the history once and draws the same lines.
+    let other = Arc::new(store(&redis.url(), Retention::default().max_events(5)).await);
+    let other_feed = other.channel("feed");
+    let mut edge = other_feed
+        .subscribe(Some(ids[6].as_str()))
         .await
-        .expect("connect");
-    assert_eq!(
-        other.head("feed").await.map(|id| id.to_string()),
-        Ok("0-0".to_owned())
+        .expect("subscribe");
+    assert!(edge.reset.is_none());
+    assert!(matches!(
+        next_item(&mut edge.cursor).await,
+        CursorItem::Frames { count: 5, .. }
+    ));
+    expect_reset(&*other_feed, ids[5].as_str(), ResetReason::Evicted, &head).await;
+
+    // Another prefix is another set of streams.
+    let elsewhere = Arc::new(
+        RedisStore::builder(redis.url())
+            .prefix("other")
+            .connect()
+            .await
+            .expect("connect"),
     );
-    assert_eq!(store.stream_key("feed"), "sse:feed");
-    assert_eq!(store.health(), StoreHealth::Ok);
+    assert_eq!(
+        elsewhere.channel("feed").head().await,
+        Ok(EventId::new("0-0"))
+    );
+    assert_eq!(instance.stream_key("feed"), "sse:feed");
+    assert_eq!(instance.health(), StoreHealth::Ok);
+}
+
+/// 48 clients resume on one channel at once, on an instance that did not follow it yet: one
+/// read of the history serves them all, bounded by the retention's bytes however much Redis
+/// holds, and each stream replays from the shared log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_resumes_share_one_history_read_bounded_by_the_retention() {
+    let Some(redis) = redis() else { return };
+    let retention = Retention::default().max_bytes(64 << 10);
+    let publisher = Arc::new(store(&redis.url(), retention).await);
+    let feed = publisher.channel("feed");
+    let payload = "x".repeat(1_000);
+    let mut ids = Vec::new();
+    for n in 0..500 {
+        let event = Event::text(format!("{n} {payload}"));
+        ids.push(feed.append(&event).await.expect("append"));
+    }
+    // About 500 KB in Redis, of which the retention keeps 64 KB.
+    let instance = Arc::new(store(&redis.url(), retention).await);
+    let resumed = instance.channel("feed");
+    let mut admin = raw(&redis).await;
+    let before = served(&mut admin, "xrevrange").await;
+    let subs = join_all((0..48).map(|k| {
+        let from = if k % 2 == 0 { &ids[10] } else { &ids[480] };
+        resumed.subscribe(Some(from.as_str()))
+    }))
+    .await;
+    let after = served(&mut admin, "xrevrange").await;
+
+    for (k, sub) in subs.into_iter().enumerate() {
+        let mut sub = sub.expect("subscribe");
+        if k % 2 == 0 {
+            let reset = sub.reset.map(|reset| reset.reason);
+            assert_eq!(reset, Some(ResetReason::Evicted), "more than 64 KB ago");
+        } else {
+            assert_eq!(sub.reset, None);
+            let Some(CursorItem::Frames { count, chunk, .. }) = sub.cursor.next().await else {
+                panic!("a replay");
+            };
+            assert_eq!(count, 19, "the 19 missed events, joined into one chunk");
+            assert!(chunk.starts_with(format!("id: {}\n", ids[481]).as_bytes()));
+        }
+    }
+    let reads = after.calls - before.calls;
+    assert!(
+        (1..=3).contains(&reads),
+        "{reads} history reads for 48 resumes"
+    );
+    let bytes = after.bytes_out - before.bytes_out;
+    assert!(
+        bytes < 160 << 10,
+        "{bytes} bytes read for a 64 KB retention (500 KB in Redis)"
+    );
 }
 
 #[tokio::test]
 async fn the_age_bound_trims_without_new_events() {
     let Some(redis) = redis() else { return };
-    let store = store(
-        &redis.url(),
-        Retention::default().max_age(Duration::from_millis(200)),
-    )
-    .await;
-    let first = store
-        .append("feed", &Event::text("old"))
-        .await
-        .expect("append");
-    store
-        .append("feed", &Event::text("old too"))
-        .await
-        .expect("append");
+    let retention = Retention::default().max_age(Duration::from_millis(200));
+    let feed = Arc::new(store(&redis.url(), retention).await).channel("feed");
+    let first = feed.append(&Event::text("old")).await.expect("append");
+    feed.append(&Event::text("old too")).await.expect("append");
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let sub = store
-        .subscribe("feed", Some(first.as_str()))
+    let mut sub = feed
+        .subscribe(Some(first.as_str()))
         .await
         .expect("subscribe");
     assert_eq!(
         sub.reset.map(|reset| reset.reason),
         Some(ResetReason::Evicted)
     );
-    assert!(sub.replay.is_empty());
+    assert_eq!(sub.cursor.next().now_or_never(), None, "nothing replayed");
 }
 
 #[tokio::test]
 async fn an_oversized_event_is_refused_before_it_reaches_redis() {
     let Some(redis) = redis() else { return };
-    let store = store(&redis.url(), Retention::default().max_bytes(100)).await;
-    let refused = store.append("feed", &Event::text("x".repeat(100))).await;
+    let feed =
+        Arc::new(store(&redis.url(), Retention::default().max_bytes(100)).await).channel("feed");
+    let refused = feed.append(&Event::text("x".repeat(100))).await;
     assert!(
         matches!(refused, Err(StoreError::TooLarge { limit: 100, .. })),
         "{refused:?}"
     );
-    assert_eq!(
-        store.head("feed").await.map(|id| id.to_string()),
-        Ok("0-0".to_owned())
-    );
+    assert_eq!(feed.head().await, Ok(EventId::new("0-0")));
 }
 
-/// Two hubs on one Redis stand for two instances behind a load balancer.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_instances_on_one_redis_deliver_each_others_events_and_resume_across() {
-    let Some(redis) = redis() else { return };
-    let a = Hub::builder()
-        .store(store(&redis.url(), Retention::default()).await)
-        .build();
-    let b = Hub::builder()
-        .store(store(&redis.url(), Retention::default()).await)
-        .build();
-    let (server_a, server_b) = (serve(&a).await, serve(&b).await);
-    let client = http1();
-    let mut on_a = connect(&client, &server_a.url("/events/room"), None).await;
-    let mut on_b = connect(&client, &server_b.url("/events/room"), None).await;
-    // Several clients of one instance share its one reader.
-    let mut also_on_b = connect(&client, &server_b.url("/events/room"), None).await;
-
-    let mut sent = Vec::new();
-    for n in 0..20 {
-        let hub = if n % 2 == 0 { &a } else { &b };
-        sent.push(publish(hub, "room", &format!("m{n}")).await);
-    }
-    let expected: Vec<String> = (0..20).map(|n| format!("m{n}")).collect();
-    for conn in [&mut on_a, &mut on_b, &mut also_on_b] {
-        let events = conn.next_events(20, WAIT).await.expect("events");
-        let data: Vec<String> = events.iter().map(|event| event.data.clone()).collect();
-        assert_eq!(data, expected);
-        let ids: Vec<String> = events
-            .iter()
-            .map(|event| event.last_event_id.clone())
-            .collect();
-        assert_eq!(ids, sent, "every instance sends the same ids");
-    }
-
-    // A client of A that saw m9 reconnects to B: exactly m10.. follow.
-    drop(on_a);
-    let mut moved = connect(&client, &server_b.url("/events/room"), Some(&sent[9])).await;
-    assert_eq!(data_of(&mut moved, 10).await, expected[10..]);
-    publish(&a, "room", "after").await;
-    assert_eq!(data_of(&mut moved, 1).await, ["after"]);
-    moved
-        .expect_no_event(Duration::from_millis(200))
-        .await
-        .expect("no duplicates");
-    server_a.stop().await;
-    server_b.stop().await;
-}
-
-/// Redis dies during a stream: publishing fails, the stream stays open with heartbeats, health is
-/// degraded; when Redis is back, delivery resumes, and what was published meanwhile arrives.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_redis_restart_during_a_stream_is_survived() {
+/// Without Redis, each operation fails with the kind of error that says what happened.
+#[tokio::test]
+async fn without_redis_every_operation_fails_with_a_connection_error() {
     let Some(mut redis) = redis() else { return };
-    let hub = Hub::builder()
-        .store(store(&redis.url(), Retention::default()).await)
-        .heartbeat(Duration::from_millis(200))
-        .build();
-    // A second instance publishes while the first one's reader is still reconnecting.
-    let other = store(&redis.url(), Retention::default()).await;
-    let server = serve(&hub).await;
-    let mut conn = connect(&http1(), &server.url("/events/feed"), None).await;
-    publish(&hub, "feed", "before").await;
-    assert_eq!(data_of(&mut conn, 1).await, ["before"]);
-
+    let feed = Arc::new(store(&redis.url(), Retention::default()).await).channel("feed");
     redis.stop();
-    let refused = hub.publish("feed", Event::text("lost?")).await;
+    let appended = feed.append(&Event::text("x")).await;
     assert!(
-        refused.is_err(),
-        "publishing without Redis is an error: {refused:?}"
+        matches!(
+            appended,
+            Err(StoreError::Connection(_) | StoreError::Timeout { .. })
+        ),
+        "{appended:?}"
     );
-    until("health is degraded", || {
-        matches!(hub.health(), StoreHealth::Degraded(_))
-    })
-    .await;
-    let comments = conn.comments();
-    conn.expect_no_event(Duration::from_millis(600))
-        .await
-        .expect("stream stays open");
+    let subscribed = feed.subscribe(Some("1-0")).await.map(|sub| sub.reset);
     assert!(
-        conn.comments() > comments,
-        "heartbeats keep flowing while Redis is down"
+        matches!(
+            subscribed,
+            Err(StoreError::Connection(_) | StoreError::Timeout { .. })
+        ),
+        "{subscribed:?}"
     );
-    assert!(!conn.is_ended());
-
-    redis.restart().expect("redis restarts");
-    // Published as soon as Redis answers, possibly before this instance's reader is back.
-    let mut published = Vec::new();
-    for n in 0..5 {
-        for _ in 0..100 {
-            if let Ok(id) = other
-                .append("feed", &Event::text(format!("after-{n}")))
-                .await
-            {
-                published.push(id);
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-    assert_eq!(published.len(), 5, "Redis is back");
-    // Redis lost its data (no persistence): the stream says so, then delivers every event of
-    // the new stream.
-    let reset = conn.next_event(WAIT).await.expect("event").expect("open");
-    assert_eq!(reset.event_type, RESET);
-    let body: serde_json::Value = reset.json().expect("json");
-    assert_eq!(body["reason"], "epoch");
-    let data = data_of(&mut conn, 5).await;
-    assert_eq!(
-        data,
-        (0..5).map(|n| format!("after-{n}")).collect::<Vec<_>>()
-    );
-    until("health is ok", || hub.health() == StoreHealth::Ok).await;
-    publish(&hub, "feed", "live").await;
-    assert_eq!(data_of(&mut conn, 1).await, ["live"]);
-    server.stop().await;
 }
 
-/// The reader falls behind Redis's own trimming (here: it is cut off while another instance
-/// publishes more than the retention): its streams get an `evicted` reset, not a silent gap.
+/// A publisher that retries with the same idempotency key gets the first id back, whichever
+/// instance it reaches, even when instances race: the event is stored once. The key is
+/// forgotten after the window.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_trimmed_before_the_reader_could_read_them_give_a_reset() {
+async fn an_idempotency_key_stores_an_event_once_across_instances() {
     let Some(redis) = redis() else { return };
-    let retention = Retention::default().max_events(10);
-    let hub = Hub::builder()
-        .store(store(&redis.url(), retention).await)
-        .build();
-    let other = store(&redis.url(), retention).await;
-    let server = serve(&hub).await;
-    let mut conn = connect(&http1(), &server.url("/events/feed"), None).await;
-    other
-        .append("feed", &Event::text("first"))
+    let a = Arc::new(store(&redis.url(), Retention::default()).await).channel("orders");
+    let b = Arc::new(store(&redis.url(), Retention::default()).await).channel("orders");
+    let window = Duration::from_secs(60);
+    let event = Event::text("order 42");
+    let first = a
+        .append_once("order-42", window, &event)
         .await
         .expect("append");
-    assert_eq!(data_of(&mut conn, 1).await, ["first"]);
+    assert!(!first.duplicate);
+    let retried = b
+        .append_once("order-42", window, &event)
+        .await
+        .expect("append");
+    assert_eq!((&retried.id, retried.duplicate), (&first.id, true));
 
-    // Cut every connection (the reader's among them), and publish far more than the retention
-    // before the reader is back.
+    let racing = join_all((0..20).map(|n| {
+        let instance = if n % 2 == 0 { &a } else { &b };
+        instance.append_once("order-43", window, &event)
+    }))
+    .await;
+    let racing: Vec<_> = racing.into_iter().map(|r| r.expect("append")).collect();
+    assert_eq!(racing.iter().filter(|r| !r.duplicate).count(), 1);
+    assert!(racing.iter().all(|r| r.id == racing[0].id));
+
+    let short = Duration::from_millis(200);
+    let once = a
+        .append_once("retry-later", short, &event)
+        .await
+        .expect("append");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let again = b
+        .append_once("retry-later", short, &event)
+        .await
+        .expect("append");
+    assert!(!again.duplicate, "forgotten after the window");
+    assert_ne!(again.id, once.id);
+
     let mut admin = raw(&redis).await;
-    let mut pipe = kill_other_clients();
-    for n in 0..400 {
-        pipe.cmd("XADD")
-            .arg("sse:feed")
-            .arg("MAXLEN")
-            .arg(10)
-            .arg("*")
-            .arg("f")
-            .arg(format!("data: burst-{n}\n\n"))
-            .ignore();
-    }
-    pipe.exec_async(&mut admin).await.expect("burst");
-    let mut seen = Vec::new();
-    let reset = loop {
-        let event = conn.next_event(WAIT).await.expect("event").expect("open");
-        if event.event_type == RESET {
-            break event;
-        }
-        seen.push(event.data);
-    };
-    let body: serde_json::Value = reset.json().expect("json");
-    assert_eq!(body["reason"], "evicted", "after {seen:?}");
-    assert!(seen.len() < 399, "{seen:?}");
-    // The cut also broke `other`'s connection: its first publish may fail, then it reconnects.
-    let mut appended = false;
-    for _ in 0..50 {
-        if other.append("feed", &Event::text("after")).await.is_ok() {
-            appended = true;
+    let stored: u64 = redis::cmd("XLEN")
+        .arg("sse:orders")
+        .query_async(&mut admin)
+        .await
+        .expect("XLEN");
+    assert_eq!(stored, 4, "order-42, order-43 and retry-later twice");
+    let kept_for: i64 = redis::cmd("PTTL")
+        .arg("sse:orders:once:ids")
+        .query_async(&mut admin)
+        .await
+        .expect("PTTL");
+    assert!(kept_for > 0, "the keys expire with the window");
+}
+
+/// A channel is followed while streams read it and for the idle grace after: a client that
+/// comes back within it resumes from the log this instance holds; after it, the log is dropped
+/// (the hub may forget the channel) and the next stream reads the history again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_nobody_reads_is_unfollowed_after_the_idle_grace() {
+    let Some(redis) = redis() else { return };
+    let instance = Arc::new(
+        RedisStore::builder(redis.url())
+            .block(Duration::from_millis(100))
+            .idle_grace(Duration::from_millis(300))
+            .connect()
+            .await
+            .expect("connect"),
+    );
+    let feed = instance.channel("feed");
+    let first = feed.append(&Event::text("1")).await.expect("append");
+    feed.append(&Event::text("2")).await.expect("append");
+    let mut admin = raw(&redis).await;
+    let reads = |served: Served| served.calls;
+    let before = reads(served(&mut admin, "xrevrange").await);
+
+    let sub = feed
+        .subscribe(Some(first.as_str()))
+        .await
+        .expect("subscribe");
+    assert!(!feed.is_empty(), "followed, with events in the log");
+    drop(sub);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let sub = feed
+        .subscribe(Some(first.as_str()))
+        .await
+        .expect("subscribe");
+    assert_eq!(
+        reads(served(&mut admin, "xrevrange").await) - before,
+        1,
+        "within the grace: from the log"
+    );
+    drop(sub);
+    for _ in 0..100 {
+        if feed.is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(appended, "publishing works again");
-    loop {
-        let event = conn.next_event(WAIT).await.expect("event").expect("open");
-        assert_ne!(event.event_type, RESET, "one reset only");
-        if event.data == "after" {
-            break;
-        }
-    }
-    server.stop().await;
-}
-
-/// The reader blocks in one XREAD over the followed channels; a channel subscribed meanwhile is
-/// added at once (the blocked XREAD is interrupted), not when the block times out.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_newly_subscribed_channel_is_live_at_once_while_the_reader_blocks() {
-    let Some(redis) = redis() else { return };
-    let store = RedisStore::builder(redis.url())
-        .block(Duration::from_secs(30))
-        .connect()
+    assert!(feed.is_empty(), "unfollowed after the grace");
+    let mut sub = feed
+        .subscribe(Some(first.as_str()))
         .await
-        .expect("connect");
-    let hub = Hub::builder().store(store).build();
-    let server = serve(&hub).await;
-    let client = http1();
-    let mut first = connect(&client, &server.url("/events/first"), None).await;
-    publish(&hub, "first", "1").await;
-    assert_eq!(data_of(&mut first, 1).await, ["1"]);
-    // The reader now blocks for up to 30 s on `first` alone.
-    for n in 0..5 {
-        let channel = format!("later-{n}");
-        let mut later = connect(&client, &server.url(&format!("/events/{channel}")), None).await;
-        let started = std::time::Instant::now();
-        publish(&hub, &channel, "x").await;
-        let event = later
-            .next_event(Duration::from_secs(2))
-            .await
-            .expect("delivered well before the block times out")
-            .expect("open");
-        assert_eq!(event.data, "x");
-        assert!(started.elapsed() < Duration::from_secs(2));
-    }
-    server.stop().await;
-}
-
-/// The reader loses its connection while another instance keeps publishing (within the
-/// retention): when it is back, it continues from the last id it read, and the stream gets every
-/// missed event, in order, without a reset.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_published_while_the_reader_was_cut_off_arrive_after_it_reconnects() {
-    let Some(redis) = redis() else { return };
-    let hub = Hub::builder()
-        .store(store(&redis.url(), Retention::default()).await)
-        .build();
-    let server = serve(&hub).await;
-    let mut conn = connect(&http1(), &server.url("/events/feed"), None).await;
-    publish(&hub, "feed", "first").await;
-    assert_eq!(data_of(&mut conn, 1).await, ["first"]);
-
-    // Another instance (here: raw XADDs, as a RedisStore writes them) publishes right after every
-    // connection of this one was cut.
-    let mut admin = raw(&redis).await;
-    let mut pipe = kill_other_clients();
-    for n in 0..20 {
-        pipe.cmd("XADD")
-            .arg("sse:feed")
-            .arg("*")
-            .arg("f")
-            .arg(format!("data: missed-{n}\n\n"))
-            .ignore();
-    }
-    pipe.exec_async(&mut admin)
-        .await
-        .expect("publish while cut off");
-    let events = conn.next_events(20, WAIT).await.expect("the missed events");
-    assert!(events.iter().all(|event| event.event_type != RESET));
-    let data: Vec<String> = events.into_iter().map(|event| event.data).collect();
-    assert_eq!(
-        data,
-        (0..20).map(|n| format!("missed-{n}")).collect::<Vec<_>>()
-    );
-    conn.expect_no_event(Duration::from_millis(200))
-        .await
-        .expect("no duplicates");
-    server.stop().await;
-}
-
-/// A raw connection to `redis`, as another program writing there would use.
-/// A pipeline that starts by cutting every other client's connection (the stores' among them).
-fn kill_other_clients() -> redis::Pipeline {
-    let mut pipe = redis::pipe();
-    pipe.cmd("CLIENT")
-        .arg("KILL")
-        .arg("TYPE")
-        .arg("normal")
-        .arg("SKIPME")
-        .arg("yes")
-        .ignore();
-    pipe
-}
-
-async fn raw(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(redis.url())
-        .expect("client")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect")
-}
-
-/// A key of the store's holding another type (`SET sse:bad x`) breaks only its own channel:
-/// the others keep delivering promptly and health stays ok; publishing or subscribing there fails
-/// with a clear error; once the key is removed the channel works again.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_key_of_the_wrong_type_breaks_only_its_own_channel() {
-    let Some(redis) = redis() else { return };
-    let hub = Hub::builder()
-        .store(store(&redis.url(), Retention::default()).await)
-        .build();
-    let other = store(&redis.url(), Retention::default()).await;
-    let server = serve(&hub).await;
-    let client = http1();
-    let mut good = connect(&client, &server.url("/events/good"), None).await;
-    let mut bad = connect(&client, &server.url("/events/bad"), None).await;
-    publish(&hub, "good", "g0").await;
-    publish(&hub, "bad", "b0").await;
-    assert_eq!(data_of(&mut good, 1).await, ["g0"]);
-    assert_eq!(data_of(&mut bad, 1).await, ["b0"]);
-
-    let mut admin = raw(&redis).await;
-    redis::cmd("DEL")
-        .arg("sse:bad")
-        .exec_async(&mut admin)
-        .await
-        .expect("DEL");
-    redis::cmd("SET")
-        .arg("sse:bad")
-        .arg("x")
-        .exec_async(&mut admin)
-        .await
-        .expect("SET");
-
-    // Publishing there fails with a store error naming the problem, and nothing else.
-    let refused = other.append("bad", &Event::text("nope")).await;
-    match &refused {
-        Err(StoreError::Unavailable(message)) => {
-            assert!(message.contains("sse:bad"), "{message}");
-            assert!(message.contains("not a stream"), "{message}");
-        }
-        other => panic!("expected Unavailable, got {other:?}"),
-    }
-    assert!(hub.publish("bad", Event::text("nope")).await.is_err());
-    // So does subscribing, on an instance that did not follow the channel yet...
-    match other.subscribe("bad", None).await {
-        Err(StoreError::Unavailable(message)) => {
-            assert!(message.contains("sse:bad"), "{message}");
-            assert!(message.contains("not a stream"), "{message}");
-        }
-        Err(err) => panic!("expected Unavailable, got {err:?}"),
-        Ok(_) => panic!("expected Unavailable, got a subscription"),
-    }
-
-    // The good channel keeps delivering promptly, again and again.
-    for n in 1..=10 {
-        let data = format!("g{n}");
-        publish(&hub, "good", &data).await;
-        let event = good
-            .next_event(Duration::from_secs(1))
-            .await
-            .expect("delivered within 1 s despite the bad key")
-            .expect("open");
-        assert_eq!(event.data, data);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(hub.health(), StoreHealth::Ok);
-    assert_eq!(other.health(), StoreHealth::Ok);
-    // ... and on the instance that follows it: 503.
-    let refused = client
-        .get(server.url("/events/bad"))
-        .send()
-        .await
-        .expect("an answer");
-    assert_eq!(refused.status(), 503);
-    assert!(refused.headers().contains_key("retry-after"));
-    let message = refused.text().await.expect("body");
-    assert!(message.contains("sse:bad"), "{message}");
-    assert!(message.contains("not a stream"), "{message}");
-    assert!(
-        !bad.is_ended(),
-        "the open stream of the bad channel stays open"
-    );
-
-    // Repaired: the channel works again, for its open stream and for new ones.
-    redis::cmd("DEL")
-        .arg("sse:bad")
-        .exec_async(&mut admin)
-        .await
-        .expect("DEL");
-    publish(&hub, "bad", "b1").await;
-    loop {
-        let event = bad.next_event(WAIT).await.expect("event").expect("open");
-        if event.event_type == RESET {
-            continue;
-        }
-        assert_eq!(event.data, "b1");
-        break;
-    }
-    let mut again = None;
-    for _ in 0..100 {
-        let conn = testkit::SseConnection::connect(&client, &server.url("/events/bad"), None)
-            .await
-            .expect("an answer");
-        if conn.status() == 200 {
-            again = Some(conn);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let mut again = again.expect("the bad channel accepts streams again");
-    publish(&hub, "bad", "b2").await;
-    assert_eq!(data_of(&mut again, 1).await, ["b2"]);
-    assert_eq!(data_of(&mut bad, 1).await, ["b2"]);
-    publish(&hub, "good", "g-last").await;
-    assert_eq!(data_of(&mut good, 1).await, ["g-last"]);
-    assert_eq!(hub.health(), StoreHealth::Ok);
-    server.stop().await;
+        .expect("subscribe");
+    assert_eq!(reads(served(&mut admin, "xrevrange").await) - before, 2);
+    assert!(matches!(
+        next_item(&mut sub.cursor).await,
+        CursorItem::Frames { count: 1, .. }
+    ));
 }

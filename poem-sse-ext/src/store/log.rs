@@ -5,6 +5,7 @@ use std::{
     pin::Pin,
     sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak},
     task::{Context, Poll},
+    time::Duration,
 };
 
 use bytes::{Bytes, BytesMut};
@@ -20,8 +21,13 @@ use super::{EventId, Recent, Reset, ResetReason, Retention, StoreError};
 /// The ordered, bounded log of one channel's encoded frames.
 ///
 /// Every entry has a key, a `u128` that orders entries (the in-memory store uses the sequence
-/// number; a Redis store packs the stream id's `ms` and `seq`). Keys only grow. Cursors hold a key
-/// and read the entries after it; a [`watch`] channel wakes them when something is appended.
+/// number; a Redis store packs the stream id's `ms` and `seq`). Keys only grow, except across a
+/// [`break_at`](Self::break_at). Cursors hold a key and read the entries after it; a [`watch`]
+/// channel wakes them when something is appended.
+///
+/// A gap is one signal whatever caused it: a cursor that has missed events (it fell behind the
+/// retained tail, or the backend broke the history with [`break_at`](Self::break_at)) yields one
+/// [`CursorItem::Reset`] and continues from the head.
 pub struct ChannelLog {
     state: RwLock<LogState>,
     /// Bumped after every append, *after* the write lock is released. A cursor marks the version
@@ -42,8 +48,29 @@ struct LogState {
     bytes: usize,
     head_key: u128,
     head_id: EventId,
-    /// The key of the newest evicted entry: a cursor below it has missed events.
-    evicted_through: Option<u128>,
+    /// A cursor (or resume point) below `floor.key` has missed events, for `floor.reason`: the
+    /// newest evicted entry, the history a log was started after, or the last break.
+    floor: Option<Floor>,
+    /// How many times [`ChannelLog::break_at`] ran. A cursor remembers the count it last saw, so
+    /// that a break resets it whatever its position (even one placed above the head).
+    breaks: u64,
+    /// The reason of the newest break (meaningful once `breaks > 0`).
+    break_reason: ResetReason,
+}
+
+#[derive(Clone, Copy)]
+struct Floor {
+    key: u128,
+    reason: ResetReason,
+}
+
+impl LogState {
+    /// Why a cursor at `position` has missed events, if it has.
+    fn gap_below(&self, position: u128) -> Option<ResetReason> {
+        self.floor
+            .filter(|floor| floor.key > position)
+            .map(|floor| floor.reason)
+    }
 }
 
 struct Entry {
@@ -65,7 +92,9 @@ impl ChannelLog {
                 bytes: 0,
                 head_key,
                 head_id,
-                evicted_through: None,
+                floor: None,
+                breaks: 0,
+                break_reason: ResetReason::Evicted,
             }),
             appended: watch::Sender::new(0),
             fanout: runtime.as_ref().map(|_| Arc::new(Notify::new())),
@@ -84,7 +113,10 @@ impl ChannelLog {
     pub fn after_gap(retention: Retention, head_key: u128, head_id: EventId) -> Arc<Self> {
         let log = Self::new(retention, head_key, head_id);
         if head_key > 0 {
-            log.write().evicted_through = Some(head_key);
+            log.write().floor = Some(Floor {
+                key: head_key,
+                reason: ResetReason::Evicted,
+            });
         }
         log
     }
@@ -123,16 +155,59 @@ impl ChannelLog {
     /// # Errors
     /// [`StoreError::TooLarge`] when the frame alone exceeds the byte bound.
     pub fn append_entry(&self, key: u128, id: EventId, frame: Bytes) -> Result<bool, StoreError> {
+        self.append_entry_aged(key, id, frame, Duration::ZERO)
+    }
+
+    /// [`append_entry`](Self::append_entry) for an entry that is already `age` old (history read
+    /// from a shared backend, stamped by its clock): the age bound counts from when it was
+    /// written, not from when this log got it. An entry older than the bound is evicted at once.
+    ///
+    /// # Errors
+    /// [`StoreError::TooLarge`] when the frame alone exceeds the byte bound.
+    pub fn append_entry_aged(
+        &self,
+        key: u128,
+        id: EventId,
+        frame: Bytes,
+        age: Duration,
+    ) -> Result<bool, StoreError> {
         {
             let mut state = self.write();
             if key <= state.head_key {
                 return Ok(false);
             }
             self.check_size(&frame)?;
-            self.push(&mut state, key, id, frame);
+            let now = Instant::now();
+            let at = now.checked_sub(age).unwrap_or(now);
+            self.push_at(&mut state, key, id, frame, at);
         }
         self.announce();
         Ok(true)
+    }
+
+    /// Records that the backend lost history this log can not replace (a shared stream was
+    /// trimmed past the point this process had read, or was deleted and recreated): the one gap
+    /// signal, as for an eviction, never a frame in the log.
+    ///
+    /// Every cursor made before the break yields one [`CursorItem::Reset`] with `reason` and
+    /// `resume_from: id`, whatever its position, then continues after `key`. A resume point below
+    /// `key` gets `reason` from [`check_resume`](Self::check_resume) and
+    /// [`cursor_after`](Self::cursor_after). The retained entries are dropped (none of them can be
+    /// replayed without the gap behind it), and the head becomes `(key, id)`, which may be below
+    /// the old head: keys start again from the break.
+    pub fn break_at(&self, reason: ResetReason, key: u128, id: EventId) {
+        {
+            let mut state = self.write();
+            state.entries.clear();
+            state.bytes = 0;
+            state.head_key = key;
+            state.head_id = id;
+            state.floor = Some(Floor { key, reason });
+            state.breaks = state.breaks.wrapping_add(1);
+            state.break_reason = reason;
+        }
+        // Cursors waiting for an append must wake to see the break.
+        self.announce();
     }
 
     /// Evicts entries older than the age bound. Appends do this too; call it before reading
@@ -153,43 +228,53 @@ impl ChannelLog {
     /// Whether a cursor at `key` can read on without a gap: `None` if so, otherwise the reason.
     /// A key above the head was never issued; a key below the newest eviction missed events.
     pub fn check_resume(&self, key: u128) -> Option<ResetReason> {
-        let state = self.read();
+        Self::check(&self.read(), key)
+    }
+
+    fn check(state: &LogState, key: u128) -> Option<ResetReason> {
         if key > state.head_key {
             Some(ResetReason::Unknown)
-        } else if state.evicted_through.is_some_and(|evicted| evicted > key) {
-            Some(ResetReason::Evicted)
         } else {
-            None
+            state.gap_below(key)
         }
     }
 
     /// A cursor that delivers every entry after `key`. Entries up to `replay_through` are counted
     /// as replayed, the rest as live.
     pub fn cursor(self: &Arc<Self>, key: u128, replay_through: u128) -> LogCursor {
+        self.cursor_in(&self.read(), key, replay_through)
+    }
+
+    /// A cursor after the head, or after `key` when that is possible, together with the reset
+    /// that explains a jump to the head.
+    pub fn cursor_after(self: &Arc<Self>, key: Option<u128>) -> (LogCursor, Option<Reset>) {
+        // One read lock for the check and the cursor: a break in between would otherwise leave
+        // a cursor of the new history at a position judged in the old one.
+        let state = self.read();
+        let head_key = state.head_key;
+        match key.map(|key| (key, Self::check(&state, key))) {
+            Some((key, None)) => (self.cursor_in(&state, key, head_key), None),
+            Some((_, Some(reason))) => (
+                self.cursor_in(&state, head_key, head_key),
+                Some(Reset {
+                    reason,
+                    resume_from: state.head_id.clone(),
+                }),
+            ),
+            None => (self.cursor_in(&state, head_key, head_key), None),
+        }
+    }
+
+    fn cursor_in(self: &Arc<Self>, state: &LogState, key: u128, replay_through: u128) -> LogCursor {
         let mut changes = self.appended.subscribe();
         changes.mark_unchanged();
         LogCursor {
             log: Arc::clone(self),
             position: key,
             replay_through,
+            breaks: state.breaks,
+            skipped_to: None,
             changes: WatchStream::from_changes(changes),
-        }
-    }
-
-    /// A cursor after the head, or after `key` when that is possible, together with the reset
-    /// that explains a jump to the head.
-    pub fn cursor_after(self: &Arc<Self>, key: Option<u128>) -> (LogCursor, Option<Reset>) {
-        let (head_key, head_id) = self.head();
-        match key.map(|key| (key, self.check_resume(key))) {
-            Some((key, None)) => (self.cursor(key, head_key), None),
-            Some((_, Some(reason))) => (
-                self.cursor(head_key, head_key),
-                Some(Reset {
-                    reason,
-                    resume_from: head_id,
-                }),
-            ),
-            None => (self.cursor(head_key, head_key), None),
         }
     }
 
@@ -237,16 +322,15 @@ impl ChannelLog {
     }
 
     fn push(&self, state: &mut LogState, key: u128, id: EventId, frame: Bytes) {
-        let now = Instant::now();
+        self.push_at(state, key, id, frame, Instant::now());
+    }
+
+    fn push_at(&self, state: &mut LogState, key: u128, id: EventId, frame: Bytes, at: Instant) {
         state.bytes += frame.len();
-        state.entries.push_back(Entry {
-            key,
-            frame,
-            at: now,
-        });
+        state.entries.push_back(Entry { key, frame, at });
         state.head_key = key;
         state.head_id = id;
-        self.evict(state, now);
+        self.evict(state, Instant::now());
     }
 
     fn evict(&self, state: &mut LogState, now: Instant) {
@@ -259,22 +343,35 @@ impl ChannelLog {
                 break;
             }
             state.bytes -= oldest.frame.len();
-            state.evicted_through = Some(oldest.key);
+            state.floor = Some(Floor {
+                key: oldest.key,
+                reason: ResetReason::Evicted,
+            });
             state.entries.pop_front();
         }
     }
 
-    /// Reads what follows `position`, at most `max_bytes` of frames (always at least one).
-    fn read_after(&self, position: u128, max_bytes: usize, replay_through: u128) -> Read {
+    /// Reads what follows `position` for a cursor that last saw `breaks` breaks, at most
+    /// `max_bytes` of frames (always at least one).
+    fn read_after(
+        &self,
+        position: u128,
+        breaks: u64,
+        max_bytes: usize,
+        replay_through: u128,
+    ) -> Read {
         let state = self.read();
-        if state
-            .evicted_through
-            .is_some_and(|evicted| evicted > position)
-        {
+        let gap = if breaks == state.breaks {
+            state.gap_below(position)
+        } else {
+            Some(state.break_reason)
+        };
+        if let Some(reason) = gap {
             return Read::Gap {
                 head_key: state.head_key,
+                breaks: state.breaks,
                 reset: Reset {
-                    reason: ResetReason::Evicted,
+                    reason,
                     resume_from: state.head_id.clone(),
                 },
             };
@@ -350,7 +447,11 @@ async fn fan_out(log: Weak<ChannelLog>, signal: Arc<Notify>) {
 enum Read {
     Nothing,
     Frames(Frames),
-    Gap { head_key: u128, reset: Reset },
+    Gap {
+        head_key: u128,
+        breaks: u64,
+        reset: Reset,
+    },
 }
 
 struct Frames {
@@ -372,7 +473,8 @@ pub enum CursorItem {
         /// How many of them were history at subscribe time.
         replayed: usize,
     },
-    /// The cursor fell behind the retained tail; it continues from the head.
+    /// The cursor missed events (it fell behind the retained tail, or the backend lost them); it
+    /// continues from the head.
     Reset(Reset),
 }
 
@@ -381,6 +483,10 @@ pub struct LogCursor {
     log: Arc<ChannelLog>,
     position: u128,
     replay_through: u128,
+    /// The log's break count when the cursor last read it.
+    breaks: u64,
+    /// The id [`LogCursor::skip_to`] placed the cursor at, until it moves on.
+    skipped_to: Option<EventId>,
     changes: WatchStream<u64>,
 }
 
@@ -414,18 +520,25 @@ impl LogCursor {
         loop {
             match self
                 .log
-                .read_after(self.position, max_bytes, self.replay_through)
+                .read_after(self.position, self.breaks, max_bytes, self.replay_through)
             {
                 Read::Frames(frames) => {
                     self.position = frames.last_key;
+                    self.skipped_to = None;
                     return Poll::Ready(Some(CursorItem::Frames {
                         chunk: frames.chunk,
                         count: frames.count,
                         replayed: frames.replayed,
                     }));
                 }
-                Read::Gap { head_key, reset } => {
+                Read::Gap {
+                    head_key,
+                    breaks,
+                    reset,
+                } => {
                     self.position = head_key;
+                    self.breaks = breaks;
+                    self.skipped_to = None;
                     return Poll::Ready(Some(CursorItem::Reset(reset)));
                 }
                 Read::Nothing => {}
@@ -444,6 +557,17 @@ impl LogCursor {
         self.position
     }
 
+    /// Moves the cursor forward to `key`, the position of `id` (never back): the entries up to it
+    /// are not delivered, even those appended later. For a resume point that a shared backend
+    /// issued but this log has not received yet. A break of the log since the cursor was made
+    /// still resets it.
+    pub fn skip_to(&mut self, key: u128, id: EventId) {
+        if key > self.position {
+            self.position = key;
+            self.skipped_to = Some(id);
+        }
+    }
+
     /// The id of the last frame delivered (or of the start position), while the log still knows
     /// it: where a client that read this cursor resumes.
     pub fn last_id(&self) -> Option<EventId> {
@@ -454,7 +578,12 @@ impl LogCursor {
         let at = state
             .entries
             .binary_search_by_key(&self.position, |entry| entry.key)
-            .ok()?;
+            .ok();
+        let Some(at) = at else {
+            // Not in the log: the resume point a skip placed the cursor at, if nothing was
+            // delivered since.
+            return self.skipped_to.clone();
+        };
         let frame = &state.entries[at].frame;
         let line = frame.strip_prefix(b"id: ")?;
         let end = line.iter().position(|&b| b == b'\n')?;
@@ -625,6 +754,87 @@ mod tests {
         log.evict_expired();
         assert_eq!(log.len_and_bytes(), (0, 0));
         assert_eq!(log.check_resume(0), Some(ResetReason::Evicted));
+    }
+
+    fn frame(text: &str) -> Bytes {
+        Bytes::from(format!("data: {text}\n\n"))
+    }
+
+    #[test]
+    fn a_break_resets_every_cursor_once_with_its_reason_then_continues_after_it() {
+        let log = log(Retention::default());
+        for n in 1..=3 {
+            append(&log, &n.to_string());
+        }
+        let mut caught_up = log.cursor(3, 3);
+        let mut behind = log.cursor(1, 3);
+        // A resume point the backend issued but this log has not received yet.
+        let mut ahead = log.cursor(3, 3);
+        ahead.skip_to(9, EventId::new("e-9"));
+        assert_eq!(ahead.last_id(), Some(EventId::new("e-9")));
+        // The backend's history was lost; it continues at key 7 (below `ahead`'s position).
+        log.break_at(ResetReason::Epoch, 7, EventId::new("e-7"));
+        let reset = Some(CursorItem::Reset(Reset {
+            reason: ResetReason::Epoch,
+            resume_from: EventId::new("e-7"),
+        }));
+        for cursor in [&mut caught_up, &mut behind, &mut ahead] {
+            assert_eq!(next_now(cursor), reset);
+            assert_eq!(
+                next_now(cursor),
+                None,
+                "one reset, nothing from before the break"
+            );
+        }
+        assert_eq!(
+            log.append_entry(8, EventId::new("e-8"), frame("new")),
+            Ok(true)
+        );
+        for cursor in [&mut caught_up, &mut behind, &mut ahead] {
+            assert!(
+                matches!(next_now(cursor), Some(CursorItem::Frames { count: 1, .. })),
+                "continues after the break"
+            );
+        }
+        // Resume points: before the break, its reason; at it or after, exact.
+        assert_eq!(log.check_resume(3), Some(ResetReason::Epoch));
+        assert_eq!(log.check_resume(7), None);
+        let (mut resumed, reset) = log.cursor_after(Some(7));
+        assert_eq!(reset, None);
+        assert!(matches!(
+            next_now(&mut resumed),
+            Some(CursorItem::Frames { count: 1, .. })
+        ));
+        let (_, reset) = log.cursor_after(Some(2));
+        assert_eq!(reset.map(|reset| reset.reason), Some(ResetReason::Epoch));
+        // A cursor made after the break is not reset by it.
+        let mut fresh = log.cursor(8, 8);
+        assert_eq!(next_now(&mut fresh), None);
+        assert_eq!(log.recent(10).frames, [frame("new")]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn history_keeps_its_age_from_the_backend() {
+        let log = log(Retention::default().max_age(Duration::from_secs(10)));
+        let old = log.append_entry_aged(1, EventId::new("e-1"), frame("a"), Duration::from_secs(8));
+        assert_eq!(old, Ok(true));
+        assert_eq!(
+            log.append_entry_aged(2, EventId::new("e-2"), frame("b"), Duration::ZERO),
+            Ok(true)
+        );
+        tokio::time::advance(Duration::from_secs(3)).await;
+        log.evict_expired();
+        assert_eq!(log.len_and_bytes().0, 1, "8 s + 3 s is past the bound");
+        assert_eq!(log.check_resume(0), Some(ResetReason::Evicted));
+        assert_eq!(log.check_resume(1), None);
+
+        let fresh = self::log(Retention::default().max_age(Duration::from_secs(10)));
+        let expired =
+            fresh.append_entry_aged(1, EventId::new("e-1"), frame("c"), Duration::from_secs(11));
+        assert_eq!(expired, Ok(true));
+        assert_eq!(fresh.len_and_bytes().0, 0, "evicted at once");
+        assert_eq!(fresh.check_resume(0), Some(ResetReason::Evicted));
+        assert_eq!(fresh.head().1, EventId::new("e-1"));
     }
 
     #[test]

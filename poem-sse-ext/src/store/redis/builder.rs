@@ -1,0 +1,229 @@
+//! [`RedisStoreBuilder`]: the URL, prefix, retention and timing of a [`RedisStore`].
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use ::redis::{
+    aio::{ConnectionManager, ConnectionManagerConfig},
+    Client,
+};
+
+use super::{
+    commands::Commands,
+    health::Health,
+    reader::{Reader, ReaderSettings},
+    shared::Shared,
+    RedisStore,
+};
+use crate::store::Retention;
+
+/// Why a [`RedisStore`] could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RedisStoreError {
+    /// The URL is not a Redis URL (`redis://host:port[/db]`, `rediss://`, `unix://`).
+    #[error("invalid Redis URL: {0}")]
+    InvalidUrl(String),
+    /// [`RedisStoreBuilder::connect`] could not reach Redis.
+    #[error("Redis can not be reached: {0}")]
+    Unreachable(String),
+    /// The store was built outside a tokio runtime; its reader task needs one.
+    #[error("a RedisStore must be built inside a tokio runtime (it spawns its reader task)")]
+    NoRuntime,
+}
+
+/// Configures and connects a [`RedisStore`]; made by [`RedisStore::builder`].
+///
+/// ```
+/// use std::time::Duration;
+/// use poem_sse_ext::store::{RedisStore, RedisStoreError, ReplayStore, Retention, StoreHealth};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let builder = RedisStore::builder("redis://127.0.0.1:1") // nothing listens there
+///     .prefix("myapp:sse")
+///     .retention(Retention::default().max_events(500))
+///     .command_timeout(Duration::from_millis(500))
+///     .connect_timeout(Duration::from_millis(200))
+///     .reconnect_backoff(Duration::from_millis(50), Duration::from_secs(2));
+///
+/// // `connect` waits for Redis and fails when it does not answer...
+/// assert!(matches!(builder.clone().connect().await, Err(RedisStoreError::Unreachable(_))));
+/// // ... `connect_lazy` starts anyway, degraded until Redis answers.
+/// let store = builder.connect_lazy().expect("a valid URL");
+/// assert!(matches!(store.health(), StoreHealth::Degraded(_)));
+/// assert_eq!(store.stream_key("prices"), "myapp:sse:prices");
+///
+/// assert!(matches!(
+///     RedisStore::builder("http://example.com").connect_lazy(),
+///     Err(RedisStoreError::InvalidUrl(_))
+/// ));
+/// # }
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct RedisStoreBuilder {
+    url: String,
+    prefix: String,
+    retention: Retention,
+    command_timeout: Duration,
+    connect_timeout: Duration,
+    block: Duration,
+    backoff_min: Duration,
+    backoff_max: Duration,
+    idle_grace: Duration,
+}
+
+impl fmt::Debug for RedisStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStoreBuilder")
+            .field("url", &redacted(&self.url))
+            .field("prefix", &self.prefix)
+            .field("retention", &self.retention)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStoreBuilder {
+    pub(super) fn new(url: String) -> Self {
+        Self {
+            url,
+            prefix: "sse".to_owned(),
+            retention: Retention::default(),
+            command_timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(1),
+            block: Duration::from_secs(5),
+            backoff_min: Duration::from_millis(50),
+            backoff_max: Duration::from_secs(2),
+            idle_grace: Duration::from_secs(30),
+        }
+    }
+
+    /// The prefix of the stream keys: channel `c` is stored at `<prefix>:<c>` (default `sse`).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// How much history each channel keeps (default [`Retention::default`]). Use the same value
+    /// on every instance.
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// How long a command (publish, history read) may take before it fails with
+    /// [`StoreError::Timeout`](crate::store::StoreError::Timeout) (default 2 s). A publish that
+    /// times out may still have been stored.
+    pub fn command_timeout(mut self, timeout: Duration) -> Self {
+        self.command_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long one attempt to open a connection may take (default 1 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The `BLOCK` time of the reader's `XREAD` (default 5 s): how often an idle reader goes
+    /// back to Redis. Delivery latency does not depend on it.
+    pub fn block(mut self, block: Duration) -> Self {
+        self.block = block.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The delays between reconnection attempts: from `min`, doubling, up to `max`, with jitter
+    /// (default 50 ms to 2 s).
+    pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.backoff_min = min.max(Duration::from_millis(1));
+        self.backoff_max = max.max(self.backoff_min);
+        self
+    }
+
+    /// How long the reader keeps following a channel after its last stream here ended
+    /// (default 30 s), so that clients that reconnect at once resume from the log this process
+    /// holds instead of reading the history from Redis again.
+    pub fn idle_grace(mut self, grace: Duration) -> Self {
+        self.idle_grace = grace;
+        self
+    }
+
+    /// Connects and waits until Redis answers, then starts the reader task.
+    ///
+    /// # Errors
+    /// [`RedisStoreError::InvalidUrl`], [`RedisStoreError::Unreachable`] when Redis does not
+    /// answer within the command timeout, or [`RedisStoreError::NoRuntime`].
+    pub async fn connect(self) -> Result<RedisStore, RedisStoreError> {
+        let store = self.connect_lazy()?;
+        match store.shared.commands.ping().await {
+            Ok(()) => Ok(store),
+            Err(reason) => Err(RedisStoreError::Unreachable(reason)),
+        }
+    }
+
+    /// Starts the store without waiting for Redis: it reports
+    /// [`StoreHealth::Degraded`](crate::store::StoreHealth::Degraded) and refuses publishes until
+    /// Redis answers. Must be called inside a tokio runtime.
+    ///
+    /// # Errors
+    /// [`RedisStoreError::InvalidUrl`] or [`RedisStoreError::NoRuntime`].
+    pub fn connect_lazy(self) -> Result<RedisStore, RedisStoreError> {
+        let runtime =
+            tokio::runtime::Handle::try_current().map_err(|_| RedisStoreError::NoRuntime)?;
+        let invalid = |err: ::redis::RedisError| {
+            RedisStoreError::InvalidUrl(format!("{}: {err}", redacted(&self.url)))
+        };
+        let client = Client::open(self.url.as_str()).map_err(invalid)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(self.command_timeout))
+            .set_number_of_retries(1)
+            .set_min_delay(self.backoff_min)
+            .set_max_delay(self.backoff_max);
+        let connection =
+            ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(invalid)?;
+        let health = Arc::new(Health::connecting());
+        let commands = Commands::new(connection, self.command_timeout, Arc::clone(&health));
+        let shared = Arc::new(Shared::new(self.prefix, self.retention, commands, health));
+        let reader = Reader {
+            shared: Arc::clone(&shared),
+            client,
+            settings: ReaderSettings {
+                command_timeout: self.command_timeout,
+                connect_timeout: self.connect_timeout,
+                block: self.block,
+                backoff_min: self.backoff_min,
+                backoff_max: self.backoff_max,
+                idle_grace: self.idle_grace,
+            },
+        };
+        let reader = Arc::new(reader.spawn(&runtime));
+        Ok(RedisStore { shared, reader })
+    }
+}
+
+/// `url` without its credentials (`redis://user:password@host` → `redis://***@host`), for
+/// messages and debug output.
+fn redacted(url: &str) -> String {
+    match (url.split_once("://"), url.rsplit_once('@')) {
+        (Some((scheme, _)), Some((_, host))) => format!("{scheme}://***@{host}"),
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_and_errors_hide_the_password() {
+        let builder = RedisStore::builder("redis://user:secret@127.0.0.1:6379/0");
+        let shown = format!("{builder:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("redis://***@127.0.0.1:6379/0"), "{shown}");
+        assert_eq!(
+            redacted("rediss://:pw@host:1"),
+            "rediss://***@host:1".to_owned()
+        );
+        assert_eq!(redacted("redis://host:1"), "redis://host:1".to_owned());
+    }
+}

@@ -1,0 +1,327 @@
+//! The one task per store that follows every channel streams read here: one `XREAD BLOCK` over
+//! all of them on a connection of its own, each entry appended to its channel's log.
+
+use std::{collections::HashMap, sync::atomic::Ordering, sync::Arc, time::Duration};
+
+use ::redis::{
+    aio::MultiplexedConnection, AsyncConnectionConfig, Client, Cmd, Pipeline, RedisResult, Value,
+};
+use tokio::{task::JoinHandle, time::Instant};
+
+use super::{
+    error::is_key_error,
+    follow::Follow,
+    gap::follow_gap,
+    reply::{parse_read_reply, StreamId, StreamInfo},
+    shared::Shared,
+};
+
+/// How often the reader checks the followed streams for a gap even when nothing went wrong
+/// (catches a `FLUSHALL` or a deleted key while the connection stayed up).
+const CHECK_INTERVAL: Duration = Duration::from_secs(10);
+/// How often the reader checks again the keys it stopped reading because they hold another
+/// type than a stream.
+const BAD_KEY_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// Most entries one `XREAD` returns per stream.
+const MAX_READ_COUNT: usize = 10_000;
+
+/// The reader's timing, from the builder.
+#[derive(Debug, Clone)]
+pub(super) struct ReaderSettings {
+    pub(super) command_timeout: Duration,
+    pub(super) connect_timeout: Duration,
+    pub(super) block: Duration,
+    pub(super) backoff_min: Duration,
+    pub(super) backoff_max: Duration,
+    pub(super) idle_grace: Duration,
+}
+
+/// The reader task, ended when the store and every channel handle of it are dropped (a handle
+/// the hub still holds keeps its streams fed, whatever became of the store).
+pub(super) struct ReaderTask(JoinHandle<()>);
+
+impl Drop for ReaderTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+pub(super) struct Reader {
+    pub(super) shared: Arc<Shared>,
+    pub(super) client: Client,
+    pub(super) settings: ReaderSettings,
+}
+
+/// When the reader last checked its streams: all of them, and those set aside.
+#[derive(Default)]
+struct Checked {
+    all: Option<Instant>,
+    bad: Option<Instant>,
+}
+
+struct ReaderConnection {
+    connection: MultiplexedConnection,
+    client_id: i64,
+}
+
+impl Reader {
+    /// Starts the reader on `runtime`.
+    pub(super) fn spawn(self, runtime: &tokio::runtime::Handle) -> ReaderTask {
+        ReaderTask(runtime.spawn(self.run()))
+    }
+
+    async fn run(self) {
+        let mut backoff = self.settings.backoff_min;
+        let mut connection: Option<ReaderConnection> = None;
+        let mut checked_at = Checked::default();
+        loop {
+            let Some(conn) = connection.as_mut() else {
+                match self.connect().await {
+                    Ok(conn) => {
+                        connection = Some(conn);
+                        checked_at = Checked::default();
+                        backoff = self.settings.backoff_min;
+                        self.shared.health.set_reader_down(None);
+                    }
+                    Err(err) => {
+                        let reason = format!("redis unreachable: {err}");
+                        self.shared.health.set_reader_down(Some(reason));
+                        tokio::time::sleep(jitter(backoff)).await;
+                        backoff = (backoff * 2).min(self.settings.backoff_max);
+                    }
+                }
+                continue;
+            };
+            if let Err(err) = self.step(conn, &mut checked_at).await {
+                let reason = format!("redis connection lost: {err}");
+                self.shared.health.set_reader_down(Some(reason));
+                connection = None;
+                tokio::time::sleep(jitter(backoff)).await;
+                backoff = (backoff * 2).min(self.settings.backoff_max);
+            }
+        }
+    }
+
+    async fn connect(&self) -> RedisResult<ReaderConnection> {
+        // The XREAD blocks for `block`: the response timeout must outlast it.
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.settings.connect_timeout))
+            .set_response_timeout(Some(self.settings.block + self.settings.command_timeout));
+        let mut connection = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        let client_id: i64 = Cmd::new()
+            .arg("CLIENT")
+            .arg("ID")
+            .query_async(&mut connection)
+            .await?;
+        Ok(ReaderConnection {
+            connection,
+            client_id,
+        })
+    }
+
+    /// One round: check the streams if due, then one XREAD, applied to the logs.
+    async fn step(&self, conn: &mut ReaderConnection, checked_at: &mut Checked) -> RedisResult<()> {
+        self.shared.commands.recheck().await;
+        let all = self.shared.snapshot(self.settings.idle_grace);
+        if checked_at
+            .all
+            .is_none_or(|at| at.elapsed() >= CHECK_INTERVAL)
+        {
+            self.check(conn, &all, &HashMap::new()).await?;
+            checked_at.all = Some(Instant::now());
+            checked_at.bad = checked_at.all;
+        }
+        let bad: Vec<Arc<Follow>> = all.iter().filter(|c| c.is_bad()).cloned().collect();
+        let recheck = self.shared.recheck.swap(false, Ordering::AcqRel);
+        if !bad.is_empty()
+            && (recheck
+                || checked_at
+                    .bad
+                    .is_none_or(|at| at.elapsed() >= BAD_KEY_CHECK_INTERVAL))
+        {
+            self.check(conn, &bad, &HashMap::new()).await?;
+            checked_at.bad = Some(Instant::now());
+        }
+        let channels: Vec<Arc<Follow>> = all.into_iter().filter(|c| !c.is_bad()).collect();
+        // While some keys are set aside, come back often enough to check them again.
+        let block = if bad.is_empty() {
+            self.settings.block
+        } else {
+            self.settings.block.min(BAD_KEY_CHECK_INTERVAL)
+        };
+        if channels.is_empty() {
+            // Nothing to read: wait for a subscriber, and ping now and then so that health
+            // stays true.
+            tokio::select! {
+                () = self.shared.wake.notified() => return Ok(()),
+                () = tokio::time::sleep(block) => {}
+            }
+            return Cmd::new()
+                .arg("PING")
+                .query_async::<Value>(&mut conn.connection)
+                .await
+                .map(drop);
+        }
+        let reply = match self.read(conn, &channels, block).await {
+            Ok(reply) => reply,
+            Err(err) if is_key_error(&err) => {
+                // One key fails the whole XREAD (typically WRONGTYPE): find it and set it aside,
+                // so that the other channels are read on.
+                let (_, set_aside) = self.check(conn, &channels, &HashMap::new()).await?;
+                if set_aside == 0 {
+                    return Err(err);
+                }
+                return Ok(());
+            }
+            Err(err) => return Err(err),
+        };
+        let mut batches = parse_read_reply(reply)?;
+        if batches.is_empty() {
+            return Ok(());
+        }
+        // A batch as large as half the retention may mean that the stream was trimmed past
+        // the position before it could be read: check those streams before applying them.
+        let threshold = (self.shared.retention.max_events / 2).clamp(1, self.read_count());
+        let suspicious: HashMap<&str, Vec<StreamId>> = batches
+            .iter()
+            .filter(|(_, entries)| entries.len() >= threshold)
+            .map(|(key, entries)| (key.as_str(), entries.iter().map(|(id, _)| *id).collect()))
+            .collect();
+        let mut broken = Vec::new();
+        if !suspicious.is_empty() {
+            let subset: Vec<Arc<Follow>> = channels
+                .iter()
+                .filter(|channel| suspicious.contains_key(channel.key.as_str()))
+                .cloned()
+                .collect();
+            broken = self.check(conn, &subset, &suspicious).await?.0;
+        }
+        for channel in &channels {
+            if broken.contains(&channel.key) {
+                continue;
+            }
+            if let Some(entries) = batches.remove(&channel.key) {
+                channel.apply(entries);
+            }
+        }
+        Ok(())
+    }
+
+    fn read_count(&self) -> usize {
+        self.shared.retention.max_events.clamp(1, MAX_READ_COUNT)
+    }
+
+    /// `XREAD BLOCK` over `channels` from each one's position, interrupted (with
+    /// `CLIENT UNBLOCK`) when a channel is added meanwhile.
+    async fn read(
+        &self,
+        conn: &mut ReaderConnection,
+        channels: &[Arc<Follow>],
+        block: Duration,
+    ) -> RedisResult<Value> {
+        let mut xread = Cmd::new();
+        xread
+            .arg("XREAD")
+            .arg("COUNT")
+            .arg(self.read_count())
+            .arg("BLOCK")
+            .arg(u64::try_from(block.as_millis()).unwrap_or(u64::MAX))
+            .arg("STREAMS");
+        for channel in channels {
+            xread.arg(&channel.key);
+        }
+        for channel in channels {
+            xread.arg(channel.position().0.to_string());
+        }
+        let client_id = conn.client_id;
+        let read = xread.query_async::<Value>(&mut conn.connection);
+        tokio::pin!(read);
+        tokio::select! {
+            reply = &mut read => return reply,
+            () = self.shared.wake.notified() => {}
+        }
+        // A channel was added: end the blocked XREAD early (it answers nil, or the entries it
+        // already had). UNBLOCK can reach Redis before the XREAD does (they travel on different
+        // connections), so retry it, a bounded number of times, until it hits.
+        let mut commands = self.shared.commands.connection();
+        let mut unblock_cmd = Cmd::new();
+        unblock_cmd.arg("CLIENT").arg("UNBLOCK").arg(client_id);
+        for _ in 0..100 {
+            let unblock = unblock_cmd.query_async::<i64>(&mut commands);
+            tokio::select! {
+                reply = &mut read => return reply,
+                unblocked = unblock => {
+                    if matches!(unblocked, Ok(1) | Err(_)) {
+                        break;
+                    }
+                }
+            }
+            tokio::select! {
+                reply = &mut read => return reply,
+                () = tokio::time::sleep(Duration::from_millis(2)) => {}
+            }
+        }
+        read.await
+    }
+
+    /// Compares each channel's position with its stream; breaks the log where events were
+    /// lost. `batches` holds, for channels whose just-read entries are not applied yet, their
+    /// ids. Sets aside the channels whose key can not be read as a stream (and takes back those
+    /// whose key is a stream again, or gone). Returns the keys of the channels that were broken
+    /// or set aside, and how many were newly set aside.
+    async fn check(
+        &self,
+        conn: &mut ReaderConnection,
+        channels: &[Arc<Follow>],
+        batches: &HashMap<&str, Vec<StreamId>>,
+    ) -> RedisResult<(Vec<String>, usize)> {
+        if channels.is_empty() {
+            return Ok((Vec::new(), 0));
+        }
+        let mut pipe = Pipeline::new();
+        for channel in channels {
+            pipe.cmd("XINFO").arg("STREAM").arg(&channel.key);
+        }
+        let replies: Vec<RedisResult<Value>> = pipe
+            .ignore_errors()
+            .query_async(&mut conn.connection)
+            .await?;
+        let mut broken = Vec::new();
+        let mut set_aside = 0;
+        for (channel, reply) in channels.iter().zip(replies) {
+            let info = match StreamInfo::from_reply(reply) {
+                Ok(info) => info,
+                Err(err) if is_key_error(&err) => {
+                    if channel.set_bad(&err) {
+                        set_aside += 1;
+                    }
+                    broken.push(channel.key.clone());
+                    continue;
+                }
+                Err(err) => return Err(err),
+            };
+            channel.set_good();
+            let batch = batches.get(channel.key.as_str()).map(Vec::as_slice);
+            let (position, added) = channel.position();
+            if let Some(reason) = follow_gap(position, added, info.as_ref(), batch) {
+                tracing::warn!(
+                    stream = channel.key,
+                    %position,
+                    reason = reason.as_str(),
+                    "redis store: the stream lost entries this instance had not read"
+                );
+                channel.break_at(reason, info.as_ref());
+                broken.push(channel.key.clone());
+            }
+        }
+        Ok((broken, set_aside))
+    }
+}
+
+/// `delay` plus up to half of it again, so instances cut off together do not come back together.
+fn jitter(delay: Duration) -> Duration {
+    delay + delay.mul_f64(rand::random::<f64>() / 2.0)
+}
