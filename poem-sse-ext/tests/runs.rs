@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use poem::{get, http::StatusCode, post, Route};
 use poem_sse_ext::{
-    run::{EndReason, RunError, RunHandle, RunId, Runs, RunsBuilder},
+    run::{EndReason, RunError, RunHandle, RunId, RunSnapshot, Runs, RunsBuilder},
     Event,
 };
 use serde_json::Value;
@@ -79,6 +79,20 @@ fn produce(run: RunHandle, count: usize, every: Duration) -> tokio::task::JoinHa
             cancelled: false,
         }
     })
+}
+
+/// Run `id` once its end is in the log this process reads (a store shared by instances fills it
+/// a moment after the write).
+async fn ended(runs: &Runs, id: &str) -> RunSnapshot {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let snapshot = runs.snapshot(id).await.expect("snapshot");
+        if snapshot.end.is_some() {
+            return snapshot;
+        }
+        assert!(Instant::now() < deadline, "run {id} never ended");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Every event until the server ends the stream.
@@ -351,8 +365,7 @@ async fn a_run_past_its_bounds_ends_as_failed_and_says_why() {
             big.append(Event::text("y".repeat(60))).await,
             Err(RunError::TooManyBytes { limit: 100 })
         );
-        let snapshot = runs.snapshot(big.id().as_str()).await.expect("snapshot");
-        let end = snapshot.end.expect("ended");
+        let end = ended(&runs, big.id().as_str()).await.end.expect("ended");
         assert_eq!(end.reason, EndReason::Failed);
         assert!(end.message.unwrap_or_default().contains("100 bytes"));
         server.stop().await;
@@ -488,23 +501,14 @@ async fn a_run_that_runs_too_long_or_is_given_up_ends_as_failed() {
         tokio::time::timeout(WAIT, slow.cancelled())
             .await
             .expect("the producer is told to stop at the time limit");
-        let snapshot = runs.snapshot(slow.id().as_str()).await.expect("snapshot");
-        let end = snapshot.end.expect("ended");
+        let end = ended(&runs, slow.id().as_str()).await.end.expect("ended");
         assert_eq!(end.reason, EndReason::Failed, "{}", backend.name);
         assert!(end.message.unwrap_or_default().contains("time limit"));
 
         let given_up = runs.start().await.expect("start");
         let id = given_up.id().to_string();
         drop(given_up); // a producer that panicked, say
-        let deadline = Instant::now() + WAIT;
-        let end = loop {
-            let snapshot = runs.snapshot(&id).await.expect("snapshot");
-            if let Some(end) = snapshot.end {
-                break end;
-            }
-            assert!(Instant::now() < deadline, "the run never ended");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        };
+        let end = ended(&runs, &id).await.end.expect("ended");
         assert_eq!(end.reason, EndReason::Failed);
         assert!(end.message.unwrap_or_default().contains("gave the run up"));
     }

@@ -4,7 +4,7 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use tokio_util::sync::CancellationToken;
 
-use super::{end::MAX_END_MESSAGE_LEN, handle::RunLimits, store::RetiringStore, Runs};
+use super::{end::MAX_END_MESSAGE_LEN, handle::RunLimits, store::RetiringStore, Runs, Settings};
 use crate::{
     builder::HubBuilder,
     store::{MemoryStore, ReplayStore, Retention},
@@ -145,6 +145,7 @@ impl RunsBuilder {
     /// Builds the runs and their hub.
     pub fn build(self) -> Runs {
         let retention = self.retention();
+        let shared_store = self.store.is_some();
         let store = self
             .store
             .unwrap_or_else(|| Arc::new(MemoryStore::new(retention)));
@@ -165,7 +166,13 @@ impl RunsBuilder {
             max_bytes: self.max_bytes,
             ttl: self.ttl,
         };
-        let runs = Runs::from_parts(hub, flags, limits, self.max_runs, self.max_duration);
+        let settings = Settings {
+            limits,
+            max_runs: self.max_runs,
+            max_duration: self.max_duration,
+            shared_store,
+        };
+        let runs = Runs::from_parts(hub, flags, settings);
         if let Some(token) = self.shutdown {
             runs.shut_down_with(token);
         }

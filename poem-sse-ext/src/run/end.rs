@@ -12,7 +12,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{event::Event, wire::StoredEvent};
+use crate::{
+    event::Event,
+    wire::{EventId, StoredEvent},
+};
 
 /// The event that opens a run's log. Followers start after it; none receives it.
 pub const START_EVENT: &str = "sse-start";
@@ -92,6 +95,18 @@ impl RunEnd {
         Event::reserved(END_EVENT, data)
     }
 
+    /// The end event's id and data, from `frames` that end with the end event's frame (as
+    /// [`end_of_terminal_frame`] cuts a chunk).
+    pub(crate) fn from_terminal_frame(frames: &[u8]) -> Option<(EventId, Self)> {
+        let body = frames.strip_suffix(b"\n\n")?;
+        let start = body
+            .windows(2)
+            .rposition(|pair| pair == b"\n\n")
+            .map_or(0, |at| at + 2);
+        let event = StoredEvent::decode(&frames[start..])?;
+        Self::decode(&event).map(|end| (event.id, end))
+    }
+
     /// The end that `event` records, if it is a run's end event.
     pub(crate) fn decode(event: &StoredEvent) -> Option<Self> {
         if event.event.as_deref() != Some(END_EVENT) {
@@ -150,7 +165,7 @@ fn cut(mut text: String, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{frame_with_id, EventId};
+    use crate::wire::frame_with_id;
 
     fn stored(event: &Event, id: &str) -> Option<StoredEvent> {
         StoredEvent::decode(&frame_with_id(id, &event.encode()))
@@ -198,6 +213,8 @@ mod tests {
         assert_eq!(end_of_terminal_frame(&chunk), None, "data can not fake it");
         chunk.extend_from_slice(&end);
         assert_eq!(end_of_terminal_frame(&chunk), Some(chunk.len()));
+        let (id, found) = RunEnd::from_terminal_frame(&chunk).unwrap_or_else(|| panic!("an end"));
+        assert_eq!((id.as_str(), found.reason), ("e-3", EndReason::Done));
         let whole = chunk.len();
         chunk.extend_from_slice(b"id: e-4\ndata: stray\n\n");
         assert_eq!(end_of_terminal_frame(&chunk), Some(whole));

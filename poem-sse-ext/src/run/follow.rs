@@ -29,7 +29,7 @@ use crate::{
 pub enum Follow {
     /// The run from the resume point on: its events, then its end (if it ends), then the
     /// stream's end.
-    Stream(RunFollower),
+    Stream(Box<RunFollower>),
     /// The resume point is the run's end: the follower has everything (over HTTP: `204`).
     Ended(RunEnd),
 }
@@ -164,11 +164,11 @@ impl Runs {
                 resume_from: located.start.clone(),
             }));
         }
-        Ok(Follow::Stream(RunFollower {
+        Ok(Follow::Stream(Box::new(RunFollower {
             reset,
             subscriber,
             done: false,
-        }))
+        })))
     }
 
     /// Run `id` as it is now, read from its log: to render a page, which then follows the run
@@ -225,11 +225,16 @@ impl Runs {
         // The whole run: its events, its start and end, and room for events that a producer on
         // another instance stored after a cancel there, before it saw the cancel.
         let max = self.inner.limits.max_events.saturating_add(64);
-        let recent = self.hub().recent(&id.channel(), max).await?;
+        let channel = id.channel();
+        let recent = self.hub().recent(&channel, max).await?;
         let mut events = recent.events.into_iter();
         let start = match events.next() {
             Some(first) if is_start(&first) => first.id,
-            _ => return Err(RunError::not_found(id.as_str())),
+            _ => {
+                // A store shared with other instances keeps the channel a while: not for this.
+                self.inner.forget_channel(&channel).await;
+                return Err(RunError::not_found(id.as_str()));
+            }
         };
         let mut own = Vec::new();
         let mut end = None;
@@ -241,6 +246,7 @@ impl Runs {
             own.push(event);
         }
         if end.as_ref().is_some_and(|(_, end)| end.is_expired()) {
+            self.inner.forget_channel(&channel).await;
             return Err(RunError::not_found(id.as_str()));
         }
         let head = match &end {

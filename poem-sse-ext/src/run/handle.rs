@@ -135,6 +135,24 @@ impl Run {
         self.end_locked(reason, message).await
     }
 
+    /// Takes note of an end another instance stored (a cancel there): the producer is told to
+    /// stop, and the run takes no more events. Nothing is stored.
+    pub(crate) async fn ended_elsewhere(&self, id: EventId, end: RunEnd) {
+        let _progress = self.progress.lock().await;
+        if self.ended.get().is_some() {
+            return; // our own end, or one noted already
+        }
+        self.stop.cancel();
+        let reason = end.reason;
+        let _ = self.ended.set(Ended {
+            end,
+            id: Some(id),
+            at: Instant::now(),
+        });
+        self.ended_signal.cancel();
+        tracing::debug!(run = %self.id, %reason, "run ended by another instance");
+    }
+
     async fn end_locked(
         &self,
         reason: EndReason,

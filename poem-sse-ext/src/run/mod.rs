@@ -49,7 +49,9 @@
 //! ```
 //!
 //! Every instance sharing a store ([`RunsBuilder::store`]) can serve a run: that it exists,
-//! whether it ended and why, and until when it stays readable are all in its log.
+//! whether it ended and why, and until when it stays readable are all in its log. A cancel on any
+//! instance stops the producer where it runs: with a store given to the builder, each running
+//! run's watcher reads the run's log (one open stream of the runs' hub per running run).
 
 mod builder;
 mod end;
@@ -60,12 +62,9 @@ mod handle;
 mod id;
 mod registry;
 mod store;
+mod watch;
 
-use std::{
-    fmt,
-    sync::{Arc, Weak},
-    time::Duration,
-};
+use std::{fmt, sync::Arc, time::Duration};
 
 use tokio_util::sync::{CancellationToken, DropGuard};
 
@@ -85,6 +84,14 @@ use self::{
 };
 use crate::hub::Hub;
 
+/// What the builder settles besides the hub.
+pub(crate) struct Settings {
+    pub(crate) limits: RunLimits,
+    pub(crate) max_runs: usize,
+    pub(crate) max_duration: Option<Duration>,
+    pub(crate) shared_store: bool,
+}
+
 /// The runs of an app: start them, follow them, cancel them. Cheap to clone (an `Arc`).
 ///
 /// Built by [`Runs::builder`]; see the [module documentation](self) for an example.
@@ -99,27 +106,25 @@ pub(crate) struct RunsInner {
     flags: Arc<RetiredFlags>,
     limits: RunLimits,
     max_duration: Option<Duration>,
+    /// Whether other instances may share the store (one was given to the builder): then each
+    /// run's watcher reads its log for an end stored elsewhere (a cancel on another instance).
+    shared_store: bool,
     /// Cancelled when the last `Runs` is dropped: ends the tasks that watch the runs.
     alive: CancellationToken,
     _alive: DropGuard,
 }
 
 impl Runs {
-    pub(crate) fn from_parts(
-        hub: Hub,
-        flags: Arc<RetiredFlags>,
-        limits: RunLimits,
-        max_runs: usize,
-        max_duration: Option<Duration>,
-    ) -> Self {
+    pub(crate) fn from_parts(hub: Hub, flags: Arc<RetiredFlags>, settings: Settings) -> Self {
         let alive = CancellationToken::new();
         Self {
             inner: Arc::new(RunsInner {
                 hub,
-                registry: Registry::new(max_runs),
+                registry: Registry::new(settings.max_runs),
                 flags,
-                limits,
-                max_duration,
+                limits: settings.limits,
+                max_duration: settings.max_duration,
+                shared_store: settings.shared_store,
                 _alive: alive.clone().drop_guard(),
                 alive,
             }),
@@ -155,7 +160,7 @@ impl Runs {
                 return Err(err.into());
             }
         }
-        tokio::spawn(watch(Arc::downgrade(&self.inner), Arc::clone(&run)));
+        tokio::spawn(watch::watch(Arc::downgrade(&self.inner), Arc::clone(&run)));
         tracing::debug!(run = %run.id, "run started");
         Ok(RunHandle::new(run))
     }
@@ -163,6 +168,11 @@ impl Runs {
     /// Cancels run `id`: its producer is told to stop at once ([`RunHandle::cancelled`]
     /// completes), and the run ends with [`EndReason::Cancelled`]. Returns how the run ended:
     /// `Cancelled`, or the reason it had ended with before.
+    ///
+    /// A run produced on another instance sharing the store is cancelled through the store: its
+    /// end goes into the run's log, and the producing instance, which reads the log of each of its
+    /// running runs, tells its producer (within milliseconds). An event or two that producer
+    /// stores meanwhile land after the end, and no follower receives them.
     ///
     /// # Errors
     /// [`RunError::NotFound`] for an unknown or expired run; a store failure.
@@ -251,44 +261,16 @@ impl RunsInner {
 
     /// Lets the hub forget the channel of `run`, which has left the registry.
     async fn drop_log(&self, run: &Run) {
-        self.flags.retire(&run.channel);
-        // Reading the head lets the hub forget the channel if nothing uses it any more.
-        let _ = self.hub.head(&run.channel).await;
+        self.forget_channel(&run.channel).await;
     }
-}
 
-/// Watches `run` until it is forgotten: ends it as failed when it runs past the time limit, and
-/// forgets it its time to live after it ended. Holds the registry weakly, and ends with it.
-async fn watch(runs: Weak<RunsInner>, run: Arc<Run>) {
-    let Some((alive, limit)) = runs
-        .upgrade()
-        .map(|inner| (inner.alive.clone(), inner.max_duration))
-    else {
-        return;
-    };
-    let over_time = async {
-        match limit {
-            Some(limit) => tokio::time::sleep(limit).await,
-            None => std::future::pending().await,
+    /// Lets the hub forget `channel` (its run expired, or there is none): at once if nothing
+    /// uses it, else when its last stream closes.
+    async fn forget_channel(&self, channel: &str) {
+        if self.flags.retire(channel) {
+            // Reading the head lets the hub forget the channel if nothing uses it any more.
+            let _ = self.hub.head(channel).await;
         }
-    };
-    tokio::select! {
-        () = run.wait_ended() => {}
-        () = over_time => {
-            let limit = limit.unwrap_or_default();
-            let message = format!("the run passed its time limit of {limit:?}");
-            let _ = run.end(EndReason::Failed, Some(message)).await;
-        }
-        () = alive.cancelled() => return,
-    }
-    let ttl = runs.upgrade().map(|inner| inner.limits.ttl);
-    let Some(ttl) = ttl else { return };
-    tokio::select! {
-        () = tokio::time::sleep(ttl) => {}
-        () = alive.cancelled() => return,
-    }
-    if let Some(inner) = runs.upgrade() {
-        inner.retire(&run).await;
     }
 }
 

@@ -51,11 +51,14 @@ impl RetiringStore {
 }
 
 impl RetiredFlags {
-    /// Marks `channel` as holding nothing a client may ask for, if it is registered.
-    pub(crate) fn retire(&self, channel: &str) {
-        if let Some(flag) = self.lock().get(channel).and_then(Weak::upgrade) {
+    /// Marks `channel` as holding nothing a client may ask for; `false` when it is not
+    /// registered (nothing to forget).
+    pub(crate) fn retire(&self, channel: &str) -> bool {
+        let flag = self.lock().get(channel).and_then(Weak::upgrade);
+        if let Some(flag) = &flag {
             flag.store(true, Ordering::Release);
         }
+        flag.is_some()
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<Box<str>, Weak<AtomicBool>>> {
@@ -155,7 +158,8 @@ mod tests {
             assert!(ch.append(&Event::text("x")).await.is_ok());
             assert!(!ch.is_empty());
         }
-        flags.retire("run.a");
+        assert!(flags.retire("run.a"));
+        assert!(!flags.retire("run.c"), "not registered");
         assert!(channel.is_empty());
         assert!(!other.is_empty(), "only the named channel");
         drop((channel, other));

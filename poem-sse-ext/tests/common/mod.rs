@@ -106,6 +106,9 @@ pub fn h2c() -> reqwest::Client {
         .expect("client")
 }
 
+/// Gives runs a store under a key prefix.
+type ShareRuns = dyn Fn(RunsBuilder, &str) -> RunsBuilder + Send + Sync;
+
 /// The stores the shared replay suite runs on. Each entry names itself and configures a hub
 /// builder to use it; `None` means the store's backend is not available (it printed why).
 pub struct Backend {
@@ -113,6 +116,9 @@ pub struct Backend {
     configure: Box<dyn Fn(HubBuilder) -> HubBuilder + Send + Sync>,
     /// Gives runs a store on this backend (the identity for the in-memory store).
     configure_runs: Box<dyn Fn(RunsBuilder) -> RunsBuilder + Send + Sync>,
+    /// Gives runs the store under a key prefix, for instances sharing it; `None` for a store
+    /// that lives in one process.
+    share_runs: Option<Box<ShareRuns>>,
     /// Keeps the backend's server (if any) running while the backend is in use.
     _guard: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
@@ -126,6 +132,16 @@ impl Backend {
     pub fn runs(&self, builder: RunsBuilder) -> Runs {
         (self.configure_runs)(builder).build()
     }
+
+    /// `n` instances' runs on one shared store (each built from `builder()`), when this backend
+    /// can be shared; `None` for the in-memory store.
+    pub fn instances(&self, n: usize, builder: impl Fn() -> RunsBuilder) -> Option<Vec<Runs>> {
+        static GROUPS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let share = self.share_runs.as_ref()?;
+        let group = GROUPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let prefix = format!("shared{group}");
+        Some((0..n).map(|_| share(builder(), &prefix).build()).collect())
+    }
 }
 
 /// Every backend available here. The in-memory store always; others when their server runs.
@@ -135,6 +151,7 @@ pub async fn backends() -> Vec<Backend> {
         name: "memory",
         configure: Box::new(|builder| builder),
         configure_runs: Box::new(|builder| builder),
+        share_runs: None,
         _guard: None,
     }];
     #[cfg(feature = "redis")]
@@ -148,6 +165,7 @@ pub async fn backends() -> Vec<Backend> {
 fn redis_backend() -> Option<Backend> {
     let server = testkit::redis::RedisServer::start().expect("redis-server starts")?;
     let url = server.url();
+    let shared_url = url.clone();
     let hubs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let store = move |prefix: &str, retention| {
         let n = hubs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -168,6 +186,14 @@ fn redis_backend() -> Option<Backend> {
             let store = runs_store("runs", builder.retention());
             builder.store(store)
         }),
+        share_runs: Some(Box::new(move |builder, prefix| {
+            let store = poem_sse_ext::store::RedisStore::builder(shared_url.as_str())
+                .prefix(prefix)
+                .retention(builder.retention())
+                .connect_lazy()
+                .expect("redis store");
+            builder.store(store)
+        })),
         _guard: Some(Box::new(server)),
     })
 }
