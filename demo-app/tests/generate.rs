@@ -263,3 +263,107 @@ async fn the_runs_api_answers_with_ids_statuses_and_messages() {
     let body: Value = cancel.json().await.unwrap();
     assert_eq!(body, json!({"id": other, "reason": "cancelled"}));
 }
+
+/// Reads a run's stream until the server ends it: the data of its events, and its end's data.
+async fn read_run(conn: &mut testkit::SseConnection) -> (Vec<String>, Value) {
+    let mut data = Vec::new();
+    loop {
+        let event = conn
+            .next_event(Duration::from_secs(10))
+            .await
+            .expect("the run goes on")
+            .expect("the end comes before the stream ends");
+        if event.event_type == "sse-end" {
+            let end = event.json().expect("json");
+            assert!(
+                conn.next_event(Duration::from_secs(5))
+                    .await
+                    .expect("the stream ends")
+                    .is_none(),
+                "nothing after the end"
+            );
+            return (data, end);
+        }
+        data.push(event.data);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_on_one_redis_serve_a_run_wherever_its_followers_land() {
+    let Some(redis) = testkit::redis::RedisServer::start().expect("redis-server starts") else {
+        return;
+    };
+    let dir = test_dir("generate-redis");
+    let store = redis.url();
+    let args = ["--plain", "--store", store.as_str()];
+    let a = Demo::start(&dir, free_port(), &args).await;
+    let b = Demo::start(&dir, free_port(), &args).await;
+    let streams = reqwest::Client::builder().http1_only().build().unwrap();
+
+    // Produced on A, followed on B; B is killed; the follower resumes on A, exactly.
+    let prompt = "two instances, one run";
+    let id = start_run(&a, json!({"prompt": prompt, "tokens": 200, "rate": 100})).await;
+    let events = format!("/runs/{id}/events");
+    let mut on_b = testkit::SseConnection::connect(&streams, &b.url(&events), None)
+        .await
+        .unwrap();
+    assert_eq!(on_b.status(), 200);
+    let first = on_b.next_events(20, Duration::from_secs(10)).await.unwrap();
+    drop(b); // SIGKILL
+    let last_id = first[19].last_event_id.clone();
+    let mut on_a = testkit::SseConnection::connect(&streams, &a.url(&events), Some(&last_id))
+        .await
+        .unwrap();
+    let (rest, end) = read_run(&mut on_a).await;
+    let text: String = first
+        .iter()
+        .map(|e| e.data.as_str())
+        .chain(rest.iter().map(String::as_str))
+        .collect();
+    assert_eq!(text, expected_text(prompt, 200));
+    assert_eq!(end["reason"], "done");
+
+    // A cancel through another instance stops the producer on A.
+    let c = Demo::start(&dir, free_port(), &args).await;
+    let long = start_run(&a, json!({"prompt": prompt, "tokens": 5000, "rate": 40})).await;
+    let events = format!("/runs/{long}/events");
+    let mut follower = testkit::SseConnection::connect(&streams, &c.url(&events), None)
+        .await
+        .unwrap();
+    follower
+        .next_events(3, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let cancel = client()
+        .post(c.url(&format!("/api/runs/{long}/cancel")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancel.status(), 202);
+    let (_, end) = read_run(&mut follower).await;
+    assert_eq!(end["reason"], "cancelled");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !a
+        .log()
+        .lines()
+        .any(|l| l.contains("producer stopped") && l.contains(&long))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "A's producer did not stop:\n{}",
+            a.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let page = client()
+        .get(c.url(&format!("/generate/{long}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page
+        .text()
+        .await
+        .unwrap()
+        .contains(r#"data-status="cancelled""#));
+}
