@@ -239,9 +239,14 @@ mod tests {
     /// The id of entry `n`, stamped a moment ago (entries older than the age bound would be
     /// evicted at once).
     fn id(n: u64) -> StreamId {
-        let recent = StreamId::min_for_age(std::time::Duration::from_secs(60));
+        // One base for the whole test run: reading the clock on each call would move the ids of
+        // one test apart whenever a millisecond passes between two calls.
+        static BASE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        let base = *BASE.get_or_init(|| {
+            StreamId::min_for_age(std::time::Duration::from_secs(60)).map_or(0, |id| id.ms)
+        });
         StreamId {
-            ms: recent.map_or(0, |id| id.ms) + n,
+            ms: base + n,
             seq: 0,
         }
     }

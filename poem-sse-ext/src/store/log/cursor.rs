@@ -1,0 +1,141 @@
+//! [`LogCursor`]: a position in a [`ChannelLog`] plus a waker, all that an open stream holds.
+
+use std::{
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use futures_util::Stream;
+use tokio_stream::wrappers::WatchStream;
+
+use super::{ChannelLog, Read};
+use crate::store::{EventId, Reset};
+
+/// What a [`LogCursor`] yields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CursorItem {
+    /// One or more consecutive frames, joined into one chunk.
+    Frames {
+        /// The encoded frames.
+        chunk: Bytes,
+        /// How many frames the chunk holds.
+        count: usize,
+        /// How many of them were history at subscribe time.
+        replayed: usize,
+    },
+    /// The cursor missed events (it fell behind the retained tail, or the backend lost them); it
+    /// continues from the head.
+    Reset(Reset),
+}
+
+/// A position in a [`ChannelLog`] plus a waker: all that an open stream holds.
+pub struct LogCursor {
+    pub(super) log: Arc<ChannelLog>,
+    pub(super) position: u128,
+    pub(super) replay_through: u128,
+    /// The log's break count when the cursor last read it.
+    pub(super) breaks: u64,
+    /// The id [`LogCursor::skip_to`] placed the cursor at, until it moves on.
+    pub(super) skipped_to: Option<EventId>,
+    pub(super) changes: WatchStream<u64>,
+}
+
+impl std::fmt::Debug for LogCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogCursor")
+            .field("position", &self.position)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LogCursor {
+    /// Polls for the frames after the cursor, joined into chunks of at most `max_bytes` (a single
+    /// larger frame is yielded alone). Never holds back a ready frame waiting for more.
+    pub fn poll_next_chunk(
+        &mut self,
+        cx: &mut Context<'_>,
+        max_bytes: usize,
+    ) -> Poll<Option<CursorItem>> {
+        loop {
+            match self
+                .log
+                .read_after(self.position, self.breaks, max_bytes, self.replay_through)
+            {
+                Read::Frames(frames) => {
+                    self.position = frames.last_key;
+                    self.skipped_to = None;
+                    return Poll::Ready(Some(CursorItem::Frames {
+                        chunk: frames.chunk,
+                        count: frames.count,
+                        replayed: frames.replayed,
+                    }));
+                }
+                Read::Gap {
+                    head_key,
+                    breaks,
+                    reset,
+                } => {
+                    self.position = head_key;
+                    self.breaks = breaks;
+                    self.skipped_to = None;
+                    return Poll::Ready(Some(CursorItem::Reset(reset)));
+                }
+                Read::Nothing => {}
+            }
+            // Registers the waker; an append since the last wake-up makes this ready at once.
+            match Pin::new(&mut self.changes).poll_next(cx) {
+                Poll::Ready(Some(_)) => continue,
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    /// The key of the last frame delivered (or of the start position).
+    pub fn position(&self) -> u128 {
+        self.position
+    }
+
+    /// Moves the cursor forward to `key`, the position of `id` (never back): the entries up to it
+    /// are not delivered, even those appended later. For a resume point that a shared backend
+    /// issued but this log has not received yet. A break of the log since the cursor was made
+    /// still resets it.
+    pub fn skip_to(&mut self, key: u128, id: EventId) {
+        if key > self.position {
+            self.position = key;
+            self.skipped_to = Some(id);
+        }
+    }
+
+    /// The id of the last frame delivered (or of the start position), while the log still knows
+    /// it: where a client that read this cursor resumes.
+    pub fn last_id(&self) -> Option<EventId> {
+        let state = self.log.read();
+        if self.position == state.head_key {
+            return Some(state.head_id.clone());
+        }
+        let at = state
+            .entries
+            .binary_search_by_key(&self.position, |entry| entry.key)
+            .ok();
+        let Some(at) = at else {
+            // Not in the log: the resume point a skip placed the cursor at, if nothing was
+            // delivered since.
+            return self.skipped_to.clone();
+        };
+        let frame = &state.entries[at].frame;
+        let line = frame.strip_prefix(b"id: ")?;
+        let end = line.iter().position(|&b| b == b'\n')?;
+        std::str::from_utf8(&line[..end]).ok().map(EventId::new)
+    }
+}
+
+impl Stream for LogCursor {
+    type Item = CursorItem;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_next_chunk(cx, 64 << 10)
+    }
+}

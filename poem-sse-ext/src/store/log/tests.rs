@@ -1,0 +1,258 @@
+//! The log and its cursors under appends, bounds, breaks and backends.
+
+use std::{
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use futures_util::{FutureExt, StreamExt};
+
+use super::*;
+
+fn log(retention: Retention) -> Arc<ChannelLog> {
+    ChannelLog::new(retention, 0, EventId::new("e-0"))
+}
+
+fn append(log: &ChannelLog, text: &str) -> EventId {
+    let frame = Bytes::from(format!("data: {text}\n\n"));
+    log.append_next(|key| (EventId::new(format!("e-{key}")), frame))
+        .unwrap_or_else(|err| panic!("append failed: {err}"))
+}
+
+fn next_now(cursor: &mut LogCursor) -> Option<CursorItem> {
+    cursor.next().now_or_never().flatten()
+}
+
+#[test]
+fn cursor_reads_after_its_position_in_order_in_one_chunk() {
+    let log = log(Retention::default());
+    for n in 1..=3 {
+        append(&log, &n.to_string());
+    }
+    let mut cursor = log.cursor(1, 3);
+    assert_eq!(
+        next_now(&mut cursor),
+        Some(CursorItem::Frames {
+            chunk: Bytes::from_static(b"data: 2\n\ndata: 3\n\n"),
+            count: 2,
+            replayed: 2,
+        })
+    );
+    assert_eq!(next_now(&mut cursor), None, "nothing more is ready");
+}
+
+#[test]
+fn chunk_cap_splits_but_never_starves_a_large_frame() {
+    let log = log(Retention::default());
+    append(&log, "aaaa");
+    append(&log, "bbbb");
+    let mut cursor = log.cursor(0, 0);
+    let Poll::Ready(Some(CursorItem::Frames { count, .. })) = cursor.poll_next_chunk(
+        &mut Context::from_waker(futures_util::task::noop_waker_ref()),
+        5,
+    ) else {
+        panic!("a frame larger than the cap is still delivered");
+    };
+    assert_eq!(count, 1);
+}
+
+#[tokio::test]
+async fn append_wakes_a_waiting_cursor() {
+    let log = log(Retention::default());
+    let mut cursor = log.cursor(0, 0);
+    let waiter = tokio::spawn(async move { cursor.next().await });
+    tokio::task::yield_now().await;
+    append(&log, "x");
+    let item = tokio::time::timeout(Duration::from_secs(1), waiter).await;
+    assert!(matches!(
+        item,
+        Ok(Ok(Some(CursorItem::Frames { count: 1, .. })))
+    ));
+}
+
+#[tokio::test]
+async fn appends_coalesce_in_the_fan_out_task_which_ends_with_the_log() {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let before = metrics.num_alive_tasks();
+    let log = log(Retention::default());
+    assert_eq!(
+        metrics.num_alive_tasks(),
+        before + 1,
+        "one fan-out task per log"
+    );
+    let mut cursor = log.cursor(0, 0);
+    for n in 0..100 {
+        append(&log, &n.to_string());
+    }
+    let Some(CursorItem::Frames { count, .. }) = cursor.next().await else {
+        panic!("the cursor was woken");
+    };
+    assert_eq!(
+        count, 100,
+        "one wake-up delivers everything appended meanwhile"
+    );
+    drop((cursor, log));
+    for _ in 0..100 {
+        if metrics.num_alive_tasks() == before {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("the fan-out task outlived its log");
+}
+
+#[test]
+fn count_and_byte_bounds_evict_and_a_behind_cursor_gets_a_reset() {
+    let log = log(Retention::default().max_events(2).max_bytes(1 << 20));
+    let mut behind = log.cursor(0, 0);
+    for n in 1..=3 {
+        append(&log, &n.to_string());
+    }
+    assert_eq!(log.len_and_bytes().0, 2);
+    assert_eq!(log.check_resume(0), Some(ResetReason::Evicted));
+    assert_eq!(log.check_resume(1), None);
+    assert_eq!(log.check_resume(4), Some(ResetReason::Unknown));
+    assert_eq!(
+        next_now(&mut behind),
+        Some(CursorItem::Reset(Reset {
+            reason: ResetReason::Evicted,
+            resume_from: EventId::new("e-3"),
+        }))
+    );
+    assert_eq!(next_now(&mut behind), None, "continues live from the head");
+
+    let small = self::log(Retention::default().max_bytes(20));
+    append(&small, "12345678");
+    append(&small, "12345678");
+    assert_eq!(small.len_and_bytes(), (1, 16));
+}
+
+#[test]
+fn oversized_frame_is_refused_and_nothing_is_lost() {
+    let log = log(Retention::default().max_bytes(16));
+    append(&log, "ok");
+    let refused = log.append_next(|key| {
+        (
+            EventId::new(format!("e-{key}")),
+            Bytes::from(vec![b'x'; 17]),
+        )
+    });
+    assert!(matches!(
+        refused,
+        Err(StoreError::TooLarge {
+            size: 17,
+            limit: 16
+        })
+    ));
+    assert_eq!(log.len_and_bytes().0, 1);
+    assert_eq!(log.head().1, EventId::new("e-1"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn age_bound_is_enforced_without_appends() {
+    let log = log(Retention::default().max_age(Duration::from_secs(10)));
+    append(&log, "old");
+    tokio::time::advance(Duration::from_secs(11)).await;
+    log.evict_expired();
+    assert_eq!(log.len_and_bytes(), (0, 0));
+    assert_eq!(log.check_resume(0), Some(ResetReason::Evicted));
+}
+
+fn frame(text: &str) -> Bytes {
+    Bytes::from(format!("data: {text}\n\n"))
+}
+
+#[test]
+fn a_break_resets_every_cursor_once_with_its_reason_then_continues_after_it() {
+    let log = log(Retention::default());
+    for n in 1..=3 {
+        append(&log, &n.to_string());
+    }
+    let mut caught_up = log.cursor(3, 3);
+    let mut behind = log.cursor(1, 3);
+    // A resume point the backend issued but this log has not received yet.
+    let mut ahead = log.cursor(3, 3);
+    ahead.skip_to(9, EventId::new("e-9"));
+    assert_eq!(ahead.last_id(), Some(EventId::new("e-9")));
+    // The backend's history was lost; it continues at key 7 (below `ahead`'s position).
+    log.break_at(ResetReason::Epoch, 7, EventId::new("e-7"));
+    let reset = Some(CursorItem::Reset(Reset {
+        reason: ResetReason::Epoch,
+        resume_from: EventId::new("e-7"),
+    }));
+    for cursor in [&mut caught_up, &mut behind, &mut ahead] {
+        assert_eq!(next_now(cursor), reset);
+        assert_eq!(
+            next_now(cursor),
+            None,
+            "one reset, nothing from before the break"
+        );
+    }
+    assert_eq!(
+        log.append_entry(8, EventId::new("e-8"), frame("new")),
+        Ok(true)
+    );
+    for cursor in [&mut caught_up, &mut behind, &mut ahead] {
+        assert!(
+            matches!(next_now(cursor), Some(CursorItem::Frames { count: 1, .. })),
+            "continues after the break"
+        );
+    }
+    // Resume points: before the break, its reason; at it or after, exact.
+    assert_eq!(log.check_resume(3), Some(ResetReason::Epoch));
+    assert_eq!(log.check_resume(7), None);
+    let (mut resumed, reset) = log.cursor_after(Some(7));
+    assert_eq!(reset, None);
+    assert!(matches!(
+        next_now(&mut resumed),
+        Some(CursorItem::Frames { count: 1, .. })
+    ));
+    let (_, reset) = log.cursor_after(Some(2));
+    assert_eq!(reset.map(|reset| reset.reason), Some(ResetReason::Epoch));
+    // A cursor made after the break is not reset by it.
+    let mut fresh = log.cursor(8, 8);
+    assert_eq!(next_now(&mut fresh), None);
+    assert_eq!(log.recent(10).frames, [frame("new")]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn history_keeps_its_age_from_the_backend() {
+    let log = log(Retention::default().max_age(Duration::from_secs(10)));
+    let old = log.append_entry_aged(1, EventId::new("e-1"), frame("a"), Duration::from_secs(8));
+    assert_eq!(old, Ok(true));
+    assert_eq!(
+        log.append_entry_aged(2, EventId::new("e-2"), frame("b"), Duration::ZERO),
+        Ok(true)
+    );
+    tokio::time::advance(Duration::from_secs(3)).await;
+    log.evict_expired();
+    assert_eq!(log.len_and_bytes().0, 1, "8 s + 3 s is past the bound");
+    assert_eq!(log.check_resume(0), Some(ResetReason::Evicted));
+    assert_eq!(log.check_resume(1), None);
+
+    let fresh = self::log(Retention::default().max_age(Duration::from_secs(10)));
+    let expired =
+        fresh.append_entry_aged(1, EventId::new("e-1"), frame("c"), Duration::from_secs(11));
+    assert_eq!(expired, Ok(true));
+    assert_eq!(fresh.len_and_bytes().0, 0, "evicted at once");
+    assert_eq!(fresh.check_resume(0), Some(ResetReason::Evicted));
+    assert_eq!(fresh.head().1, EventId::new("e-1"));
+}
+
+#[test]
+fn duplicate_keys_from_a_shared_backend_are_ignored() {
+    let log = log(Retention::default());
+    assert_eq!(
+        log.append_entry(5, EventId::new("5"), Bytes::from_static(b"data: a\n\n")),
+        Ok(true)
+    );
+    assert_eq!(
+        log.append_entry(5, EventId::new("5"), Bytes::from_static(b"data: a\n\n")),
+        Ok(false)
+    );
+    assert_eq!(
+        log.append_entry(4, EventId::new("4"), Bytes::from_static(b"data: b\n\n")),
+        Ok(false)
+    );
+    assert_eq!(log.len_and_bytes().0, 1);
+}
