@@ -7,7 +7,7 @@ use crate::{
     event::{Event, EventError},
     hub::Hub,
     registry::ChannelFilter,
-    store::{MemoryStore, ReplayStore, Retention},
+    store::{MemoryStore, ReplayStore, Retention, DEFAULT_HISTORY_BUDGET},
 };
 
 impl Hub {
@@ -37,6 +37,7 @@ pub struct HubBuilder {
     retention: Retention,
     store: Option<Arc<dyn ReplayStore>>,
     filter: Option<Arc<ChannelFilter>>,
+    history_budget: Option<usize>,
 }
 
 impl HubBuilder {
@@ -57,6 +58,16 @@ impl HubBuilder {
     /// Keeps events at most `age` for replay (default 1 hour); see [`HubBuilder::history`].
     pub fn history_age(mut self, age: Duration) -> Self {
         self.retention = self.retention.max_age(age);
+        self
+    }
+
+    /// Bounds the bytes of history of all channels together (default 256 MiB; in-memory store):
+    /// the oldest events of any channel are evicted first when an append would pass it. A hub's
+    /// memory is then at most this budget, plus about 1 KiB per channel with streams or events,
+    /// plus about 0.4 KiB per open stream (a set of channels: 0.35 KiB per channel) and what the
+    /// HTTP server keeps per connection.
+    pub fn history_budget(mut self, bytes: usize) -> Self {
+        self.history_budget = Some(bytes);
         self
     }
 
@@ -227,9 +238,10 @@ impl HubBuilder {
 
     /// Builds the hub.
     pub fn build(self) -> Hub {
-        let store = self
-            .store
-            .unwrap_or_else(|| Arc::new(MemoryStore::new(self.retention)));
+        let store = self.store.unwrap_or_else(|| {
+            let budget = self.history_budget.unwrap_or(DEFAULT_HISTORY_BUDGET);
+            Arc::new(MemoryStore::new(self.retention).history_budget(budget))
+        });
         Hub::from_parts(store, self.config, self.filter)
     }
 }

@@ -9,10 +9,13 @@ use std::{
 };
 
 use super::{
-    idempotency::IdempotencyKeys, Appended, BoxFuture, ChannelLog, EventId, Recent, ReplayStore,
-    Reset, ResetReason, Retention, StoreChannel, StoreError, Subscription,
+    budget::HistoryBudget, idempotency::IdempotencyKeys, Appended, BoxFuture, ChannelLog, EventId,
+    Recent, ReplayStore, Reset, ResetReason, Retention, StoreChannel, StoreError, Subscription,
 };
 use crate::{event::Event, wire::frame_with_id};
+
+/// The default bound on the history of all channels together: 256 MiB.
+pub const DEFAULT_HISTORY_BUDGET: usize = 256 << 20;
 
 /// Longest `Last-Event-ID` the store parses; a longer one is treated as unknown.
 const MAX_RESUME_ID_LEN: usize = 64;
@@ -31,6 +34,8 @@ const MAX_RESUME_ID_LEN: usize = 64;
 pub struct MemoryStore {
     epoch: Arc<str>,
     retention: Retention,
+    /// The bound on the bytes of all channels together.
+    budget: Arc<HistoryBudget>,
     /// The highest sequence number issued by a channel that has since been dropped: a channel
     /// registered again starts above it.
     high_water: Arc<AtomicU64>,
@@ -56,8 +61,24 @@ impl MemoryStore {
         Self {
             epoch: epoch.into(),
             retention,
+            budget: Arc::new(HistoryBudget::new(DEFAULT_HISTORY_BUDGET)),
             high_water: Arc::default(),
         }
+    }
+
+    /// Bounds the bytes of history of all channels together (default 256 MiB): when an append
+    /// would pass it, the oldest events of any channel are evicted first, and readers that lose
+    /// their range get `sse-reset` (`evicted`). With it, the store's memory is at most this
+    /// budget plus a small fixed cost per channel and per stream, whatever the number of channels.
+    #[must_use]
+    pub fn history_budget(mut self, bytes: usize) -> Self {
+        self.budget = Arc::new(HistoryBudget::new(bytes));
+        self
+    }
+
+    /// Bytes of history retained now, over all channels.
+    pub fn history_bytes(&self) -> usize {
+        self.budget.used()
     }
 
     /// The epoch written in front of every id.
@@ -83,7 +104,12 @@ impl ReplayStore for MemoryStore {
         let ids = Ids {
             epoch: Arc::clone(&self.epoch),
         };
-        let log = ChannelLog::after_gap(self.retention, u128::from(base), ids.id(base.into()));
+        let log = ChannelLog::after_gap_within(
+            self.retention,
+            u128::from(base),
+            ids.id(base.into()),
+            Some(Arc::clone(&self.budget)),
+        );
         Arc::new(MemoryChannel {
             log,
             ids,
@@ -270,6 +296,37 @@ mod tests {
         assert_eq!(b.append(&Event::text("x")).await, Ok(EventId::new("abc-1")));
         assert_eq!(a.append(&Event::text("y")).await, Ok(EventId::new("abc-2")));
         assert_eq!(a.head().await, Ok(EventId::new("abc-2")));
+    }
+
+    #[tokio::test]
+    async fn the_history_budget_bounds_all_channels_together_oldest_first() {
+        let store =
+            Arc::new(MemoryStore::with_epoch(Retention::default(), "abc").history_budget(1_000));
+        let channels: Vec<_> = (0..20)
+            .map(|n| Arc::clone(&store).channel(&format!("c{n}")))
+            .collect();
+        let oldest = channels[0].append(&Event::text("x".repeat(80))).await;
+        let oldest = oldest.unwrap_or_else(|err| panic!("{err}"));
+        for channel in &channels {
+            for _ in 0..5 {
+                let _ = channel.append(&Event::text("x".repeat(80))).await;
+            }
+        }
+        assert!(
+            store.history_bytes() <= 1_000,
+            "{} bytes",
+            store.history_bytes()
+        );
+        assert!(store.history_bytes() > 800, "evicts only what it must");
+        // The oldest events went first: a reader of the first channel lost its range.
+        let sub = channels[0].subscribe(Some(oldest.as_str())).await;
+        assert_eq!(
+            sub.map(|sub| sub.reset.map(|reset| reset.reason)),
+            Ok(Some(ResetReason::Evicted))
+        );
+        // The newest channel kept its events.
+        let recent = channels[19].recent(10).await.map(|r| r.frames.len());
+        assert_eq!(recent, Ok(5));
     }
 
     #[tokio::test]

@@ -37,6 +37,7 @@ use bytes::Bytes;
 use crate::event::Event;
 pub use crate::wire::{EventId, Reset, ResetReason};
 
+mod budget;
 mod idempotency;
 mod log;
 mod memory;
@@ -48,7 +49,7 @@ mod redis;
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{RedisStore, RedisStoreBuilder, RedisStoreError};
 pub use log::{ChannelLog, CursorItem, LogCursor};
-pub use memory::MemoryStore;
+pub use memory::{MemoryStore, DEFAULT_HISTORY_BUDGET};
 
 /// A boxed future, as returned by [`ReplayStore`] methods (the trait is used as `dyn`).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -17,7 +17,7 @@ mod cursor;
 
 pub use cursor::{CursorItem, LogCursor};
 
-use super::{EventId, Recent, Reset, ResetReason, Retention, StoreError};
+use super::{budget::HistoryBudget, EventId, Recent, Reset, ResetReason, Retention, StoreError};
 
 /// The ordered, bounded log of one channel's encoded frames.
 ///
@@ -42,6 +42,10 @@ pub struct ChannelLog {
     /// `None` when the log was made outside a tokio runtime: appends then wake cursors inline.
     fanout: Option<Arc<Notify>>,
     retention: Retention,
+    /// The store-wide bound this log's bytes count against, if any.
+    budget: Option<Arc<HistoryBudget>>,
+    /// This log, for the budget's records.
+    me: Weak<ChannelLog>,
 }
 
 struct LogState {
@@ -86,8 +90,17 @@ impl ChannelLog {
     /// Inside a tokio runtime this spawns the log's fan-out task, which ends when the log is
     /// dropped.
     pub fn new(retention: Retention, head_key: u128, head_id: EventId) -> Arc<Self> {
+        Self::build(retention, head_key, head_id, None)
+    }
+
+    fn build(
+        retention: Retention,
+        head_key: u128,
+        head_id: EventId,
+        budget: Option<Arc<HistoryBudget>>,
+    ) -> Arc<Self> {
         let runtime = tokio::runtime::Handle::try_current().ok();
-        let log = Arc::new(Self {
+        let log = Arc::new_cyclic(|me| Self {
             state: RwLock::new(LogState {
                 entries: VecDeque::new(),
                 bytes: 0,
@@ -100,6 +113,8 @@ impl ChannelLog {
             appended: watch::Sender::new(0),
             fanout: runtime.as_ref().map(|_| Arc::new(Notify::new())),
             retention,
+            budget,
+            me: me.clone(),
         });
         if let (Some(runtime), Some(fanout)) = (runtime, &log.fanout) {
             runtime.spawn(fan_out(Arc::downgrade(&log), Arc::clone(fanout)));
@@ -112,7 +127,17 @@ impl ChannelLog {
     /// backend): a cursor below `head_key` has missed events and gets
     /// [`ResetReason::Evicted`].
     pub fn after_gap(retention: Retention, head_key: u128, head_id: EventId) -> Arc<Self> {
-        let log = Self::new(retention, head_key, head_id);
+        Self::after_gap_within(retention, head_key, head_id, None)
+    }
+
+    /// [`ChannelLog::after_gap`], counting its bytes against a store-wide budget.
+    pub(crate) fn after_gap_within(
+        retention: Retention,
+        head_key: u128,
+        head_id: EventId,
+        budget: Option<Arc<HistoryBudget>>,
+    ) -> Arc<Self> {
+        let log = Self::build(retention, head_key, head_id, budget);
         if head_key > 0 {
             log.write().floor = Some(Floor {
                 key: head_key,
@@ -147,6 +172,7 @@ impl ChannelLog {
             id
         };
         self.announce();
+        self.enforce_budget();
         Ok(id)
     }
 
@@ -199,6 +225,9 @@ impl ChannelLog {
     pub fn break_at(&self, reason: ResetReason, key: u128, id: EventId) {
         {
             let mut state = self.write();
+            if let Some(budget) = &self.budget {
+                budget.removed(state.entries.len(), state.bytes);
+            }
             state.entries.clear();
             state.bytes = 0;
             state.head_key = key;
@@ -327,6 +356,9 @@ impl ChannelLog {
     }
 
     fn push_at(&self, state: &mut LogState, key: u128, id: EventId, frame: Bytes, at: Instant) {
+        if let Some(budget) = &self.budget {
+            budget.added(self.me.clone(), key, frame.len());
+        }
         state.bytes += frame.len();
         state.entries.push_back(Entry { key, frame, at });
         state.head_key = key;
@@ -343,12 +375,49 @@ impl ChannelLog {
             if !over {
                 break;
             }
+            self.drop_oldest(state);
+        }
+    }
+
+    /// Evicts the oldest entry, raising the floor to it.
+    fn drop_oldest(&self, state: &mut LogState) {
+        if let Some(oldest) = state.entries.pop_front() {
             state.bytes -= oldest.frame.len();
+            if let Some(budget) = &self.budget {
+                budget.removed(1, oldest.frame.len());
+            }
             state.floor = Some(Floor {
                 key: oldest.key,
                 reason: ResetReason::Evicted,
             });
-            state.entries.pop_front();
+        }
+    }
+
+    /// Evicts every entry up to `key` (the store-wide budget's oldest record).
+    pub(crate) fn evict_through(&self, key: u128) {
+        let mut state = self.write();
+        while state
+            .entries
+            .front()
+            .is_some_and(|oldest| oldest.key <= key)
+        {
+            self.drop_oldest(&mut state);
+        }
+    }
+
+    /// Whether the entry at `key` is still retained.
+    pub(crate) fn holds(&self, key: u128) -> bool {
+        let state = self.read();
+        state
+            .entries
+            .binary_search_by_key(&key, |entry| entry.key)
+            .is_ok()
+    }
+
+    /// Brings the store-wide budget back within its bound after an append.
+    fn enforce_budget(&self) {
+        if let Some(budget) = &self.budget {
+            budget.enforce();
         }
     }
 
@@ -427,6 +496,10 @@ impl ChannelLog {
 
 impl Drop for ChannelLog {
     fn drop(&mut self) {
+        if let Some(budget) = &self.budget {
+            let state = self.read();
+            budget.removed(state.entries.len(), state.bytes);
+        }
         // Lets the fan-out task see that the log is gone and end.
         if let Some(fanout) = &self.fanout {
             fanout.notify_one();
