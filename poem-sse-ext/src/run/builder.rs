@@ -65,7 +65,9 @@ impl Default for RunsBuilder {
 }
 
 impl RunsBuilder {
-    /// Most runs held at once, running or ended and still readable (default 1,000). When it is
+    /// Most runs held at once, running or ended and still readable (default 1,000). In memory,
+    /// the runs' events take at most `max_runs` times [`RunsBuilder::max_bytes`] (plus the `id:`
+    /// lines and each run's start and end). When it is
     /// reached, the run that ended first is forgotten early to make room; when all are running,
     /// [`Runs::start`] fails with [`RunError::TooManyRuns`](super::RunError::TooManyRuns).
     pub fn max_runs(mut self, n: usize) -> Self {
@@ -101,7 +103,8 @@ impl RunsBuilder {
     }
 
     /// How the followers' streams behave: heartbeat, retry hint, stream caps, lifetime (see
-    /// [`HubBuilder`]). Its history bounds, store and channel cap are replaced by the runs' own.
+    /// [`HubBuilder`]). Its history bounds and budget, store and channel cap are replaced by the
+    /// runs' own.
     pub fn hub(mut self, hub: HubBuilder) -> Self {
         self.hub = hub;
         self
@@ -146,9 +149,12 @@ impl RunsBuilder {
     pub fn build(self) -> Runs {
         let retention = self.retention();
         let shared_store = self.store.is_some();
+        // Every run held may be whole at once: the store-wide budget is their sum, so that it
+        // never evicts part of a run (the runs' own bounds are what bound their memory).
+        let budget = retention.max_bytes.saturating_mul(self.max_runs);
         let store = self
             .store
-            .unwrap_or_else(|| Arc::new(MemoryStore::new(retention)));
+            .unwrap_or_else(|| Arc::new(MemoryStore::new(retention).history_budget(budget)));
         let store = RetiringStore::new(store);
         let flags = store.flags();
         // A run is one channel; followers of runs held by other instances may add some.
