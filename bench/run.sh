@@ -125,8 +125,8 @@ SERVERS_JSON="$OUT_DIR/servers.json"
   sep=""
   if [ "$PRODUCT" = 1 ]; then
     printf '%s  {"name": "poem-sse-ext", "product": true, "h2": "h2c",\n' "$sep"
-    printf '   "cmd": ["%s/demo-app", "--plain", "--listen", "{addr}", "--heartbeat", "15s", "--history", "1000"],\n' "$BIN"
-    printf '   "tls_cmd": ["%s/demo-app", "--listen", "{addr}", "--heartbeat", "15s", "--history", "1000"],\n' "$BIN"
+    printf '   "cmd": ["%s/demo-app", "--plain", "--listen", "{addr}", "--heartbeat", "15s", "--history", "1000", "--max-connections-per-ip", "0"],\n' "$BIN"
+    printf '   "tls_cmd": ["%s/demo-app", "--listen", "{addr}", "--heartbeat", "15s", "--history", "1000", "--max-connections-per-ip", "0"],\n' "$BIN"
     printf '   "version": "demo-app at %s (in-memory store, history 1000)"}\n' "$GIT_REV"
     sep=","
   fi

@@ -58,8 +58,12 @@
       if (!last) return;
       for (const b of el.querySelectorAll("[data-key]")) b.textContent = last.data[b.dataset.key];
       drawChart(el.querySelector(".chart"), [...seriesOf(items, "events_per_sec"), ...seriesOf(items, "open_streams")], 0);
+    },
+    channels(el, items) {
+      const last = items[items.length - 1];
+      if (!last) return;
       const body = el.querySelector("tbody");
-      body.replaceChildren(...(last.data.channels || []).map((c) => {
+      body.replaceChildren(...(last.data.rows || []).map((c) => {
         const tr = document.createElement("tr");
         for (const v of [c.name, c.open_streams, c.published, c.head]) {
           const td = document.createElement("td");
@@ -68,6 +72,9 @@
         }
         return tr;
       }));
+      const more = last.data.more || 0;
+      el.querySelector(".more").textContent =
+        more === 0 ? "" : `and ${more} more channel${more === 1 ? "" : "s"}`;
     },
   };
 
@@ -77,7 +84,7 @@
       this.channel = el.dataset.channel;
       this.kind = el.dataset.kind;
       this.names = (el.dataset.events || "message").split(" ");
-      this.keep = this.kind === "feed" ? 50 : 60;
+      this.keep = Number(el.dataset.keep) || 60;
       this.reconnects = 0;
       this.resets = 0;
       this.lastReset = "";
@@ -93,19 +100,25 @@
       renderers[this.kind](this.el, this.items);
     }
 
+    // One EventSource per widget, ever: the previous one is closed before a new one opens.
     connect() {
+      if (this.es) this.es.close();
       this.url = `/events/${encodeURIComponent(this.channel)}`;
       const es = new EventSource(`${this.url}?lastEventId=${encodeURIComponent(this.lastId)}`);
       this.es = es;
       this.show("connecting");
-      es.onopen = () => this.show("open");
-      es.onerror = () => {
-        if (this.es !== es) return;
+      // A server event named `open` or `error` reaches these handlers too, as a MessageEvent
+      // (the browser's own are plain Events): it says nothing about the connection.
+      es.onopen = (e) => {
+        if (!(e instanceof MessageEvent) && this.es === es) this.show("open");
+      };
+      es.onerror = (e) => {
+        if (e instanceof MessageEvent || this.es !== es) return;
         if (es.readyState === EventSource.CONNECTING) {
           // The browser reconnects by itself, sending Last-Event-ID.
           this.reconnects += 1;
           this.show("connecting");
-        } else {
+        } else if (es.readyState === EventSource.CLOSED) {
           // Refused (a 503 while the server shuts down, say): the browser gives up, we do not.
           this.reconnects += 1;
           this.show("closed");
@@ -173,6 +186,8 @@
   const nav = performance.getEntriesByType("navigation")[0];
   document.getElementById("page-proto").textContent = (nav && nav.nextHopProtocol) || "?";
   window.sseStatus = () => streams.map((s) => s.status());
+  // Each widget's current EventSource (for tests and the console).
+  window.sseEventSources = () => streams.map((s) => s.es);
 
   const form = document.getElementById("notify");
   if (form) {

@@ -1,86 +1,109 @@
-//! The JSON API: health, publishing, hub metrics, and the pages' state.
+//! The JSON API: health, publishing ([`crate::publish`]), hub metrics, and the pages' state.
 //!
 //! | route | answers |
 //! | --- | --- |
 //! | `GET /healthz` | `200 ok`; `503` with the reason when the store is degraded or shutting down |
-//! | `POST /api/channels/{channel}/events` | `201 {"id": ..}`; `401` without the bearer token (when one is set), `404` invalid channel, `413` body over [`MAX_BODY_BYTES`], `400` invalid JSON or event name |
+//! | `POST /api/channels/{channel}/events` | see [`crate::publish::publish`] |
 //! | `GET /api/hub/metrics` | `200` with [`poem_sse_ext::HubMetrics`] |
-//! | `GET /api/state/{page}` | `200 {"page": .., "channels": {name: {"id": .., "items": [..]}}}`; `404` unknown page |
+//! | `GET /api/state/{page}` | `200 {"page": .., "channels": {name: {"id": .., "items": [..]}}}`; `404` unknown page, `503` (with `Retry-After`) when the store can not be read |
+//!
+//! Errors answer `{"error": "<what went wrong and what to do>"}`.
+
+use std::time::Duration;
 
 use poem::{
+    error::ResponseError,
     handler,
     http::{header, StatusCode},
     web::{Data, Json, Path},
-    Body, IntoResponse, Request, Response,
+    IntoResponse, Response,
 };
-use poem_sse_ext::{store::StoreHealth, validate_channel, HubMetrics, PublishError};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use poem_sse_ext::{store::StoreHealth, Hub, HubMetrics};
+use serde_json::json;
 
-use crate::{live::Live, widgets};
+use crate::state::{page_named, PageState, StateError, RETRY_AFTER_SECS};
 
-/// The largest publish body accepted: 64 KiB. Larger bodies get `413`.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
-/// The bearer token `POST /api/channels/{channel}/events` requires, if any.
-#[derive(Debug, Clone, Default)]
-pub struct PublishToken(pub Option<String>);
-
-/// An error answer: its status and `{"error": message}`.
+/// An error answer: its status and `{"error": message}` (with `"outcome_unknown": true` when an
+/// event may have been published all the same); `Retry-After` on a `503`.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct ApiError {
     status: StatusCode,
     message: String,
+    outcome_unknown: bool,
+    retry_after: Option<Duration>,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, message: impl std::fmt::Display) -> Self {
+    /// An answer with `status` and `message`.
+    pub fn new(status: StatusCode, message: impl std::fmt::Display) -> Self {
         Self {
             status,
             message: message.to_string(),
+            outcome_unknown: false,
+            retry_after: None,
         }
+    }
+
+    /// Marks an answer to a publish whose event may have been stored all the same.
+    #[must_use]
+    pub fn outcome_unknown(mut self, unknown: bool) -> Self {
+        self.outcome_unknown = unknown;
+        self
+    }
+
+    /// Sets the `Retry-After` of a `503` (rounded up to whole seconds; 2 s when not set).
+    #[must_use]
+    pub fn retry_after(mut self, delay: Duration) -> Self {
+        self.retry_after = Some(delay);
+        self
     }
 }
 
-impl poem::error::ResponseError for ApiError {
+impl ResponseError for ApiError {
     fn status(&self) -> StatusCode {
         self.status
     }
 
     fn as_response(&self) -> Response {
+        let mut body = json!({ "error": self.message });
+        if self.outcome_unknown {
+            body["outcome_unknown"] = true.into();
+        }
         let mut response = Response::builder()
             .status(self.status)
             .content_type("application/json")
-            .body(json!({ "error": self.message }).to_string());
+            .body(body.to_string());
+        let headers = response.headers_mut();
         if self.status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
+            headers.insert(
                 header::WWW_AUTHENTICATE,
                 header::HeaderValue::from_static("Bearer"),
             );
+        }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            let seconds = self.retry_after.map_or(RETRY_AFTER_SECS, |delay| {
+                delay.as_secs() + u64::from(delay.subsec_nanos() > 0)
+            });
+            headers.insert(header::RETRY_AFTER, seconds.max(1).into());
         }
         response
     }
 }
 
-impl From<PublishError> for ApiError {
-    fn from(err: PublishError) -> Self {
-        let status = match err {
-            PublishError::Channel(_) => StatusCode::NOT_FOUND,
-            PublishError::Event(_) | PublishError::HasId(_) => StatusCode::BAD_REQUEST,
-            PublishError::ShuttingDown | PublishError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-        };
-        Self::new(status, err)
+impl From<StateError> for ApiError {
+    fn from(err: StateError) -> Self {
+        Self::new(err.status(), err)
     }
 }
 
 /// `GET /healthz`.
 #[handler]
-pub fn healthz(Data(live): Data<&Live>) -> Response {
-    if live.hub().is_shutting_down() {
+pub fn healthz(Data(hub): Data<&Hub>) -> Response {
+    if hub.is_shutting_down() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
     }
-    match live.hub().health() {
+    match hub.health() {
         StoreHealth::Ok => "ok".into_response(),
         StoreHealth::Degraded(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -90,97 +113,23 @@ pub fn healthz(Data(live): Data<&Live>) -> Response {
     }
 }
 
-/// The body of a publish request.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PublishBody {
-    /// The event name; `message` when absent.
-    event: Option<String>,
-    /// A string is sent as it is; any other value serialized as JSON.
-    data: Value,
-}
-
-/// `POST /api/channels/{channel}/events`.
-#[handler]
-pub async fn publish(
-    req: &Request,
-    Path(channel): Path<String>,
-    body: Body,
-    Data(live): Data<&Live>,
-    Data(token): Data<&PublishToken>,
-) -> Result<Response, ApiError> {
-    if let Some(expected) = &token.0 {
-        let given = req
-            .header(header::AUTHORIZATION)
-            .and_then(|value| value.strip_prefix("Bearer "));
-        if !given.is_some_and(|given| constant_time_eq(given.as_bytes(), expected.as_bytes())) {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "missing or wrong bearer token: send `Authorization: Bearer <token>`",
-            ));
-        }
-    }
-    validate_channel(&channel).map_err(|err| ApiError::new(StatusCode::NOT_FOUND, err))?;
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the body is larger than the limit of {MAX_BODY_BYTES} bytes"),
-        )
-    };
-    let declared = req
-        .header(header::CONTENT_LENGTH)
-        .and_then(|len| len.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > MAX_BODY_BYTES) {
-        return Err(too_large());
-    }
-    let bytes = body
-        .into_bytes_limit(MAX_BODY_BYTES)
-        .await
-        .map_err(|err| match err {
-            poem::error::ReadBodyError::PayloadTooLarge => too_large(),
-            other => ApiError::new(StatusCode::BAD_REQUEST, other),
-        })?;
-    let body: PublishBody = serde_json::from_slice(&bytes).map_err(|err| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("the body must be JSON `{{\"event\": \"name\"?, \"data\": ...}}`: {err}"),
-        )
-    })?;
-    let id = live
-        .publish(&channel, body.event.as_deref(), &body.data)
-        .await?;
-    Ok((StatusCode::CREATED, Json(json!({ "id": id }))).into_response())
-}
-
 /// `GET /api/hub/metrics`: the hub's [`HubMetrics`].
 #[handler]
-pub fn hub_metrics(Data(live): Data<&Live>) -> Json<HubMetrics> {
-    Json(live.hub().metrics())
+pub fn hub_metrics(Data(hub): Data<&Hub>) -> Json<HubMetrics> {
+    Json(hub.metrics())
 }
 
 /// `GET /api/state/{page}`: what the page renders, with the id each channel's state is at.
-#[handler]
-pub async fn page_state(
-    Path(page): Path<String>,
-    Data(live): Data<&Live>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(state_json(live, &page).await?))
-}
-
-/// The state of `page` as the pages embed it and `/api/state/{page}` answers it.
 ///
 /// # Errors
 /// `404` for an unknown page, `503` when the store fails.
-pub async fn state_json(live: &Live, page: &str) -> Result<Value, ApiError> {
-    let channels = widgets::page_channels(page)
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no page `{page}`")))?;
-    let state = live.state(&channels).await?;
-    Ok(json!({ "page": page, "channels": state }))
-}
-
-/// Compares without stopping at the first difference, so timing tells nothing about the token.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+#[handler]
+pub async fn page_state(
+    Path(page): Path<String>,
+    Data(hub): Data<&Hub>,
+) -> Result<Json<PageState>, ApiError> {
+    let page = page_named(&page)?;
+    Ok(Json(PageState::read(hub, page).await?))
 }
 
 #[cfg(test)]
@@ -188,9 +137,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn token_comparison() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secret", b"secreT"));
-        assert!(!constant_time_eq(b"secret", b"secret2"));
+    fn every_503_says_when_to_retry() {
+        let busy = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy");
+        let retry = |e: &ApiError| e.as_response().headers().get(header::RETRY_AFTER).cloned();
+        assert_eq!(retry(&busy), Some(RETRY_AFTER_SECS.into()));
+        let later = busy.retry_after(Duration::from_millis(3_200));
+        assert_eq!(retry(&later), Some(4u64.into()));
+        assert_eq!(retry(&ApiError::new(StatusCode::NOT_FOUND, "no")), None);
     }
 }

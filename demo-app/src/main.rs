@@ -3,7 +3,9 @@
 //! ```text
 //! demo-app [--listen 127.0.0.1:8443] [--plain] [--cert certs/cert.pem --key certs/key.pem]
 //!          [--store memory | --store redis://127.0.0.1:6379] [--heartbeat 15s] [--retry 3s]
-//!          [--history 1000] [--publish-token TOKEN]
+//!          [--history 1000] [--publish-token TOKEN] [--allow-origin ORIGIN]...
+//!          [--http2-max-streams 256] [--max-connections-per-ip 256]
+//!          [--max-streams N] [--max-streams-per-ip N] [--max-stream-lifetime DUR]
 //! ```
 //!
 //! Pages: `/` (this machine's figures), `/notifications`, `/hub`, `/generate` (a run, see
@@ -12,9 +14,11 @@
 mod api;
 mod babble;
 mod generate;
-mod live;
+mod origin;
 mod pages;
+mod publish;
 mod sources;
+mod state;
 mod tls;
 mod widgets;
 
@@ -22,12 +26,10 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode, str::FromStr, time:
 
 use clap::Parser;
 use poem::{get, post, EndpointExt, Route};
-use poem_sse_ext::{
-    server::{ReloadingTls, SseServer},
-    Hub,
-};
+use poem_serve::{ReloadingTls, StreamServer};
+use poem_sse_ext::Hub;
 
-use crate::{api::PublishToken, live::Live};
+use crate::{origin::Origin, publish::PublishPolicy};
 
 /// Server-rendered live dashboards over Server-Sent Events (HTTP/2 + TLS by default).
 #[derive(Debug, Parser)]
@@ -59,12 +61,31 @@ struct Cli {
     /// Events kept per channel for replay.
     #[arg(long, default_value_t = 1000)]
     history: usize,
-    /// Require `Authorization: Bearer TOKEN` to publish through the API.
+    /// Require `Authorization: Bearer TOKEN` to publish through the API. Required when listening
+    /// on an address other than loopback.
     #[arg(long, env = "DEMO_PUBLISH_TOKEN")]
     publish_token: Option<String>,
+    /// Also let pages from ORIGIN (`https://dash.example.com`) publish from a browser; repeatable.
+    /// A browser's post from any other origin than the server's own gets 403.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    allow_origin: Vec<Origin>,
     /// Most concurrent HTTP/2 streams per connection.
     #[arg(long, default_value_t = 256)]
     http2_max_streams: u32,
+    /// Most connections one client address may hold open; more are closed at once. 0: no limit.
+    #[arg(long, default_value_t = poem_serve::DEFAULT_MAX_CONNECTIONS_PER_IP)]
+    max_connections_per_ip: usize,
+    /// Most open streams in total; above it a stream gets a soft refusal (a `200` stream with a
+    /// long retry hint and an `sse-busy` event: a native EventSource comes back later by itself).
+    #[arg(long, default_value_t = 10_000)]
+    max_streams: usize,
+    /// Most open streams from one client address (soft refusal above it). 0: no limit.
+    #[arg(long, default_value_t = 0)]
+    max_streams_per_ip: usize,
+    /// End each stream after this long (±10 %) with a retry hint; the client resumes exactly.
+    /// 0: never.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    max_stream_lifetime: Duration,
 }
 
 /// The `--store` option.
@@ -109,14 +130,19 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
+    let policy = PublishPolicy::new(
+        cli.publish_token.clone(),
+        cli.allow_origin.clone(),
+        cli.listen,
+    )
+    .map_err(|err| err.to_string())?;
     let hub = build_hub(&cli)?;
-    let live = Live::new(hub.clone());
     let redis = match &cli.store {
         StoreOption::Redis(url) => Some(url.as_str()),
         StoreOption::Memory => None,
     };
     let runs = generate::runs(&hub, redis, cli.heartbeat, cli.retry)?;
-    sources::spawn(&live);
+    sources::spawn(&hub);
 
     let tls = if cli.plain {
         None
@@ -125,11 +151,13 @@ async fn run(cli: Cli) -> Result<(), String> {
         let (cert, key) = tls::cert_files(explicit).map_err(|err| err.to_string())?;
         Some(ReloadingTls::from_pem_files(cert, key).map_err(|err| err.to_string())?)
     };
-    let mut server = SseServer::bind(cli.listen)
+    let stopping = hub.clone();
+    let mut server = StreamServer::bind(cli.listen)
         .await
         .map_err(|err| format!("can not listen on {}: {err}", cli.listen))?
-        .hub(hub.clone())
-        .http2_max_concurrent_streams(cli.http2_max_streams);
+        .on_shutdown(move || stopping.shutdown())
+        .http2_max_concurrent_streams(cli.http2_max_streams)
+        .max_connections_per_ip(Some(cli.max_connections_per_ip));
     let addr = server.local_addr().unwrap_or(cli.listen);
     let scheme = if tls.is_some() { "https" } else { "http" };
     if let Some(tls) = tls {
@@ -144,10 +172,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         "demo-app listening"
     );
     server
-        .run_with_graceful_shutdown(
-            app(live, PublishToken(cli.publish_token), &runs),
-            shutdown_signal(),
-        )
+        .run_with_graceful_shutdown(app(hub.clone(), policy, &runs), shutdown_signal())
         .await
         .map_err(|err| err.to_string())?;
     let metrics = hub.metrics();
@@ -161,11 +186,18 @@ async fn run(cli: Cli) -> Result<(), String> {
 }
 
 fn build_hub(cli: &Cli) -> Result<Hub, String> {
-    let builder = Hub::builder()
+    let mut builder = Hub::builder()
         .history(cli.history)
         .heartbeat(cli.heartbeat)
         .retry(cli.retry)
-        .retry_jitter(cli.retry);
+        .retry_jitter(cli.retry)
+        .max_streams(cli.max_streams);
+    if cli.max_streams_per_ip > 0 {
+        builder = builder.max_streams_per_client(cli.max_streams_per_ip);
+    }
+    if !cli.max_stream_lifetime.is_zero() {
+        builder = builder.max_stream_lifetime(cli.max_stream_lifetime);
+    }
     match &cli.store {
         StoreOption::Memory => Ok(builder.build()),
         // Lazy: the demo starts while Redis is down and reports it on /healthz until it is up.
@@ -180,21 +212,20 @@ fn build_hub(cli: &Cli) -> Result<Hub, String> {
 }
 
 /// The routes of the demo.
-fn app(live: Live, token: PublishToken, runs: &poem_sse_ext::run::Runs) -> impl poem::Endpoint {
-    let hub = live.hub().clone();
+fn app(hub: Hub, policy: PublishPolicy, runs: &poem_sse_ext::run::Runs) -> impl poem::Endpoint {
     generate::mount(Route::new(), runs)
         .at("/", get(pages::dashboard))
         .at("/notifications", get(pages::notifications))
-        .at("/hub", get(pages::hub))
+        .at("/hub", get(pages::hub_page))
         .at("/assets/client.js", get(pages::client_js))
         .at("/assets/style.css", get(pages::style_css))
         .at("/events/:channel", get(hub.endpoint()))
         .at("/healthz", get(api::healthz))
-        .at("/api/channels/:channel/events", post(api::publish))
+        .at("/api/channels/:channel/events", post(publish::publish))
         .at("/api/hub/metrics", get(api::hub_metrics))
         .at("/api/state/:page", get(api::page_state))
-        .data(live)
-        .data(token)
+        .data(hub)
+        .data(policy)
 }
 
 /// Completes on SIGINT or SIGTERM.

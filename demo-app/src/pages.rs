@@ -1,19 +1,25 @@
 //! The server-rendered pages and the client script they embed.
 //!
-//! Each page is rendered with its channels' state and embeds that state, with the id it
-//! corresponds to, as JSON; `client.js` connects each widget's `EventSource` with
-//! `?lastEventId=<that id>`.
+//! Each page is rendered from its [`PageState`] (read from the hub's store) and embeds that
+//! state, with the id each channel's part of it leads up to, as JSON; `client.js` connects each
+//! widget's `EventSource` with `?lastEventId=<that id>`.
 
 use askama::Template;
 use poem::{
+    error::ResponseError,
     handler,
     http::{header, StatusCode},
     web::{Data, Html},
-    IntoResponse, Response,
+    Response,
 };
-use serde_json::Value;
+use poem_sse_ext::Hub;
+use serde::Deserialize;
 
-use crate::{api, live::Live, widgets};
+use crate::{
+    sources::{hub::HubSample, system::Sample},
+    state::{ChannelState, Item, PageState, StateError},
+    widgets::{self, Page, CHART_POINTS, FEED_ITEMS, LATEST, NOTIFICATIONS},
+};
 
 /// A dashboard widget as the template shows it.
 struct WidgetView {
@@ -30,6 +36,7 @@ struct DashboardPage {
     page: &'static str,
     title: &'static str,
     state_json: String,
+    keep: usize,
     widgets: Vec<WidgetView>,
 }
 
@@ -46,14 +53,15 @@ struct NotificationsPage {
     title: &'static str,
     state_json: String,
     channel: &'static str,
+    keep: usize,
     items: Vec<FeedItemView>,
 }
 
 /// One channel's row on the hub page.
 struct HubChannelView {
     name: String,
-    open_streams: String,
-    published: String,
+    open_streams: usize,
+    published: u64,
     head: String,
 }
 
@@ -63,120 +71,177 @@ struct HubPage {
     page: &'static str,
     title: &'static str,
     state_json: String,
-    channel: &'static str,
+    totals_channel: &'static str,
+    top_channel: &'static str,
+    keep: usize,
+    latest: usize,
+    top_rows: usize,
     stats: Vec<(&'static str, &'static str, String)>,
     channels: Vec<HubChannelView>,
+    more: String,
+}
+
+/// Why a page could not be shown.
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    /// Its state could not be read.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// Its template failed.
+    #[error("rendering the page failed: {0}")]
+    Render(#[from] askama::Error),
+}
+
+impl ResponseError for PageError {
+    fn status(&self) -> StatusCode {
+        match self {
+            PageError::State(err) => err.status(),
+            PageError::Render(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn as_response(&self) -> Response {
+        match self {
+            PageError::State(err) => err.as_response(),
+            PageError::Render(err) => {
+                tracing::error!(%err, "rendering a page failed");
+                Response::builder()
+                    .status(self.status())
+                    .content_type("text/plain; charset=utf-8")
+                    .body(self.to_string())
+            }
+        }
+    }
 }
 
 /// `GET /`: the system dashboard.
+///
+/// # Errors
+/// [`PageError`]: `503` when the store can not be read.
 #[handler]
-pub async fn dashboard(Data(live): Data<&Live>) -> Response {
-    let state = match api::state_json(live, "dashboard").await {
-        Ok(state) => state,
-        Err(err) => return poem::error::ResponseError::as_response(&err),
-    };
+pub async fn dashboard(Data(hub): Data<&Hub>) -> Result<Html<String>, PageError> {
+    let state = PageState::read(hub, Page::Dashboard).await?;
     let widgets = widgets::DASHBOARD
         .iter()
-        .map(|w| {
-            let last = last_data(&state, w.channel);
-            WidgetView {
-                channel: w.channel,
-                title: w.title,
-                text: last
-                    .and_then(|d| d["text"].as_str())
-                    .unwrap_or("waiting for the first sample")
-                    .to_owned(),
-                legend: if w.series.is_empty() {
-                    "one line per core".to_owned()
-                } else {
-                    w.series.join(" · ")
-                },
-                max: w.max.map(|m| m.to_string()).unwrap_or_default(),
-            }
+        .map(|w| WidgetView {
+            channel: w.channel(),
+            title: w.title,
+            text: state
+                .channel(w.channel())
+                .and_then(ChannelState::newest::<Sample>)
+                .map_or_else(|| "waiting for the first sample".to_owned(), |s| s.text),
+            legend: if w.series.is_empty() {
+                "one line per core".to_owned()
+            } else {
+                w.series.join(" · ")
+            },
+            max: w.max.map(|m| m.to_string()).unwrap_or_default(),
         })
         .collect();
     render(DashboardPage {
-        page: "dashboard",
+        page: Page::Dashboard.name(),
         title: "System",
-        state_json: embed(&state),
+        state_json: state.embedded(),
+        keep: CHART_POINTS,
         widgets,
     })
 }
 
 /// `GET /notifications`: the live feed and a form to post to it.
+///
+/// # Errors
+/// [`PageError`]: `503` when the store can not be read.
 #[handler]
-pub async fn notifications(Data(live): Data<&Live>) -> Response {
-    let state = match api::state_json(live, "notifications").await {
-        Ok(state) => state,
-        Err(err) => return poem::error::ResponseError::as_response(&err),
-    };
-    let items = state["channels"][widgets::NOTIFICATIONS]["items"]
-        .as_array()
-        .map(|items| {
-            items
+pub async fn notifications(Data(hub): Data<&Hub>) -> Result<Html<String>, PageError> {
+    let state = PageState::read(hub, Page::Notifications).await?;
+    let items = state
+        .channel(NOTIFICATIONS)
+        .map(|feed| {
+            feed.items
                 .iter()
                 .rev()
                 .map(|item| FeedItemView {
-                    id: item["id"].as_str().unwrap_or_default().to_owned(),
-                    text: notification_text(&item["data"]),
+                    id: item.id.to_string(),
+                    text: notification_text(item),
                 })
                 .collect()
         })
         .unwrap_or_default();
     render(NotificationsPage {
-        page: "notifications",
+        page: Page::Notifications.name(),
         title: "Notifications",
-        state_json: embed(&state),
-        channel: widgets::NOTIFICATIONS,
+        state_json: state.embedded(),
+        channel: NOTIFICATIONS,
+        keep: FEED_ITEMS,
         items,
     })
 }
 
-/// `GET /hub`: the hub's own metrics.
+/// `GET /hub`: the hub's own metrics: totals, and the busiest channels. Its size does not grow
+/// with the number of channels.
+///
+/// # Errors
+/// [`PageError`]: `503` when the store can not be read.
 #[handler]
-pub async fn hub(Data(live): Data<&Live>) -> Response {
-    let state = match api::state_json(live, "hub").await {
-        Ok(state) => state,
-        Err(err) => return poem::error::ResponseError::as_response(&err),
-    };
-    let null = Value::Null;
-    let last = last_data(&state, widgets::HUB).unwrap_or(&null);
-    let figure = |key: &str| match &last[key] {
-        Value::Null => "–".to_owned(),
-        value => value.to_string(),
-    };
-    let stats = [
-        ("open_streams", "open streams"),
-        ("events_per_sec", "events / s"),
-        ("published", "published"),
-        ("delivered", "delivered"),
-        ("replayed", "replayed"),
-        ("resets", "resets"),
-        ("rejected", "rejected"),
-    ]
-    .into_iter()
-    .map(|(key, label)| (key, label, figure(key)))
-    .collect();
-    let channels = last["channels"]
-        .as_array()
-        .map(|rows| {
-            rows.iter()
-                .map(|row| HubChannelView {
-                    name: row["name"].as_str().unwrap_or_default().to_owned(),
-                    open_streams: row["open_streams"].to_string(),
-                    published: row["published"].to_string(),
-                    head: row["head"].as_str().unwrap_or("–").to_owned(),
-                })
-                .collect()
-        })
+pub async fn hub_page(Data(hub): Data<&Hub>) -> Result<Html<String>, PageError> {
+    use crate::sources::hub::{self as source, TopChannels};
+    let state = PageState::read(hub, Page::Hub).await?;
+    let last = state
+        .channel(source::CHANNEL)
+        .and_then(ChannelState::newest::<HubSample>);
+    let figure = |value: &dyn Fn(&HubSample) -> String| last.as_ref().map_or("–".into(), value);
+    let stats = vec![
+        (
+            "open_streams",
+            "open streams",
+            figure(&|s| s.open_streams.to_string()),
+        ),
+        (
+            "events_per_sec",
+            "events / s",
+            figure(&|s| s.events_per_sec.to_string()),
+        ),
+        (
+            "published",
+            "published",
+            figure(&|s| s.published.to_string()),
+        ),
+        (
+            "delivered",
+            "delivered",
+            figure(&|s| s.delivered.to_string()),
+        ),
+        ("replayed", "replayed", figure(&|s| s.replayed.to_string())),
+        ("resets", "resets", figure(&|s| s.resets.to_string())),
+        ("rejected", "rejected", figure(&|s| s.rejected.to_string())),
+        ("channels", "channels", figure(&|s| s.channels.to_string())),
+    ];
+    let top = state
+        .channel(source::TOP_CHANNEL)
+        .and_then(ChannelState::newest::<TopChannels>)
         .unwrap_or_default();
+    let channels = top
+        .rows
+        .into_iter()
+        .map(|row| HubChannelView {
+            name: row.name,
+            open_streams: row.open_streams,
+            published: row.published,
+            head: row.head.unwrap_or_else(|| "–".to_owned()),
+        })
+        .collect();
     render(HubPage {
-        page: "hub",
+        page: Page::Hub.name(),
         title: "Hub",
-        state_json: embed(&state),
-        channel: widgets::HUB,
+        state_json: state.embedded(),
+        totals_channel: source::CHANNEL,
+        top_channel: source::TOP_CHANNEL,
+        keep: CHART_POINTS,
+        latest: LATEST,
+        top_rows: source::TOP_ROWS,
         stats,
         channels,
+        more: more_channels(top.more),
     })
 }
 
@@ -205,60 +270,95 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
         .body(body)
 }
 
-fn render(page: impl Template) -> Response {
-    match page.render() {
-        Ok(html) => Html(html).into_response(),
-        Err(err) => {
-            tracing::error!(%err, "rendering a page failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, "rendering failed").into_response()
-        }
+fn render(page: impl Template) -> Result<Html<String>, PageError> {
+    Ok(Html(page.render()?))
+}
+
+/// The line under the busiest channels: how many are not shown (as `client.js` writes it).
+fn more_channels(more: usize) -> String {
+    match more {
+        0 => String::new(),
+        1 => "and 1 more channel".to_owned(),
+        n => format!("and {n} more channels"),
     }
 }
 
-/// The data of the newest item of `channel` in a page state.
-fn last_data<'a>(state: &'a Value, channel: &str) -> Option<&'a Value> {
-    state["channels"][channel]["items"]
-        .as_array()?
-        .last()
-        .map(|item| &item["data"])
-}
-
-/// What the feed shows for a notification's data: its `text` field, the text itself, or JSON.
-fn notification_text(data: &Value) -> String {
-    match data {
-        Value::String(text) => text.clone(),
-        Value::Object(fields) => match fields.get("text") {
-            Some(Value::String(text)) => text.clone(),
-            _ => data.to_string(),
-        },
-        other => other.to_string(),
+/// What the feed shows for a notification, as `client.js` does: a JSON string's text, an
+/// object's `text` field, or the data as it was sent.
+fn notification_text(item: &Item) -> String {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Shown {
+        Text(String),
+        Object { text: String },
     }
-}
-
-/// JSON safe to place inside `<script type="application/json">`: no `<` can end the element.
-fn embed(state: &Value) -> String {
-    state.to_string().replace('<', "\\u003c")
+    match item.parse::<Shown>() {
+        Some(Shown::Text(text) | Shown::Object { text }) => text,
+        None => item.text().to_owned(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use poem::{test::TestClient, EndpointExt, Route};
+    use poem_sse_ext::Event;
+
     use super::*;
 
-    #[test]
-    fn embedded_json_can_not_close_the_script() {
-        let state = serde_json::json!({ "x": "</script><script>alert(1)</script>" });
-        let embedded = embed(&state);
-        assert!(!embedded.contains('<'));
-        assert_eq!(
-            serde_json::from_str::<Value>(&embedded).unwrap_or_default(),
-            state
-        );
+    async fn feed_of(data: &[&str]) -> String {
+        let hub = Hub::new();
+        for text in data {
+            let published = hub.publish(NOTIFICATIONS, Event::text(*text)).await;
+            published.unwrap_or_else(|e| panic!("{e}"));
+        }
+        let app = Route::new().at("/", notifications).data(hub);
+        let response = TestClient::new(app).get("/").send().await;
+        response.assert_status_is_ok();
+        response
+            .0
+            .into_body()
+            .into_string()
+            .await
+            .unwrap_or_default()
     }
 
-    #[test]
-    fn notification_texts() {
-        assert_eq!(notification_text(&serde_json::json!("hi")), "hi");
-        assert_eq!(notification_text(&serde_json::json!({"text": "yo"})), "yo");
-        assert_eq!(notification_text(&serde_json::json!([1])), "[1]");
+    #[tokio::test]
+    async fn the_feed_shows_what_the_store_holds_newest_first() {
+        let html = feed_of(&[
+            r#""quoted""#,
+            r#"{"text": "yo", "by": "me"}"#,
+            "[1]",
+            "plain",
+        ])
+        .await;
+        let shown: Vec<&str> = html
+            .split("<li data-id=")
+            .skip(1)
+            .filter_map(|li| li.split_once('>')?.1.split_once("</li>").map(|(t, _)| t))
+            .collect();
+        assert_eq!(shown, ["plain", "[1]", "yo", "quoted"]);
+    }
+
+    #[tokio::test]
+    async fn a_page_whose_state_can_not_be_read_is_a_503_with_the_reason() {
+        let hub = Hub::builder().max_channels(0).build();
+        let app = Route::new()
+            .at("/", dashboard)
+            .at("/hub", hub_page)
+            .at("/notifications", notifications)
+            .data(hub);
+        let client = TestClient::new(app);
+        for path in ["/", "/hub", "/notifications"] {
+            let response = client.get(path).send().await;
+            response.assert_status(StatusCode::SERVICE_UNAVAILABLE);
+            response.assert_header_exist(header::RETRY_AFTER);
+            let body = response
+                .0
+                .into_body()
+                .into_string()
+                .await
+                .unwrap_or_default();
+            assert!(body.contains("reading channel"), "{path}: {body}");
+        }
     }
 }

@@ -104,7 +104,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("demo-app-tls-{}", std::process::id()));
         let (cert, key) = (dir.join("c/cert.pem"), dir.join("c/key.pem"));
         generate(&cert, &key)?;
-        poem_sse_ext::server::ReloadingTls::from_pem_files(&cert, &key)?;
+        poem_serve::ReloadingTls::from_pem_files(&cert, &key)?;
         let missing = cert_files(Some((dir.join("nope.pem"), key.clone())));
         assert!(matches!(missing, Err(CertError::Unreadable { .. })));
         fs::remove_dir_all(dir)?;

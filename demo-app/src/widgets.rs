@@ -1,10 +1,17 @@
-//! The channels the pages show, and how each dashboard widget draws its channel.
+//! What each page shows: its widgets, the channel each one reads, and how many of the channel's
+//! recent events it draws.
+//!
+//! A channel's name is written once, where its data comes from ([`Figure::channel`],
+//! [`crate::sources::hub`]) or, for the feed that only the API publishes to, here
+//! ([`NOTIFICATIONS`]).
 
-/// One dashboard widget: one channel, one `EventSource`, one chart.
+use crate::sources::{hub, system::Figure};
+
+/// One dashboard widget: one figure, one `EventSource`, one chart.
 #[derive(Debug, Clone, Copy)]
 pub struct Widget {
-    /// The channel it reads (and the publisher writes).
-    pub channel: &'static str,
+    /// The figure it shows (and the channel it reads).
+    pub figure: Figure,
     /// Its heading.
     pub title: &'static str,
     /// The names of the chart's series; empty means one series per value, unnamed (CPU cores).
@@ -13,106 +20,154 @@ pub struct Widget {
     pub max: Option<f64>,
 }
 
+impl Widget {
+    /// The channel it reads.
+    pub fn channel(&self) -> &'static str {
+        self.figure.channel()
+    }
+}
+
 /// The dashboard's widgets, in page order: one channel each, published every second by
-/// [`crate::sources::system`].
+/// [`crate::sources`].
 pub const DASHBOARD: &[Widget] = &[
     Widget {
-        channel: "sys.cpu",
+        figure: Figure::Cpu,
         title: "CPU",
         series: &["busy %"],
         max: Some(100.0),
     },
     Widget {
-        channel: "sys.cores",
+        figure: Figure::Cores,
         title: "CPU cores",
         series: &[],
         max: Some(100.0),
     },
     Widget {
-        channel: "sys.mem",
+        figure: Figure::Mem,
         title: "Memory",
         series: &["used %"],
         max: Some(100.0),
     },
     Widget {
-        channel: "sys.swap",
+        figure: Figure::Swap,
         title: "Swap",
         series: &["used %"],
         max: Some(100.0),
     },
     Widget {
-        channel: "sys.load",
+        figure: Figure::Load,
         title: "Load average",
         series: &["1 min", "5 min", "15 min"],
         max: None,
     },
     Widget {
-        channel: "sys.net",
+        figure: Figure::Net,
         title: "Network",
         series: &["rx KiB/s", "tx KiB/s"],
         max: None,
     },
     Widget {
-        channel: "sys.disk",
+        figure: Figure::Disk,
         title: "Disk",
         series: &["read KiB/s", "write KiB/s"],
         max: None,
     },
     Widget {
-        channel: "sys.procs",
+        figure: Figure::Procs,
         title: "Processes",
         series: &["running", "blocked"],
         max: None,
     },
     Widget {
-        channel: "sys.ctxt",
+        figure: Figure::Ctxt,
         title: "Scheduler",
         series: &["switches/s", "irq/s"],
         max: None,
     },
     Widget {
-        channel: "sys.forks",
+        figure: Figure::Forks,
         title: "Process creation",
         series: &["forks/s"],
         max: None,
     },
     Widget {
-        channel: "sys.uptime",
+        figure: Figure::Uptime,
         title: "Uptime",
         series: &["hours"],
         max: None,
     },
 ];
 
-/// The channel of the notification feed.
+/// The channel of the notification feed: whatever is posted to it through the API.
 pub const NOTIFICATIONS: &str = "notifications";
 
-/// The channel the hub's own metrics are published on, every second.
-pub const HUB: &str = "hub";
-
-/// Points kept per dashboard channel (one minute).
+/// Points drawn per chart (one minute of samples).
 pub const CHART_POINTS: usize = 60;
 
-/// Notifications kept for the feed.
+/// Notifications shown in the feed.
 pub const FEED_ITEMS: usize = 50;
 
-/// The pages, by the name used in `/api/state/{page}`, with their channels.
-pub fn page_channels(page: &str) -> Option<Vec<&'static str>> {
-    match page {
-        "dashboard" => Some(DASHBOARD.iter().map(|w| w.channel).collect()),
-        "notifications" => Some(vec![NOTIFICATIONS]),
-        "hub" => Some(vec![HUB]),
-        _ => None,
+/// Events kept by a widget that shows only the newest (a table redrawn from each snapshot).
+pub const LATEST: usize = 1;
+
+/// A page, by the name used in `/api/state/{page}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    /// `/`: the machine's figures.
+    Dashboard,
+    /// `/notifications`: the feed.
+    Notifications,
+    /// `/hub`: the hub's own metrics.
+    Hub,
+}
+
+impl Page {
+    /// Every page.
+    pub const ALL: [Page; 3] = [Page::Dashboard, Page::Notifications, Page::Hub];
+
+    /// The page's name in `/api/state/{page}` and in its `data-page` attribute.
+    pub fn name(self) -> &'static str {
+        match self {
+            Page::Dashboard => "dashboard",
+            Page::Notifications => "notifications",
+            Page::Hub => "hub",
+        }
+    }
+
+    /// The page called `name`, if any.
+    pub fn from_name(name: &str) -> Option<Page> {
+        Page::ALL.into_iter().find(|page| page.name() == name)
+    }
+
+    /// The channels the page reads, each with how many of its newest events the page draws.
+    pub fn channels(self) -> Vec<(&'static str, usize)> {
+        match self {
+            Page::Dashboard => DASHBOARD
+                .iter()
+                .map(|w| (w.channel(), CHART_POINTS))
+                .collect(),
+            Page::Notifications => vec![(NOTIFICATIONS, FEED_ITEMS)],
+            Page::Hub => vec![(hub::CHANNEL, CHART_POINTS), (hub::TOP_CHANNEL, LATEST)],
+        }
     }
 }
 
-/// How many recent items the app keeps for rendering `channel`, if it renders it at all.
-pub fn kept_items(channel: &str) -> Option<usize> {
-    if channel == NOTIFICATIONS {
-        Some(FEED_ITEMS)
-    } else if channel == HUB || DASHBOARD.iter().any(|w| w.channel == channel) {
-        Some(CHART_POINTS)
-    } else {
-        None
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_channel_is_valid_and_read_by_one_widget() {
+        let mut seen = std::collections::HashSet::new();
+        for page in Page::ALL {
+            assert_eq!(Page::from_name(page.name()), Some(page));
+            for (channel, keep) in page.channels() {
+                assert!(poem_sse_ext::validate_channel(channel).is_ok(), "{channel}");
+                assert!(seen.insert(channel), "{channel} read by two widgets");
+                assert!(keep > 0);
+            }
+        }
+        assert_eq!(DASHBOARD.len(), Figure::ALL.len(), "a widget per figure");
+        assert_eq!(Page::from_name("nope"), None);
     }
 }

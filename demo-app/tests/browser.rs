@@ -317,7 +317,77 @@ async fn dashboard_notifications_and_restart_over_https_h2() {
         Duration::from_secs(2),
     )
     .await;
+    // The reconnect closed the EventSource it replaced: one stream for the one widget.
+    let metrics = get_json(&http, &demo.url("/api/hub/metrics")).await;
+    assert_eq!(metrics["open_streams"], 1, "{metrics}");
 
+    browser.close().await.unwrap();
+}
+
+/// A browser dispatches a server event named `error` (or `open`) to the page's connection
+/// listeners, as a `MessageEvent`. The client must not take it for a connection failure: before
+/// the fix, each one opened a new stream without closing the old (one tab went from 1 to 19
+/// streams in 30 s). The hub refuses those names now, so the test dispatches them itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_event_named_error_or_open_leaves_one_stream_per_widget() {
+    let Some((chromium, chromedriver)) = chromium() else {
+        return;
+    };
+    let _one_browser = BROWSER.lock().await;
+    let dir = test_dir("browser-error-event");
+    let demo = Demo::start(&dir, free_port(), &[]).await;
+    let driver = Driver::start(&chromedriver).await;
+    let browser = driver.browser(&chromium, &dir.join("profile")).await;
+    let http = client();
+    let open_streams = || async {
+        let metrics = get_json(&http, &demo.url("/api/hub/metrics")).await;
+        metrics["open_streams"].as_u64().unwrap()
+    };
+
+    browser.goto(&demo.url("/")).await.unwrap();
+    let widgets = wait_for(
+        &browser,
+        "every widget open",
+        "window.sseStatus && sseStatus().every(s => s.state === 'open' && s.events >= 1) && sseStatus().length",
+        Duration::from_secs(15),
+    )
+    .await
+    .as_u64()
+    .unwrap();
+    assert_eq!(open_streams().await, widgets);
+
+    // Three `error` and one `open` event on every widget's EventSource, as the browser would
+    // dispatch them from the server; each EventSource is marked to recognise it afterwards.
+    browser
+        .execute(
+            "sseEventSources().forEach((es, i) => {
+               es.marked = i;
+               for (const type of ['error', 'error', 'open', 'error']) {
+                 es.dispatchEvent(new MessageEvent(type, { data: 'from the server' }));
+               }
+             });",
+            vec![],
+        )
+        .await
+        .unwrap();
+    // The old client reconnected 1 to 2 s after such an event.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        open_streams().await,
+        widgets,
+        "{:#?}",
+        status(&browser).await
+    );
+    let same = eval(
+        &browser,
+        "sseEventSources().every((es, i) => es.marked === i && es.readyState === EventSource.OPEN)",
+    )
+    .await;
+    assert_eq!(same, true, "{:#?}", status(&browser).await);
+    for widget in status(&browser).await {
+        assert_eq!(widget["reconnects"], 0, "{widget}");
+        assert_eq!(widget["state"], "open", "{widget}");
+    }
     browser.close().await.unwrap();
 }
 

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use testkit::{free_port, SseConnection};
 
 const TOKEN: &str = "s3cret";
+const ALLOWED: &str = "https://dash.example";
 const WAIT: Duration = Duration::from_secs(5);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -94,7 +95,14 @@ async fn publish_answers_and_errors() {
     let demo = Demo::start(
         &dir,
         free_port(),
-        &["--publish-token", TOKEN, "--heartbeat", "300ms"],
+        &[
+            "--publish-token",
+            TOKEN,
+            "--heartbeat",
+            "300ms",
+            "--allow-origin",
+            ALLOWED,
+        ],
     )
     .await;
     let http = client();
@@ -149,6 +157,9 @@ async fn publish_answers_and_errors() {
         ("two\nlines", "CR or LF"),
         ("", "must not be empty"),
         ("sse-reset", "reserved"),
+        // EventSource would dispatch these to a page's connection listeners.
+        ("error", "collides with EventSource"),
+        ("open", "collides with EventSource"),
     ] {
         let (status, message) = error(
             post(url.clone(), json!({"event": name, "data": 1}), Some(TOKEN))
@@ -162,6 +173,7 @@ async fn publish_answers_and_errors() {
     let not_json = http
         .post(&url)
         .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
         .body("{not json")
         .send()
         .await
@@ -169,6 +181,41 @@ async fn publish_answers_and_errors() {
     let (status, message) = error(not_json).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(message.contains("must be JSON"), "{message}");
+
+    // A plain-text post (what a cross-site form or `fetch` can send without a preflight).
+    let plain_text = http
+        .post(&url)
+        .bearer_auth(TOKEN)
+        .header("content-type", "text/plain")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let (status, message) = error(plain_text).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(message.contains("application/json"), "{message}");
+
+    // A browser's post from a page of another origin, even with the token; an allowed origin
+    // and the server's own may.
+    let pages_url = demo.url("/api/channels/from-pages/events");
+    let from = |origin: &str| {
+        http.post(&pages_url)
+            .bearer_auth(TOKEN)
+            .header("origin", origin)
+            .json(&json!({"data": "from a page"}))
+            .send()
+    };
+    let (status, message) = error(from("https://evil.example").await.unwrap()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        message.contains("--allow-origin https://evil.example"),
+        "{message}"
+    );
+    let own = demo.base.clone();
+    for origin in [ALLOWED, own.as_str()] {
+        let created = from(origin).await.unwrap();
+        assert_eq!(created.status(), StatusCode::CREATED, "{origin}");
+    }
 
     let mut ids = Vec::new();
     for data in [
@@ -187,6 +234,19 @@ async fn publish_answers_and_errors() {
         let body: Value = created.json().await.unwrap();
         ids.push(body["id"].as_str().unwrap().to_owned());
     }
+    // JSON data is sent as it was written: no digit lost, no key moved, no space removed.
+    let exact = r#"{"z": 0.1000000000000000055511151231257827, "a": 18446744073709551616}"#;
+    let created = http
+        .post(&url)
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json; charset=utf-8")
+        .body(format!(r#"{{"event": "notification", "data": {exact}}}"#))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let body: Value = created.json().await.unwrap();
+    ids.push(body["id"].as_str().unwrap().to_owned());
 
     let stream_url = demo.url(&format!("/events/notifications?lastEventId={rendered_at}"));
     let mut stream = SseConnection::connect(&http, &stream_url, None)
@@ -194,9 +254,12 @@ async fn publish_answers_and_errors() {
         .unwrap();
     assert_eq!(stream.status(), StatusCode::OK);
     assert_eq!(stream.header("content-type"), Some("text/event-stream"));
-    let events = stream.next_events(3, WAIT).await.unwrap();
+    let events = stream.next_events(4, WAIT).await.unwrap();
     let data: Vec<&str> = events.iter().map(|e| e.data.as_str()).collect();
-    assert_eq!(data, [r#"{"text":"one"}"#, "two, sent as it is", "[3]"]);
+    assert_eq!(
+        data,
+        [r#"{"text":"one"}"#, "two, sent as it is", "[3]", exact]
+    );
     let got: Vec<&str> = events.iter().map(|e| e.last_event_id.as_str()).collect();
     assert_eq!(got, ids);
     assert!(events.iter().all(|e| e.event_type == "notification"));
@@ -245,6 +308,40 @@ async fn plain_serves_http1_and_h2_prior_knowledge() {
     assert_eq!(stream.version(), Version::HTTP_2);
     assert_eq!(stream.header("connection"), None, "RFC 9113 8.2.2");
     stream.next_event(WAIT).await.unwrap();
+}
+
+/// `--max-connections-per-ip 2`: a third connection from 127.0.0.2 is closed at once, while
+/// 127.0.0.1 is still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_connections_per_ip_closes_the_extra_connections() {
+    use tokio::{io::AsyncReadExt, net::TcpSocket};
+
+    let dir = test_dir("per-ip");
+    let demo = Demo::start(
+        &dir,
+        free_port(),
+        &["--plain", "--max-connections-per-ip", "2"],
+    )
+    .await;
+    let server = std::net::SocketAddr::from(([127, 0, 0, 1], demo.port));
+    let connect_from_second = || async {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.bind(([127, 0, 0, 2], 0).into()).unwrap();
+        socket.connect(server).await.unwrap()
+    };
+    let _held = [connect_from_second().await, connect_from_second().await];
+    let mut over = connect_from_second().await;
+    let closed = tokio::time::timeout(Duration::from_secs(1), async {
+        let mut buf = [0u8; 64];
+        while over.read(&mut buf).await.unwrap_or(0) > 0 {}
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "the third connection from 127.0.0.2 is still open"
+    );
+    let health = client().get(demo.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
 }
 
 /// SIGTERM with streams open over HTTP/2 and HTTP/1.1: each stream ends, the process exits
@@ -355,4 +452,18 @@ fn start_up_errors_are_clear() {
     let (status, stderr) = run_to_exit(&dir, &["--heartbeat", "soon"]);
     assert!(!status.success());
     assert!(stderr.contains("--heartbeat"), "{stderr}");
+
+    // Publishing open to the network: refused, with how to set a token.
+    let listen = format!("0.0.0.0:{}", free_port());
+    let (status, stderr) = run_to_exit(&dir, &["--plain", "--listen", &listen]);
+    assert!(!status.success());
+    assert!(stderr.contains("without a publish token"), "{stderr}");
+    assert!(stderr.contains("--publish-token TOKEN"), "{stderr}");
+    let (status, stderr) = run_to_exit(&dir, &["--plain", "--publish-token", ""]);
+    assert!(!status.success());
+    assert!(stderr.contains("the publish token is empty"), "{stderr}");
+
+    let (status, stderr) = run_to_exit(&dir, &["--allow-origin", "dash.example"]);
+    assert!(!status.success());
+    assert!(stderr.contains("expected an origin like"), "{stderr}");
 }

@@ -170,6 +170,10 @@ async fn healthz_reports_a_lost_redis_and_its_return() {
         503,
         "publishing without Redis is an error"
     );
+    assert!(
+        refused.headers().contains_key("retry-after"),
+        "a 503 says when to retry"
+    );
 
     redis.restart().expect("redis restarts");
     let deadline = Instant::now() + Duration::from_secs(15);

@@ -29,8 +29,19 @@
 //!   never issued, the stream starts with an `sse-reset` event (see [`Reset`]).
 //! - **Flushed at once.** Each ready frame goes to hyper as soon as it exists (ready frames may
 //!   be joined into one chunk, never held back), also through poem's `Compression`.
-//! - **Heartbeats** after each idle interval, **jittered retry** hints, **caps** with `503` and
-//!   `Retry-After`, **graceful shutdown** with [`Hub::shutdown`], and [`Hub::metrics`].
+//! - **Heartbeats** after each idle interval, **jittered retry** hints, **graceful shutdown**
+//!   with [`Hub::shutdown`], and [`Hub::metrics`].
+//! - **The hub knows no HTTP.** [`Hub::subscribe`] gives a [`Subscriber`], a stream of ready
+//!   frames a Rust caller reads directly; [`SseEndpoint`] is the HTTP side.
+//! - **Several channels on one stream** ([`Hub::subscribe_set`]), each resumed exactly through
+//!   one cursor ([`set_cursor`]).
+//! - **Admission a native `EventSource` survives**: refusals are `200` streams with a long retry
+//!   hint and [`BUSY_EVENT`] ([`RefusedStream`]); caps per client and principal, a connect rate
+//!   limit, stream lifetimes.
+//! - **Authorization for a stream's whole life**: an async [`Authorizer`] returns a [`Grant`]
+//!   whose expiry (or [`Hub::revoke`]) ends the stream with [`REAUTH_EVENT`].
+//! - **Bounded**: channels nobody uses cost nothing, history is bounded per channel and over the
+//!   whole store, and [`Hub::publish_once`] stores a retried publish once.
 //! - [`SseResponse`] for streams of your own, with the same wire guarantees.
 //! - [`run::Runs`]: finite streams (an LLM's answer, a build log) whose producer outlives the
 //!   request, that followers resume after a reload, that end for good with an `sse-end` event
@@ -53,8 +64,6 @@ mod refusal;
 mod registry;
 mod response;
 pub mod run;
-#[cfg(feature = "server")]
-pub mod server;
 mod set;
 mod shutdown;
 pub mod store;

@@ -6,10 +6,74 @@
 
 use std::{collections::HashMap, fs, path::Path, time::Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-/// One point of a widget's chart: a value per series, and the text the widget shows.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A figure of the machine, published on a channel of its own. Its channel name is written here
+/// and nowhere else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Figure {
+    /// Busy share of all CPUs, in percent.
+    Cpu,
+    /// Busy share of each CPU, in percent.
+    Cores,
+    /// Memory in use, in percent.
+    Mem,
+    /// Swap in use, in percent.
+    Swap,
+    /// Load averages over 1, 5 and 15 minutes.
+    Load,
+    /// Bytes received and sent per second on every interface but loopback, in KiB.
+    Net,
+    /// Bytes read and written per second on whole disks, in KiB.
+    Disk,
+    /// Running and blocked processes.
+    Procs,
+    /// Context switches and interrupts per second.
+    Ctxt,
+    /// Processes created per second.
+    Forks,
+    /// Time since boot, in hours.
+    Uptime,
+}
+
+impl Figure {
+    /// Every figure.
+    #[cfg(test)]
+    pub const ALL: [Figure; 11] = [
+        Figure::Cpu,
+        Figure::Cores,
+        Figure::Mem,
+        Figure::Swap,
+        Figure::Load,
+        Figure::Net,
+        Figure::Disk,
+        Figure::Procs,
+        Figure::Ctxt,
+        Figure::Forks,
+        Figure::Uptime,
+    ];
+
+    /// The channel the figure is published on.
+    pub fn channel(self) -> &'static str {
+        match self {
+            Figure::Cpu => "sys.cpu",
+            Figure::Cores => "sys.cores",
+            Figure::Mem => "sys.mem",
+            Figure::Swap => "sys.swap",
+            Figure::Load => "sys.load",
+            Figure::Net => "sys.net",
+            Figure::Disk => "sys.disk",
+            Figure::Procs => "sys.procs",
+            Figure::Ctxt => "sys.ctxt",
+            Figure::Forks => "sys.forks",
+            Figure::Uptime => "sys.uptime",
+        }
+    }
+}
+
+/// One point of a widget's chart: a value per series, and the text the widget shows. Published
+/// as the JSON data of a `sample` event, and read back from the store to render a page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
     /// One value per series of the widget, in the widget's unit.
     pub v: Vec<f64>,
@@ -17,7 +81,7 @@ pub struct Sample {
     pub text: String,
 }
 
-/// Reads `/proc` and produces one [`Sample`] per dashboard channel.
+/// Reads `/proc` and produces one [`Sample`] per [`Figure`].
 #[derive(Debug, Default)]
 pub struct Sampler {
     previous: Option<Counters>,
@@ -39,7 +103,7 @@ struct Counters {
 impl Sampler {
     /// Reads the current figures. The first call has no rates yet and returns only the figures
     /// that need no previous reading.
-    pub fn sample(&mut self) -> Vec<(&'static str, Sample)> {
+    pub fn sample(&mut self) -> Vec<(Figure, Sample)> {
         let stat = fs::read_to_string("/proc/stat").unwrap_or_default();
         let now = Counters {
             at: Instant::now(),
@@ -54,7 +118,7 @@ impl Sampler {
         out.extend(memory());
         out.extend(load(&stat));
         if let Some(uptime) = uptime() {
-            out.push(("sys.uptime", uptime));
+            out.push((Figure::Uptime, uptime));
         }
         if let Some(before) = self.previous.replace(now.clone()) {
             out.extend(rates(&before, &now));
@@ -63,7 +127,7 @@ impl Sampler {
     }
 }
 
-fn rates(before: &Counters, now: &Counters) -> Vec<(&'static str, Sample)> {
+fn rates(before: &Counters, now: &Counters) -> Vec<(Figure, Sample)> {
     let secs = now.at.duration_since(before.at).as_secs_f64().max(1e-3);
     let rate = |a: u64, b: u64| b.saturating_sub(a) as f64 / secs;
     let busy: Vec<f64> = before
@@ -82,7 +146,7 @@ fn rates(before: &Counters, now: &Counters) -> Vec<(&'static str, Sample)> {
     let mut out = Vec::new();
     if let Some((&total, cores)) = busy.split_first() {
         out.push((
-            "sys.cpu",
+            Figure::Cpu,
             Sample {
                 v: vec![round1(total)],
                 text: format!("{total:.1} %"),
@@ -94,7 +158,7 @@ fn rates(before: &Counters, now: &Counters) -> Vec<(&'static str, Sample)> {
             .collect::<Vec<_>>()
             .join(" · ");
         out.push((
-            "sys.cores",
+            Figure::Cores,
             Sample {
                 v: cores.iter().copied().map(round1).collect(),
                 text,
@@ -106,7 +170,7 @@ fn rates(before: &Counters, now: &Counters) -> Vec<(&'static str, Sample)> {
         rate(before.net.1, now.net.1) / 1024.0,
     );
     out.push((
-        "sys.net",
+        Figure::Net,
         Sample {
             v: vec![round1(rx), round1(tx)],
             text: format!("↓ {} ↑ {}", per_second(rx), per_second(tx)),
@@ -117,7 +181,7 @@ fn rates(before: &Counters, now: &Counters) -> Vec<(&'static str, Sample)> {
         rate(before.disk.1, now.disk.1) / 1024.0,
     );
     out.push((
-        "sys.disk",
+        Figure::Disk,
         Sample {
             v: vec![round1(read), round1(write)],
             text: format!("read {} · write {}", per_second(read), per_second(write)),
@@ -125,7 +189,7 @@ fn rates(before: &Counters, now: &Counters) -> Vec<(&'static str, Sample)> {
     ));
     let (ctxt, intr) = (rate(before.ctxt, now.ctxt), rate(before.intr, now.intr));
     out.push((
-        "sys.ctxt",
+        Figure::Ctxt,
         Sample {
             v: vec![ctxt.round(), intr.round()],
             text: format!("{ctxt:.0} switches/s · {intr:.0} irq/s"),
@@ -133,7 +197,7 @@ fn rates(before: &Counters, now: &Counters) -> Vec<(&'static str, Sample)> {
     ));
     let forks = rate(before.forks, now.forks);
     out.push((
-        "sys.forks",
+        Figure::Forks,
         Sample {
             v: vec![round1(forks)],
             text: format!("{forks:.1} new processes/s"),
@@ -142,7 +206,7 @@ fn rates(before: &Counters, now: &Counters) -> Vec<(&'static str, Sample)> {
     out
 }
 
-fn memory() -> Vec<(&'static str, Sample)> {
+fn memory() -> Vec<(Figure, Sample)> {
     let Ok(text) = fs::read_to_string("/proc/meminfo") else {
         return Vec::new();
     };
@@ -159,7 +223,7 @@ fn memory() -> Vec<(&'static str, Sample)> {
     if total > 0 {
         let used = total.saturating_sub(available);
         out.push((
-            "sys.mem",
+            Figure::Mem,
             Sample {
                 v: vec![round1(100.0 * used as f64 / total as f64)],
                 text: format!("{} of {}", size(used), size(total)),
@@ -169,7 +233,7 @@ fn memory() -> Vec<(&'static str, Sample)> {
     let (swap_total, swap_free) = (kib("SwapTotal"), kib("SwapFree"));
     let used = swap_total.saturating_sub(swap_free);
     out.push((
-        "sys.swap",
+        Figure::Swap,
         Sample {
             v: vec![if swap_total == 0 {
                 0.0
@@ -186,7 +250,7 @@ fn memory() -> Vec<(&'static str, Sample)> {
     out
 }
 
-fn load(stat: &str) -> Vec<(&'static str, Sample)> {
+fn load(stat: &str) -> Vec<(Figure, Sample)> {
     let Ok(text) = fs::read_to_string("/proc/loadavg") else {
         return Vec::new();
     };
@@ -204,7 +268,7 @@ fn load(stat: &str) -> Vec<(&'static str, Sample)> {
     let mut out = Vec::new();
     if loads.len() == 3 {
         out.push((
-            "sys.load",
+            Figure::Load,
             Sample {
                 text: format!("{:.2} · {:.2} · {:.2}", loads[0], loads[1], loads[2]),
                 v: loads,
@@ -216,7 +280,7 @@ fn load(stat: &str) -> Vec<(&'static str, Sample)> {
         stat_value(stat, "procs_blocked"),
     );
     out.push((
-        "sys.procs",
+        Figure::Procs,
         Sample {
             v: vec![running as f64, blocked as f64],
             text: format!("{running} running · {blocked} blocked · {total} threads"),
@@ -343,14 +407,14 @@ mod tests {
     }
 
     #[test]
-    fn second_sample_has_every_channel() {
+    fn second_sample_has_every_figure() {
         let mut sampler = Sampler::default();
         let _ = sampler.sample();
         std::thread::sleep(std::time::Duration::from_millis(20));
-        let channels: Vec<_> = sampler.sample().into_iter().map(|(c, _)| c).collect();
+        let figures: Vec<_> = sampler.sample().into_iter().map(|(f, _)| f).collect();
         if Path::new("/proc/stat").exists() {
-            for channel in crate::widgets::DASHBOARD.iter().map(|w| w.channel) {
-                assert!(channels.contains(&channel), "{channel} missing");
+            for figure in Figure::ALL {
+                assert!(figures.contains(&figure), "{figure:?} missing");
             }
         }
     }

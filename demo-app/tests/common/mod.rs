@@ -88,7 +88,7 @@ impl Demo {
             .arg("--listen")
             .arg(format!("127.0.0.1:{}", self.port))
             .args(&self.args)
-            .env("RUST_LOG", "info,poem_sse_ext=debug")
+            .env("RUST_LOG", "info,poem_sse_ext=debug,poem_serve=debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -198,4 +198,42 @@ pub fn run_to_exit(dir: &Path, args: &[&str]) -> (ExitStatus, String) {
         let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
     }
     (status, stderr)
+}
+
+/// The state a page embeds (`<script type="application/json" id="state">`), parsed.
+pub fn embedded_state(html: &str) -> serde_json::Value {
+    let start = html
+        .find(r#"id="state">"#)
+        .map(|at| at + r#"id="state">"#.len())
+        .unwrap_or_else(|| panic!("no embedded state in the page:\n{html}"));
+    let len = html[start..]
+        .find("</script>")
+        .unwrap_or_else(|| panic!("the embedded state does not end"));
+    serde_json::from_str(&html[start..start + len])
+        .unwrap_or_else(|err| panic!("the embedded state is not JSON ({err})"))
+}
+
+/// `POST /api/channels/{channel}/events` with a JSON body: the id the server answered `201` with.
+pub async fn publish(
+    client: &reqwest::Client,
+    demo: &Demo,
+    channel: &str,
+    body: &serde_json::Value,
+) -> String {
+    let url = demo.url(&format!("/api/channels/{channel}/events"));
+    let response = client
+        .post(&url)
+        .json(body)
+        .send()
+        .await
+        .unwrap_or_else(|err| panic!("POST {url}: {err}"));
+    assert_eq!(response.status(), 201, "POST {url} {body}");
+    let answer: serde_json::Value = response
+        .json()
+        .await
+        .unwrap_or_else(|err| panic!("POST {url}: the answer is not JSON ({err})"));
+    answer["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("POST {url}: no id in {answer}"))
+        .to_owned()
 }

@@ -1,0 +1,416 @@
+//! `POST /api/channels/{channel}/events`: publishing through the API, and who may.
+//!
+//! The body is JSON `{"event": "name"?, "data": ...}`. A JSON string `data` is sent as its text;
+//! any other value as its exact JSON text, byte for byte (validated, never re-serialized: no
+//! float loses a digit, no key moves).
+//!
+//! | answer | when |
+//! | --- | --- |
+//! | `201 {"id": ..}` | published |
+//! | `400` | the body is not that JSON, or the event name is invalid |
+//! | `401` | `--publish-token` is set and `Authorization: Bearer <token>` is missing or wrong |
+//! | `403` | a browser's post from a page of another origin (see [`crate::origin`]) |
+//! | `404` | the channel name is invalid |
+//! | `413` | the body is over [`MAX_BODY_BYTES`], or the event over the channel's history bound |
+//! | `415` | the `Content-Type` is not `application/json` |
+//! | `503` + `Retry-After` | shutting down, too many channels, the store failed (`"outcome_unknown": true` when it timed out: the event may be stored all the same) |
+
+use std::{net::SocketAddr, time::Duration};
+
+use poem::{
+    handler,
+    http::{header, StatusCode},
+    web::{Data, Json, Path},
+    Body, IntoResponse, Request, Response,
+};
+use poem_sse_ext::{store::StoreError, validate_channel, Event, Hub, PublishError};
+use serde::Deserialize;
+use serde_json::{json, value::RawValue};
+
+use crate::{
+    api::ApiError,
+    origin::{AllowedOrigins, Origin},
+};
+
+/// The largest publish body accepted: 64 KiB. Larger bodies get `413`.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Who may publish: the bearer token required (if any) and the origins allowed besides the
+/// server's own.
+#[derive(Clone, Default)]
+pub struct PublishPolicy {
+    token: Option<String>,
+    origins: AllowedOrigins,
+}
+
+/// Never shows the token.
+impl std::fmt::Debug for PublishPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PublishPolicy")
+            .field("token", &self.token.as_ref().map(|_| "<hidden>"))
+            .field("origins", &self.origins)
+            .finish()
+    }
+}
+
+/// A publish policy the server refuses to start with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    /// `--publish-token ""`.
+    #[error(
+        "the publish token is empty: give --publish-token (or DEMO_PUBLISH_TOKEN) a secret value"
+    )]
+    EmptyToken,
+    /// No token, and reachable from other machines.
+    #[error(
+        "refusing to listen on {0} without a publish token: anyone who can reach it could publish \
+         to every page. Set one with --publish-token TOKEN (or the DEMO_PUBLISH_TOKEN environment \
+         variable), or listen on a loopback address such as 127.0.0.1"
+    )]
+    OpenToTheNetwork(SocketAddr),
+}
+
+impl PublishPolicy {
+    /// The policy of a server listening on `listen`: `token` required to publish when given, and
+    /// browser posts from `origins` allowed besides the server's own pages.
+    ///
+    /// # Errors
+    /// An empty token, or no token while listening on an address other than loopback.
+    pub fn new(
+        token: Option<String>,
+        origins: Vec<Origin>,
+        listen: SocketAddr,
+    ) -> Result<Self, PolicyError> {
+        match &token {
+            Some(token) if token.is_empty() => return Err(PolicyError::EmptyToken),
+            None if !listen.ip().to_canonical().is_loopback() => {
+                return Err(PolicyError::OpenToTheNetwork(listen))
+            }
+            _ => {}
+        }
+        Ok(Self {
+            token,
+            origins: AllowedOrigins(origins),
+        })
+    }
+
+    /// Whether `req` may publish.
+    fn check(&self, req: &Request) -> Result<(), ApiError> {
+        self.origins
+            .check(req)
+            .map_err(|err| ApiError::new(StatusCode::FORBIDDEN, err))?;
+        if let Some(expected) = &self.token {
+            let given = req
+                .header(header::AUTHORIZATION)
+                .and_then(|value| value.strip_prefix("Bearer "));
+            if !given.is_some_and(|given| constant_time_eq(given.as_bytes(), expected.as_bytes())) {
+                return Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "missing or wrong bearer token: send `Authorization: Bearer <token>`",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The body of a publish request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PublishBody {
+    /// The event name; `message` when absent.
+    event: Option<String>,
+    /// A JSON string is sent as its text; any other value as its JSON text, as it was written.
+    data: Box<RawValue>,
+}
+
+/// `POST /api/channels/{channel}/events`.
+///
+/// # Errors
+/// See the table in [this module](self).
+#[handler]
+pub async fn publish(
+    req: &Request,
+    Path(channel): Path<String>,
+    body: Body,
+    Data(hub): Data<&Hub>,
+    Data(policy): Data<&PublishPolicy>,
+) -> Result<Response, ApiError> {
+    policy.check(req)?;
+    validate_channel(&channel).map_err(|err| ApiError::new(StatusCode::NOT_FOUND, err))?;
+    let content_type = req.header(header::CONTENT_TYPE);
+    let is_json = content_type.is_some_and(|value| {
+        let essence = value.split(';').next().unwrap_or_default().trim();
+        essence.eq_ignore_ascii_case("application/json")
+    });
+    if !is_json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "send the event as JSON with `Content-Type: application/json` (got {})",
+                content_type.map_or("none".to_owned(), |given| format!("`{given}`"))
+            ),
+        ));
+    }
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is larger than the limit of {MAX_BODY_BYTES} bytes"),
+        )
+    };
+    let declared = req
+        .header(header::CONTENT_LENGTH)
+        .and_then(|len| len.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > MAX_BODY_BYTES) {
+        return Err(too_large());
+    }
+    let bytes = body
+        .into_bytes_limit(MAX_BODY_BYTES)
+        .await
+        .map_err(|err| match err {
+            poem::error::ReadBodyError::PayloadTooLarge => too_large(),
+            other => ApiError::new(StatusCode::BAD_REQUEST, other),
+        })?;
+    let body: PublishBody = serde_json::from_slice(&bytes).map_err(|err| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("the body must be JSON `{{\"event\": \"name\"?, \"data\": ...}}`: {err}"),
+        )
+    })?;
+    let event = event_of(body).map_err(|err| refused(err, hub))?;
+    let id = hub
+        .publish(&channel, event)
+        .await
+        .map_err(|err| refused(err, hub))?;
+    Ok((StatusCode::CREATED, Json(json!({ "id": id }))).into_response())
+}
+
+/// The event a publish body describes.
+fn event_of(body: PublishBody) -> Result<Event, PublishError> {
+    let raw = body.data.get();
+    let data = if raw.starts_with('"') {
+        // A valid JSON string (RawValue checked it): its text.
+        serde_json::from_str::<String>(raw).unwrap_or_else(|_| raw.to_owned())
+    } else {
+        raw.to_owned()
+    };
+    let event = Event::text(data);
+    Ok(match body.event {
+        Some(name) => event.event(name)?,
+        None => event,
+    })
+}
+
+/// The answer to a publish the hub refused.
+fn refused(err: PublishError, hub: &Hub) -> ApiError {
+    let status = match &err {
+        PublishError::Channel(_) => StatusCode::NOT_FOUND,
+        PublishError::Event(_) | PublishError::HasId(_) | PublishError::InvalidIdempotencyKey => {
+            StatusCode::BAD_REQUEST
+        }
+        PublishError::Store(StoreError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+        // Another program's key where the channel's should be: retrying will not help.
+        PublishError::Store(StoreError::WrongKeyType { .. }) => StatusCode::INTERNAL_SERVER_ERROR,
+        PublishError::ShuttingDown | PublishError::TooManyChannels(_) | PublishError::Store(_) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let retry: Duration = hub.config().jittered_retry();
+    ApiError::new(status, &err)
+        .outcome_unknown(err.outcome_unknown())
+        .retry_after(retry)
+}
+
+/// Compares without stopping at the first difference, so timing tells nothing about the token.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use poem::{
+        test::{TestClient, TestResponse},
+        EndpointExt, Route,
+    };
+
+    use super::*;
+
+    const LOCAL: &str = "127.0.0.1:8443";
+
+    fn app(hub: &Hub, allowed: &[&str]) -> TestClient<impl poem::Endpoint> {
+        let origins = allowed
+            .iter()
+            .map(|o| o.parse().unwrap_or_else(|e| panic!("{e}")));
+        let listen = LOCAL.parse().unwrap_or_else(|e| panic!("{e}"));
+        let policy = PublishPolicy::new(None, origins.collect(), listen);
+        let route = Route::new()
+            .at("/api/channels/:channel/events", poem::post(publish))
+            .data(hub.clone())
+            .data(policy.unwrap_or_else(|e| panic!("{e}")));
+        TestClient::new(route)
+    }
+
+    async fn post(
+        client: &TestClient<impl poem::Endpoint>,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> TestResponse {
+        let mut req = client
+            .post("/api/channels/notes/events")
+            .header("host", LOCAL)
+            .body(body.to_owned());
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        req.send().await
+    }
+
+    async fn error_of(response: TestResponse) -> String {
+        let body = response.0.into_body().into_string().await;
+        let body: serde_json::Value = serde_json::from_str(&body.unwrap_or_default())
+            .unwrap_or_else(|e| panic!("not JSON: {e}"));
+        body["error"].as_str().unwrap_or_default().to_owned()
+    }
+
+    async fn stored(hub: &Hub) -> Vec<String> {
+        let recent = hub
+            .recent("notes", 10)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        recent.events.into_iter().map(|e| e.data).collect()
+    }
+
+    const JSON: (&str, &str) = ("content-type", "application/json");
+
+    #[tokio::test]
+    async fn data_passes_through_byte_for_byte() {
+        let hub = Hub::new();
+        let client = app(&hub, &[]);
+        let exact = r#"{"z": 1, "a": 0.1000000000000000055511151231257827, "big": 18446744073709551616, "e": 1E+2, "s": "\u00e9"}"#;
+        for body in [
+            format!(r#"{{"event": "note", "data": {exact}}}"#),
+            r#"{"data": "a JSON string: \"its text\", \u00e9"}"#.to_owned(),
+            r#"{"data":[1.0,-0]}"#.to_owned(),
+        ] {
+            post(&client, &[JSON], &body)
+                .await
+                .assert_status(StatusCode::CREATED);
+        }
+        assert_eq!(
+            stored(&hub).await,
+            [exact, "a JSON string: \"its text\", é", "[1.0,-0]"]
+        );
+    }
+
+    #[tokio::test]
+    async fn only_json_is_accepted() {
+        let hub = Hub::new();
+        let client = app(&hub, &[]);
+        let body = r#"{"data": "x"}"#;
+        for headers in [&[("content-type", "text/plain")][..], &[]] {
+            let response = post(&client, headers, body).await;
+            response.assert_status(StatusCode::UNSUPPORTED_MEDIA_TYPE);
+            let message = error_of(response).await;
+            assert!(
+                message.contains("Content-Type: application/json"),
+                "{message}"
+            );
+        }
+        let charset = [("content-type", "Application/JSON; charset=utf-8")];
+        post(&client, &charset, body)
+            .await
+            .assert_status(StatusCode::CREATED);
+        assert_eq!(stored(&hub).await, ["x"]);
+    }
+
+    #[tokio::test]
+    async fn browsers_publish_only_from_this_servers_pages_or_allowed_origins() {
+        let hub = Hub::new();
+        let client = app(&hub, &["https://dash.example"]);
+        let body = r#"{"data": "x"}"#;
+        let evil = [JSON, ("origin", "https://evil.example")];
+        let response = post(&client, &evil, body).await;
+        response.assert_status(StatusCode::FORBIDDEN);
+        let message = error_of(response).await;
+        assert!(
+            message.contains("--allow-origin https://evil.example"),
+            "{message}"
+        );
+        let cross_site = [JSON, ("sec-fetch-site", "cross-site")];
+        post(&client, &cross_site, body)
+            .await
+            .assert_status(StatusCode::FORBIDDEN);
+        assert!(stored(&hub).await.is_empty());
+        for origin in ["https://127.0.0.1:8443", "https://dash.example"] {
+            let headers = [JSON, ("origin", origin), ("sec-fetch-site", "same-site")];
+            post(&client, &headers, body)
+                .await
+                .assert_status(StatusCode::CREATED);
+        }
+        post(&client, &[JSON], body)
+            .await
+            .assert_status(StatusCode::CREATED);
+        assert_eq!(stored(&hub).await.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn refusals_say_when_to_retry_and_what_happened() {
+        let hub = Hub::builder().history_bytes(200).build();
+        let client = app(&hub, &[]);
+        let big = format!(r#"{{"data": "{}"}}"#, "x".repeat(300));
+        let response = post(&client, &[JSON], &big).await;
+        response.assert_status(StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(error_of(response).await.contains("history bound"));
+
+        hub.shutdown();
+        let response = post(&client, &[JSON], r#"{"data": 1}"#).await;
+        response.assert_status(StatusCode::SERVICE_UNAVAILABLE);
+        response.assert_header_exist(header::RETRY_AFTER);
+        let body = response
+            .0
+            .into_body()
+            .into_string()
+            .await
+            .unwrap_or_default();
+        assert!(
+            body.contains("shutting down") && !body.contains("outcome_unknown"),
+            "{body}"
+        );
+    }
+
+    #[test]
+    fn no_open_publishing_beyond_loopback() {
+        let at = |addr: &str| addr.parse().unwrap_or_else(|e| panic!("{e}"));
+        let open = PublishPolicy::new(None, vec![], at("0.0.0.0:8443"));
+        assert_eq!(
+            open.err(),
+            Some(PolicyError::OpenToTheNetwork(at("0.0.0.0:8443")))
+        );
+        assert!(PublishPolicy::new(None, vec![], at("[::]:8443")).is_err());
+        for local in [
+            "127.0.0.1:1",
+            "127.8.9.10:1",
+            "[::1]:1",
+            "[::ffff:127.0.0.1]:1",
+        ] {
+            assert!(
+                PublishPolicy::new(None, vec![], at(local)).is_ok(),
+                "{local}"
+            );
+        }
+        let token = Some("s3cret".to_owned());
+        let guarded = PublishPolicy::new(token, vec![], at("0.0.0.0:8443"));
+        let shown = format!("{guarded:?}");
+        assert!(guarded.is_ok() && !shown.contains("s3cret"), "{shown}");
+        let empty = PublishPolicy::new(Some(String::new()), vec![], at("127.0.0.1:1"));
+        assert_eq!(empty.err(), Some(PolicyError::EmptyToken));
+    }
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+    }
+}

@@ -1,0 +1,164 @@
+//! One accepted connection: the TLS handshake, then hyper's HTTP/1 or HTTP/2 serving a poem
+//! endpoint, until the peer leaves or shutdown closes it.
+//!
+//! A connection must bring its first request before a deadline counted from accept. hyper has a
+//! timer for an HTTP/1 request head only; it does not cover the TLS handshake, the wait for the
+//! bytes that tell HTTP/1 from HTTP/2, the HTTP/2 preface and SETTINGS, or an HTTP/2 connection
+//! that never opens a stream. Each such socket costs a file descriptor, and a client can open
+//! thousands. So the connection is raced against the deadline until hyper has handed the
+//! service its first request.
+
+use std::{
+    convert::Infallible,
+    io,
+    net::SocketAddr,
+    pin::Pin,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use http_body_util::{combinators::BoxBody, BodyExt};
+use hyper::body::Incoming;
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo},
+    server::conn::auto,
+};
+use poem::{
+    http::uri::Scheme,
+    web::{LocalAddr, RemoteAddr},
+    Addr, Body, Endpoint, Request, RequestParts,
+};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpStream,
+    time::{Instant, Sleep},
+};
+use tokio_rustls::TlsAcceptor;
+
+use crate::{body::TimedBody, per_ip::IpSlot, shutdown::ShutdownTrigger};
+
+/// What every connection of one server shares.
+pub(crate) struct Shared<E> {
+    pub(crate) endpoint: E,
+    pub(crate) http: auto::Builder<TokioExecutor>,
+    pub(crate) tls: Option<TlsAcceptor>,
+    /// The longest from accept until the first request has arrived.
+    pub(crate) first_request_timeout: Duration,
+    /// The longest a request body may go without data; `None` for no bound.
+    pub(crate) request_body_timeout: Option<Duration>,
+    pub(crate) shutdown: ShutdownTrigger,
+}
+
+/// One accepted connection and what serving it needs.
+pub(crate) struct Connection<E> {
+    pub(crate) local: SocketAddr,
+    pub(crate) remote: SocketAddr,
+    pub(crate) shared: Arc<Shared<E>>,
+    /// Its place in its client address's share, given back when the connection ends.
+    pub(crate) _ip_slot: Option<IpSlot>,
+}
+
+impl<E: Endpoint + 'static> Connection<E> {
+    /// Serves the connection, accepted at `accepted`, to its end; errors are logged at debug
+    /// level.
+    pub(crate) async fn serve(self, stream: TcpStream, accepted: Instant) {
+        let deadline = accepted + self.shared.first_request_timeout;
+        // Each branch is boxed so that a cleartext connection's task is not sized for a TLS
+        // session it does not have (a task is as large as the largest state of its future).
+        let Some(acceptor) = self.shared.tls.clone() else {
+            return Box::pin(self.serve_io(stream, Scheme::HTTP, deadline)).await;
+        };
+        let handshake = tokio::time::timeout_at(deadline, acceptor.accept(stream));
+        let tls = tokio::select! {
+            handshake = handshake => handshake,
+            () = self.shared.shutdown.signal() => return,
+        };
+        match tls {
+            Ok(Ok(tls)) => Box::pin(self.serve_io(tls, Scheme::HTTPS, deadline)).await,
+            Ok(Err(err)) => tracing::debug!(remote = %self.remote, %err, "TLS handshake failed"),
+            Err(_) => tracing::debug!(remote = %self.remote, "TLS handshake timed out"),
+        }
+    }
+
+    /// Serves HTTP on `io`; closes it at `deadline` unless a request has arrived by then.
+    async fn serve_io<I>(self, io: I, scheme: Scheme, deadline: Instant)
+    where
+        I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let local = LocalAddr(Addr::SocketAddr(self.local));
+        let remote = RemoteAddr(Addr::SocketAddr(self.remote));
+        let shared = Arc::clone(&self.shared);
+        // Set by the service when hyper hands it a request: on HTTP/1 once the head is parsed, on
+        // HTTP/2 once a stream's HEADERS have arrived. Read once, when the deadline passes.
+        // Relaxed: hyper calls the service while this task polls the connection, so the store is
+        // sequenced before that read.
+        let requested = Arc::new(AtomicBool::new(false));
+        let requested_in_service = Arc::clone(&requested);
+        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+            requested_in_service.store(true, Ordering::Relaxed);
+            let shared = Arc::clone(&shared);
+            let (parts, body) = req.into_parts();
+            let parts = RequestParts::from((parts, local.clone(), remote.clone(), scheme.clone()));
+            let body = match shared.request_body_timeout {
+                Some(idle) => BoxBody::new(TimedBody::new(body, idle)),
+                None => BoxBody::new(body.map_err(io::Error::other)),
+            };
+            let req = Request::from_parts(parts, Body::from(body));
+            // Boxed: hyper keeps a slot the size of the service future for the connection's life
+            // (HTTP/1) or the stream's (HTTP/2, where the stream task holds it beside the body).
+            // A poem endpoint's future is kilobytes; a streaming response lives for hours after
+            // it completes, so the slot must be a pointer, not the future itself.
+            futures_util::FutureExt::boxed(async move {
+                let response = shared.endpoint.get_response(req).await;
+                Ok::<_, Infallible>(hyper::Response::from(response))
+            })
+        });
+        let connection = self
+            .shared
+            .http
+            .serve_connection_with_upgrades(TokioIo::new(io), service);
+        tokio::pin!(connection);
+        // Polled on every wake-up of the connection (every event it writes): a `ShutdownSignal`
+        // costs an atomic load there, where the token's own future would take its mutex.
+        let mut shutdown = self.shared.shutdown.signal();
+        // Boxed and dropped once it has fired: a stream that lives for hours carries no timer.
+        let mut first_request_deadline: Option<Pin<Box<Sleep>>> =
+            Some(Box::pin(tokio::time::sleep_until(deadline)));
+        let result = loop {
+            tokio::select! {
+                biased;
+                () = &mut shutdown => {
+                    // Ends idle HTTP/1 connections now; HTTP/2 sends GOAWAY and lets open streams
+                    // (which the shutdown hooks are ending) finish.
+                    connection.as_mut().graceful_shutdown();
+                    break connection.await;
+                }
+                result = connection.as_mut() => break result,
+                () = fired(&mut first_request_deadline), if first_request_deadline.is_some() => {
+                    first_request_deadline = None;
+                    if !requested.load(Ordering::Relaxed) {
+                        tracing::debug!(
+                            remote = %self.remote,
+                            "no request within the header read timeout: closing the connection"
+                        );
+                        return;
+                    }
+                }
+            }
+        };
+        if let Err(err) = result {
+            tracing::debug!(remote = %self.remote, %err, "connection ended with an error");
+        }
+    }
+}
+
+/// Completes when `deadline` fires; never when there is none.
+async fn fired(deadline: &mut Option<Pin<Box<Sleep>>>) {
+    match deadline {
+        Some(deadline) => deadline.as_mut().await,
+        None => std::future::pending().await,
+    }
+}
