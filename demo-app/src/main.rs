@@ -8,10 +8,13 @@
 //!          [--max-streams N] [--max-streams-per-ip N] [--max-stream-lifetime DUR]
 //! ```
 //!
-//! Pages: `/` (this machine's figures), `/notifications`, `/hub`. API: see [`api`]; described at
-//! `/openapi.json` ([`openapi`]). Prometheus scrapes `/metrics`.
+//! Pages: `/` (this machine's figures), `/notifications`, `/hub`, `/generate` (a run, see
+//! [`generate`]). API: see [`api`]; described at `/openapi.json` ([`openapi`]). Prometheus
+//! scrapes `/metrics`.
 
 mod api;
+mod babble;
+mod generate;
 mod openapi;
 mod origin;
 mod pages;
@@ -136,6 +139,11 @@ async fn run(cli: Cli) -> Result<(), String> {
     )
     .map_err(|err| err.to_string())?;
     let hub = build_hub(&cli)?;
+    let redis = match &cli.store {
+        StoreOption::Redis(url) => Some(url.as_str()),
+        StoreOption::Memory => None,
+    };
+    let runs = generate::runs(&hub, redis, cli.heartbeat, cli.retry)?;
     sources::spawn(&hub);
 
     let tls = if cli.plain {
@@ -166,7 +174,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         "demo-app listening"
     );
     server
-        .run_with_graceful_shutdown(app(hub.clone(), policy), shutdown_signal())
+        .run_with_graceful_shutdown(app(hub.clone(), policy, &runs), shutdown_signal())
         .await
         .map_err(|err| err.to_string())?;
     let metrics = hub.metrics();
@@ -206,8 +214,8 @@ fn build_hub(cli: &Cli) -> Result<Hub, String> {
 }
 
 /// The routes of the demo.
-fn app(hub: Hub, policy: PublishPolicy) -> impl poem::Endpoint {
-    Route::new()
+fn app(hub: Hub, policy: PublishPolicy, runs: &poem_sse_ext::run::Runs) -> impl poem::Endpoint {
+    generate::mount(Route::new(), runs)
         .at("/", get(pages::dashboard))
         .at("/notifications", get(pages::notifications))
         .at("/hub", get(pages::hub_page))

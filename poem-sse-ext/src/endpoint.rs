@@ -3,6 +3,8 @@
 
 use std::{net::IpAddr, sync::Arc};
 
+use bytes::Bytes;
+use futures_util::Stream;
 use poem::{Endpoint, Request, Response, Result};
 
 use crate::{
@@ -12,7 +14,6 @@ use crate::{
     hub::Hub,
     refusal::RefusedStream,
     response::sse_response,
-    subscriber::Subscriber,
     wire::retry_frame,
 };
 
@@ -137,7 +138,12 @@ impl SseEndpoint {
             .subscribe_as(channel, resume.as_deref(), &opener)
             .await
         {
-            Ok(subscriber) => Ok(self.respond(subscriber, req)),
+            Ok(subscriber) => {
+                subscriber
+                    .span()
+                    .record("protocol", tracing::field::debug(req.version()));
+                Ok(self.respond(subscriber, req))
+            }
             Err(error) => {
                 let retry_after = self.hub.config().refusal_retry(error.streak());
                 Err(RefusedStream::new(error, retry_after, self.soft_refusals))
@@ -167,7 +173,12 @@ impl SseEndpoint {
             .subscribe_set(channels, resume.as_deref(), &opener)
             .await
         {
-            Ok(subscriber) => Ok(self.respond(subscriber, req)),
+            Ok(subscriber) => {
+                subscriber
+                    .span()
+                    .record("protocol", tracing::field::debug(req.version()));
+                Ok(self.respond(subscriber, req))
+            }
             Err(error) => {
                 let retry_after = self.hub.config().refusal_retry(error.streak());
                 Err(RefusedStream::new(error, retry_after, self.soft_refusals))
@@ -183,7 +194,7 @@ impl SseEndpoint {
     }
 
     /// The peer's address, or the client a trusted proxy forwarded for.
-    fn client_address(&self, req: &Request) -> Option<IpAddr> {
+    pub(crate) fn client_address(&self, req: &Request) -> Option<IpAddr> {
         let peer = req.remote_addr().as_socket_addr()?.ip();
         if !self.trusted_proxies.contains(&peer) {
             return Some(peer);
@@ -206,12 +217,15 @@ impl SseEndpoint {
     }
 
     /// The response of an open stream: the retry hint, the subscriber's frames with heartbeats,
-    /// and the farewell when the hub shuts down.
-    fn respond(&self, subscriber: Subscriber, req: &Request) -> Response {
+    /// and the farewell when the hub shuts down. Any stream of ready frames read from this
+    /// endpoint's hub (a [`Subscriber`](crate::Subscriber), or a run's follower) is answered the
+    /// same way.
+    pub(crate) fn respond(
+        &self,
+        subscriber: impl Stream<Item = Bytes> + Unpin + Send + 'static,
+        req: &Request,
+    ) -> Response {
         let config = self.hub.config();
-        subscriber
-            .span()
-            .record("protocol", tracing::field::debug(req.version()));
         let farewell = {
             let hub = self.hub.clone(); // an Arc: nothing per stream is copied for the farewell
             move || {
@@ -282,7 +296,7 @@ fn set_of(req: &Request) -> Vec<String> {
 
 /// The resume point: the `Last-Event-ID` header (what a reconnecting `EventSource` sends) wins
 /// over the `lastEventId` query parameter (what a page sets on its first connect).
-fn resume_point(req: &Request) -> Option<String> {
+pub(crate) fn resume_point(req: &Request) -> Option<String> {
     req.headers()
         .get("last-event-id")
         .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())

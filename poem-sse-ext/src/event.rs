@@ -116,6 +116,18 @@ impl Event {
         }
     }
 
+    /// An event named `name`, one of the hub's reserved names (`sse-...`), which
+    /// [`Event::event`] refuses: for the signals the crate stores in a log itself (a run's
+    /// start and end).
+    pub(crate) fn reserved(name: &'static str, data: String) -> Self {
+        debug_assert!(name.starts_with(RESERVED_PREFIX), "{name} is not reserved");
+        Self {
+            data: Some(data),
+            name: Some(name.to_owned()),
+            ..Self::default()
+        }
+    }
+
     /// Sets the event name (the `event:` field); `EventSource` dispatches it to listeners of
     /// that type instead of `message`.
     ///

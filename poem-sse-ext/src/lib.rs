@@ -47,6 +47,9 @@
 //!   [`tracing`] span per stream that says why it closed, an OpenAPI 3.2 description of a
 //!   stream's events ([`openapi`], feature `openapi`), and a recipe for Rust clients
 //!   ([`clients`]).
+//! - [`run::Runs`]: finite streams (an LLM's answer, a build log) whose producer outlives the
+//!   request, that followers resume after a reload, that end for good with an `sse-end` event
+//!   (`204` afterwards), and that stop only when cancelled.
 #![warn(missing_docs, missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -71,6 +74,7 @@ pub mod prometheus;
 mod refusal;
 mod registry;
 mod response;
+pub mod run;
 mod set;
 mod shutdown;
 pub mod store;

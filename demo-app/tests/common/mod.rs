@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // Each test file uses a different part.
 
+pub mod webdriver;
+
 use std::{
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},

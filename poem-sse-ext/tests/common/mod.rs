@@ -7,7 +7,10 @@ use poem::{
     listener::{Acceptor, Listener, TcpListener},
     Endpoint, EndpointExt, Route, Server,
 };
-use poem_sse_ext::{Hub, HubBuilder};
+use poem_sse_ext::{
+    run::{Runs, RunsBuilder},
+    Hub, HubBuilder,
+};
 use tokio::{sync::oneshot, task::JoinHandle};
 
 pub use testkit::sse_client::SseConnection;
@@ -109,11 +112,19 @@ pub fn h2c() -> reqwest::Client {
         .expect("client")
 }
 
+/// Gives runs a store under a key prefix.
+type ShareRuns = dyn Fn(RunsBuilder, &str) -> RunsBuilder + Send + Sync;
+
 /// The stores the shared replay suite runs on. Each entry names itself and configures a hub
 /// builder to use it; `None` means the store's backend is not available (it printed why).
 pub struct Backend {
     pub name: &'static str,
     configure: Box<dyn Fn(HubBuilder) -> HubBuilder + Send + Sync>,
+    /// Gives runs a store on this backend (the identity for the in-memory store).
+    configure_runs: Box<dyn Fn(RunsBuilder) -> RunsBuilder + Send + Sync>,
+    /// Gives runs the store under a key prefix, for instances sharing it; `None` for a store
+    /// that lives in one process.
+    share_runs: Option<Box<ShareRuns>>,
     /// Keeps the backend's server (if any) running while the backend is in use.
     _guard: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
@@ -121,6 +132,21 @@ pub struct Backend {
 impl Backend {
     pub fn hub(&self, builder: HubBuilder) -> Hub {
         (self.configure)(builder).build()
+    }
+
+    /// Runs whose hub keeps them on this backend.
+    pub fn runs(&self, builder: RunsBuilder) -> Runs {
+        (self.configure_runs)(builder).build()
+    }
+
+    /// `n` instances' runs on one shared store (each built from `builder()`), when this backend
+    /// can be shared; `None` for the in-memory store.
+    pub fn instances(&self, n: usize, builder: impl Fn() -> RunsBuilder) -> Option<Vec<Runs>> {
+        static GROUPS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let share = self.share_runs.as_ref()?;
+        let group = GROUPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let prefix = format!("shared{group}");
+        Some((0..n).map(|_| share(builder(), &prefix).build()).collect())
     }
 }
 
@@ -130,6 +156,8 @@ pub async fn backends() -> Vec<Backend> {
     let mut backends = vec![Backend {
         name: "memory",
         configure: Box::new(|builder| builder),
+        configure_runs: Box::new(|builder| builder),
+        share_runs: None,
         _guard: None,
     }];
     #[cfg(feature = "redis")]
@@ -143,18 +171,35 @@ pub async fn backends() -> Vec<Backend> {
 fn redis_backend() -> Option<Backend> {
     let server = testkit::redis::RedisServer::start().expect("redis-server starts")?;
     let url = server.url();
-    let hubs = std::sync::atomic::AtomicUsize::new(0);
+    let shared_url = url.clone();
+    let hubs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let store = move |prefix: &str, retention| {
+        let n = hubs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        poem_sse_ext::store::RedisStore::builder(url.as_str())
+            .prefix(format!("{prefix}{n}"))
+            .retention(retention)
+            .connect_lazy()
+            .expect("redis store")
+    };
+    let runs_store = store.clone();
     Some(Backend {
         name: "redis",
         configure: Box::new(move |builder| {
-            let n = hubs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let store = poem_sse_ext::store::RedisStore::builder(url.as_str())
-                .prefix(format!("hub{n}"))
-                .retention(builder.history_retention())
+            let store = store("hub", builder.history_retention());
+            builder.store(store)
+        }),
+        configure_runs: Box::new(move |builder| {
+            let store = runs_store("runs", builder.retention());
+            builder.store(store)
+        }),
+        share_runs: Some(Box::new(move |builder, prefix| {
+            let store = poem_sse_ext::store::RedisStore::builder(shared_url.as_str())
+                .prefix(prefix)
+                .retention(builder.retention())
                 .connect_lazy()
                 .expect("redis store");
             builder.store(store)
-        }),
+        })),
         _guard: Some(Box::new(server)),
     })
 }

@@ -1,0 +1,255 @@
+//! The generate page: a run that writes a long text token by token (the [`babble`] generator,
+//! tens of tokens per second), followed live by any number of tabs, continued exactly after a
+//! reload, and stopped only by its Stop button.
+//!
+//! | route | answers |
+//! | --- | --- |
+//! | `GET /generate` | the form |
+//! | `GET /generate/{id}` | the run's text so far and the id it corresponds to, then live; `404` unknown or expired |
+//! | `POST /api/runs` | JSON `{"prompt"?, "tokens"?, "rate"?}` → `201 {"id", "events": "/runs/{id}/events"}`; `400` out of range, `503` too many runs |
+//! | `GET /runs/{id}/events` | the run's SSE stream ([`Runs::endpoint`]) |
+//! | `POST /api/runs/{id}/cancel` | `202 {"id", "reason"}`; `404` unknown or expired ([`Runs::cancel_endpoint`]) |
+
+use std::time::Duration;
+
+use askama::Template;
+use poem::{
+    get, handler,
+    http::{header, StatusCode},
+    post,
+    web::{Data, Html, Json, Path},
+    Body, EndpointExt, IntoResponse, Response, Route,
+};
+use poem_sse_ext::{
+    run::{EndReason, RunError, RunHandle, RunSnapshot, Runs},
+    Event, Hub,
+};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::babble;
+
+/// Most runs the demo holds at once (running, or ended and readable).
+const MAX_RUNS: usize = 100;
+/// How long an ended run stays readable.
+const RUN_TTL: Duration = Duration::from_secs(600);
+
+/// The demo's runs, on the hub's store (Redis under a prefix of their own), following the hub's
+/// heartbeat, retry hint and shutdown.
+///
+/// # Errors
+/// When the Redis store can not be set up.
+pub fn runs(
+    hub: &Hub,
+    redis: Option<&str>,
+    heartbeat: Duration,
+    retry: Duration,
+) -> Result<Runs, String> {
+    let builder = Runs::builder()
+        .max_runs(MAX_RUNS)
+        .max_events(20_000)
+        .max_bytes(1 << 20)
+        .max_duration(Some(Duration::from_secs(600)))
+        .ttl(RUN_TTL)
+        .hub(
+            Hub::builder()
+                .heartbeat(heartbeat)
+                .retry(retry)
+                .retry_jitter(retry),
+        )
+        .shutdown_with(hub.shutdown_token());
+    let builder = match redis {
+        None => builder,
+        Some(url) => {
+            let store = poem_sse_ext::store::RedisStore::builder(url)
+                .prefix("sse:runs")
+                .retention(builder.retention())
+                .connect_lazy()
+                .map_err(|err| err.to_string())?;
+            builder.store(store)
+        }
+    };
+    Ok(builder.build())
+}
+
+/// Adds the page's routes, the runs' API and their stream to `route`.
+pub fn mount(route: Route, runs: &Runs) -> Route {
+    route
+        .at("/generate", get(form_page))
+        .at("/generate/:id", get(run_page.data(runs.clone())))
+        .at("/assets/generate.js", get(generate_js))
+        .at("/assets/generate.css", get(generate_css))
+        .at("/api/runs", post(start_run.data(runs.clone())))
+        .at("/runs/:id/events", get(runs.endpoint()))
+        .at("/api/runs/:id/cancel", post(runs.cancel_endpoint()))
+}
+
+/// What `POST /api/runs` takes; an empty body takes the defaults.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartRun {
+    /// The text's seed: the same prompt gives the same text.
+    #[serde(default)]
+    prompt: String,
+    /// How many tokens (1 to 20,000; default 240).
+    tokens: Option<usize>,
+    /// Tokens per second (1 to 200; default 40).
+    rate: Option<u32>,
+}
+
+/// `POST /api/runs`: starts a run whose producer outlives this request.
+#[handler]
+async fn start_run(Data(runs): Data<&Runs>, body: Body) -> Response {
+    let bad_request = |message: String| {
+        (StatusCode::BAD_REQUEST, Json(json!({ "error": message }))).into_response()
+    };
+    let request = match body.into_bytes_limit(4_096).await {
+        Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => StartRun::default(),
+        Ok(bytes) => match serde_json::from_slice::<StartRun>(&bytes) {
+            Ok(request) => request,
+            Err(err) => return bad_request(format!("invalid JSON: {err}")),
+        },
+        Err(err) => return bad_request(err.to_string()),
+    };
+    let tokens = request.tokens.unwrap_or(240);
+    let rate = request.rate.unwrap_or(40);
+    if !(1..=20_000).contains(&tokens) || !(1..=200).contains(&rate) || request.prompt.len() > 500 {
+        return bad_request(
+            "tokens must be 1 to 20000, rate 1 to 200 per second, prompt at most 500 bytes".into(),
+        );
+    }
+    let run = match runs.start().await {
+        Ok(run) => run,
+        Err(err) => return error_response(&err),
+    };
+    let id = run.id().to_string();
+    tokio::spawn(produce(run, request.prompt, tokens, rate));
+    let body = json!({ "id": id, "events": format!("/runs/{id}/events") });
+    (StatusCode::CREATED, Json(body)).into_response()
+}
+
+/// Writes `tokens` tokens of the prompt's text at `rate` per second, unless it is cancelled.
+async fn produce(run: RunHandle, prompt: String, tokens: usize, rate: u32) {
+    let id = run.id().clone();
+    let mut tick = tokio::time::interval(Duration::from_secs(1) / rate);
+    for token in babble::tokens(&prompt).take(tokens) {
+        tokio::select! {
+            () = run.cancelled() => {
+                tracing::info!(run = %id, "generate: producer stopped: the run was cancelled");
+                return;
+            }
+            _ = tick.tick() => {}
+        }
+        if let Err(err) = run.append(Event::text(token)).await {
+            tracing::info!(run = %id, %err, "generate: producer stopped");
+            return;
+        }
+    }
+    match run.finish(EndReason::Done).await {
+        Ok(_) => tracing::info!(run = %id, tokens, "generate: run done"),
+        Err(err) => tracing::info!(run = %id, %err, "generate: run not finished"),
+    }
+}
+
+/// The run as the page shows it.
+struct RunView {
+    id: String,
+    text: String,
+    status: String,
+}
+
+#[derive(Template)]
+#[template(path = "generate.html")]
+struct GeneratePage {
+    page: &'static str,
+    title: &'static str,
+    state_json: String,
+    run: Option<RunView>,
+    error: Option<String>,
+}
+
+/// `GET /generate`: the form.
+#[handler]
+fn form_page() -> Response {
+    render(StatusCode::OK, None, None)
+}
+
+/// `GET /generate/{id}`: the run's text so far, and the id it corresponds to for the page's
+/// stream to resume after.
+#[handler]
+async fn run_page(Data(runs): Data<&Runs>, Path(id): Path<String>) -> Response {
+    match runs.snapshot(&id).await {
+        Ok(snapshot) => render(StatusCode::OK, Some(&snapshot), None),
+        Err(err) => {
+            let status = poem::error::ResponseError::status(&err);
+            render(status, None, Some(err.to_string()))
+        }
+    }
+}
+
+fn render(status: StatusCode, run: Option<&RunSnapshot>, error: Option<String>) -> Response {
+    let state = run.map(|run| {
+        json!({
+            "run": {
+                "id": run.id,
+                "events": format!("/runs/{}/events", run.id),
+                "head": run.head,
+                "text": run.text(),
+                "end": run.end,
+            }
+        })
+    });
+    let page = GeneratePage {
+        page: "generate",
+        title: "Generate",
+        // JSON safe inside `<script type="application/json">`, as pages.rs embeds it.
+        state_json: state
+            .unwrap_or_else(|| json!({}))
+            .to_string()
+            .replace('<', "\\u003c"),
+        run: run.map(|run| RunView {
+            id: run.id.to_string(),
+            text: run.text(),
+            status: run
+                .end
+                .as_ref()
+                .map_or("running".to_owned(), |end| end.reason.to_string()),
+        }),
+        error,
+    };
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(err) => {
+            tracing::error!(%err, "rendering the generate page failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "rendering failed").into_response()
+        }
+    }
+}
+
+fn error_response(err: &RunError) -> Response {
+    let status = poem::error::ResponseError::status(err);
+    (status, Json(json!({ "error": err.to_string() }))).into_response()
+}
+
+#[handler]
+fn generate_js() -> Response {
+    asset(
+        include_str!("../assets/generate.js"),
+        "text/javascript; charset=utf-8",
+    )
+}
+
+#[handler]
+fn generate_css() -> Response {
+    asset(
+        include_str!("../assets/generate.css"),
+        "text/css; charset=utf-8",
+    )
+}
+
+fn asset(body: &'static str, content_type: &'static str) -> Response {
+    Response::builder()
+        .content_type(content_type)
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(body)
+}

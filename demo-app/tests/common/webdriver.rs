@@ -1,0 +1,120 @@
+//! Headless Chromium over WebDriver (chromedriver on a loopback port), with bounded waits.
+
+use std::{
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use fantoccini::{Client, ClientBuilder};
+use serde_json::{json, Value};
+
+/// chromedriver on a free loopback port, killed on drop.
+pub struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Driver {
+    pub async fn start(driver: &Path) -> Driver {
+        let port = testkit::free_port();
+        let child = Command::new(driver)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting chromedriver");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver not listening after 15 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Driver { child, port }
+    }
+
+    /// A browser session with a profile in `profile`, accepting the demo's self-signed
+    /// certificate.
+    pub async fn browser(&self, chromium: &Path, profile: &Path) -> Client {
+        let mut caps = serde_json::Map::new();
+        caps.insert("acceptInsecureCerts".into(), json!(true));
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": chromium,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                    "--ignore-certificate-errors", "--disable-dev-shm-usage",
+                    format!("--user-data-dir={}", profile.display()),
+                    "--window-size=1280,900",
+                ],
+            }),
+        );
+        let mut builder =
+            ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
+        builder.capabilities(caps);
+        let url = format!("http://127.0.0.1:{}", self.port);
+        tokio::time::timeout(Duration::from_secs(30), builder.connect(&url))
+            .await
+            .expect("chromium did not start within 30 s")
+            .expect("starting a WebDriver session")
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The value of the JS expression `expr`.
+pub async fn eval(browser: &Client, expr: &str) -> Value {
+    browser
+        .execute(&format!("return {expr};"), vec![])
+        .await
+        .unwrap_or_else(|err| panic!("evaluating {expr}: {err}"))
+}
+
+/// Evaluates `expr` until it is truthy, at most `timeout`; returns its value. On timeout, panics
+/// with the last value and the value of `report` (what the page says about itself).
+pub async fn wait_for(
+    browser: &Client,
+    what: &str,
+    expr: &str,
+    report: &str,
+    timeout: Duration,
+) -> Value {
+    let script = format!("return {expr};");
+    let started = Instant::now();
+    let mut last = Value::Null;
+    while started.elapsed() < timeout {
+        last = browser
+            .execute(&script, vec![])
+            .await
+            .unwrap_or(Value::Null);
+        let truthy = match &last {
+            Value::Null => false,
+            Value::Bool(b) => *b,
+            Value::Array(a) => !a.is_empty(),
+            _ => true,
+        };
+        if truthy {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let state = browser
+        .execute(&format!("return {report};"), vec![])
+        .await
+        .unwrap_or(Value::Null);
+    panic!("timed out after {timeout:?} waiting for {what} (last value {last}); page: {state:#}");
+}
