@@ -14,6 +14,7 @@ mod api;
 mod origin;
 mod pages;
 mod publish;
+mod security;
 mod sources;
 mod state;
 mod tls;
@@ -151,7 +152,8 @@ async fn run(cli: Cli) -> Result<(), String> {
         .http2_max_concurrent_streams(cli.http2_max_streams)
         .max_connections_per_ip(Some(cli.max_connections_per_ip));
     let addr = server.local_addr().unwrap_or(cli.listen);
-    let scheme = if tls.is_some() { "https" } else { "http" };
+    let tls_on = tls.is_some();
+    let scheme = if tls_on { "https" } else { "http" };
     if let Some(tls) = tls {
         server = server.tls(tls);
     }
@@ -164,7 +166,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         "demo-app listening"
     );
     server
-        .run_with_graceful_shutdown(app(hub.clone(), policy), shutdown_signal())
+        .run_with_graceful_shutdown(app(hub.clone(), policy, tls_on), shutdown_signal())
         .await
         .map_err(|err| err.to_string())?;
     let metrics = hub.metrics();
@@ -204,7 +206,8 @@ fn build_hub(cli: &Cli) -> Result<Hub, String> {
 }
 
 /// The routes of the demo.
-fn app(hub: Hub, policy: PublishPolicy) -> impl poem::Endpoint {
+/// `tls`: served over TLS (adds `Strict-Transport-Security`).
+fn app(hub: Hub, policy: PublishPolicy, tls: bool) -> impl poem::Endpoint {
     Route::new()
         .at("/", get(pages::dashboard))
         .at("/notifications", get(pages::notifications))
@@ -218,6 +221,7 @@ fn app(hub: Hub, policy: PublishPolicy) -> impl poem::Endpoint {
         .at("/api/state/:page", get(api::page_state))
         .data(hub)
         .data(policy)
+        .with(security::SecurityHeaders::new(tls))
 }
 
 /// Completes on SIGINT or SIGTERM.
