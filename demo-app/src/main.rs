@@ -6,15 +6,18 @@
 //!          [--history 1000] [--publish-token TOKEN] [--allow-origin ORIGIN]...
 //!          [--http2-max-streams 256] [--max-connections-per-ip 256]
 //!          [--max-streams N] [--max-streams-per-ip N] [--max-stream-lifetime DUR]
+//!          [--session-ttl 10m]
 //! ```
 //!
-//! Pages: `/` (this machine's figures), `/notifications`, `/hub`. API: see [`api`].
+//! Pages: `/` (this machine's figures), `/notifications`, `/hub`, `/login`, `/me`. API: see [`api`].
 
 mod api;
+mod auth;
 mod origin;
 mod pages;
 mod publish;
 mod security;
+mod session;
 mod sources;
 mod state;
 mod tls;
@@ -27,7 +30,7 @@ use poem::{get, post, EndpointExt, Route};
 use poem_serve::{ReloadingTls, StreamServer};
 use poem_sse_ext::Hub;
 
-use crate::{origin::Origin, publish::PublishPolicy};
+use crate::{origin::Origin, publish::PublishPolicy, session::Sessions};
 
 /// Server-rendered live dashboards over Server-Sent Events (HTTP/2 + TLS by default).
 #[derive(Debug, Parser)]
@@ -84,6 +87,9 @@ struct Cli {
     /// 0: never.
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
     max_stream_lifetime: Duration,
+    /// How long a sign-in lasts; a `/me` page renews it when its stream's grant ends.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    session_ttl: Duration,
 }
 
 /// The `--store` option.
@@ -153,6 +159,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         .max_connections_per_ip(Some(cli.max_connections_per_ip));
     let addr = server.local_addr().unwrap_or(cli.listen);
     let tls_on = tls.is_some();
+    let sessions = session::Sessions::new(cli.session_ttl, tls_on)?;
     let scheme = if tls_on { "https" } else { "http" };
     if let Some(tls) = tls {
         server = server.tls(tls);
@@ -166,7 +173,10 @@ async fn run(cli: Cli) -> Result<(), String> {
         "demo-app listening"
     );
     server
-        .run_with_graceful_shutdown(app(hub.clone(), policy, tls_on), shutdown_signal())
+        .run_with_graceful_shutdown(
+            app(hub.clone(), policy, sessions, tls_on),
+            shutdown_signal(),
+        )
         .await
         .map_err(|err| err.to_string())?;
     let metrics = hub.metrics();
@@ -207,20 +217,29 @@ fn build_hub(cli: &Cli) -> Result<Hub, String> {
 
 /// The routes of the demo.
 /// `tls`: served over TLS (adds `Strict-Transport-Security`).
-fn app(hub: Hub, policy: PublishPolicy, tls: bool) -> impl poem::Endpoint {
+fn app(hub: Hub, policy: PublishPolicy, sessions: Sessions, tls: bool) -> impl poem::Endpoint {
     Route::new()
         .at("/", get(pages::dashboard))
         .at("/notifications", get(pages::notifications))
         .at("/hub", get(pages::hub_page))
         .at("/assets/client.js", get(pages::client_js))
         .at("/assets/style.css", get(pages::style_css))
-        .at("/events/:channel", get(hub.endpoint()))
+        .at("/login", get(auth::login_page).post(auth::login))
+        .at("/logout", post(auth::logout))
+        .at("/session/renew", post(auth::renew))
+        .at("/me", get(auth::me))
+        .at("/assets/me.js", get(auth::me_js))
+        .at(
+            "/events/:channel",
+            get(hub.endpoint().authorize_with(sessions.clone())),
+        )
         .at("/healthz", get(api::healthz))
         .at("/api/channels/:channel/events", post(publish::publish))
         .at("/api/hub/metrics", get(api::hub_metrics))
         .at("/api/state/:page", get(api::page_state))
         .data(hub)
         .data(policy)
+        .data(sessions)
         .with(security::SecurityHeaders::new(tls))
 }
 
