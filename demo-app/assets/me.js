@@ -40,7 +40,7 @@
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
     const text = form.elements.text.value;
-    fetch('/api/channels/' + encodeURIComponent(form.dataset.channel) + '/events', {
+    fetch('/api/channels/' + encodeURIComponent(form.dataset.postChannel) + '/events', {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ event: 'notification', data: { text } }),
