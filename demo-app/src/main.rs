@@ -6,19 +6,23 @@
 //!          [--history 1000] [--publish-token TOKEN] [--allow-origin ORIGIN]...
 //!          [--http2-max-streams 256] [--max-connections-per-ip 256]
 //!          [--max-streams N] [--max-streams-per-ip N] [--max-stream-lifetime DUR]
+//!          [--session-ttl 10m]
 //! ```
 //!
 //! Pages: `/` (this machine's figures), `/notifications`, `/hub`, `/generate` (a run, see
-//! [`generate`]). API: see [`api`]; described at `/openapi.json` ([`openapi`]). Prometheus
-//! scrapes `/metrics`.
+//! [`generate`]), `/login`, `/me`. API: see [`api`]; described at `/openapi.json` ([`openapi`]).
+//! Prometheus scrapes `/metrics`.
 
 mod api;
+mod auth;
 mod babble;
 mod generate;
 mod openapi;
 mod origin;
 mod pages;
 mod publish;
+mod security;
+mod session;
 mod sources;
 mod state;
 mod tls;
@@ -31,7 +35,7 @@ use poem::{get, post, EndpointExt, Route};
 use poem_serve::{ReloadingTls, StreamServer};
 use poem_sse_ext::Hub;
 
-use crate::{origin::Origin, publish::PublishPolicy};
+use crate::{origin::Origin, publish::PublishPolicy, session::Sessions};
 
 /// Server-rendered live dashboards over Server-Sent Events (HTTP/2 + TLS by default).
 #[derive(Debug, Parser)]
@@ -88,6 +92,9 @@ struct Cli {
     /// 0: never.
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
     max_stream_lifetime: Duration,
+    /// How long a sign-in lasts; a `/me` page renews it when its stream's grant ends.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    session_ttl: Duration,
 }
 
 /// The `--store` option.
@@ -161,7 +168,9 @@ async fn run(cli: Cli) -> Result<(), String> {
         .http2_max_concurrent_streams(cli.http2_max_streams)
         .max_connections_per_ip(Some(cli.max_connections_per_ip));
     let addr = server.local_addr().unwrap_or(cli.listen);
-    let scheme = if tls.is_some() { "https" } else { "http" };
+    let tls_on = tls.is_some();
+    let sessions = session::Sessions::new(cli.session_ttl, tls_on)?;
+    let scheme = if tls_on { "https" } else { "http" };
     if let Some(tls) = tls {
         server = server.tls(tls);
     }
@@ -174,7 +183,10 @@ async fn run(cli: Cli) -> Result<(), String> {
         "demo-app listening"
     );
     server
-        .run_with_graceful_shutdown(app(hub.clone(), policy, &runs), shutdown_signal())
+        .run_with_graceful_shutdown(
+            app(hub.clone(), policy, &runs, sessions, tls_on),
+            shutdown_signal(),
+        )
         .await
         .map_err(|err| err.to_string())?;
     let metrics = hub.metrics();
@@ -214,15 +226,33 @@ fn build_hub(cli: &Cli) -> Result<Hub, String> {
 }
 
 /// The routes of the demo.
-fn app(hub: Hub, policy: PublishPolicy, runs: &poem_sse_ext::run::Runs) -> impl poem::Endpoint {
+/// `tls`: served over TLS (adds `Strict-Transport-Security`).
+fn app(
+    hub: Hub,
+    policy: PublishPolicy,
+    runs: &poem_sse_ext::run::Runs,
+    sessions: Sessions,
+    tls: bool,
+) -> impl poem::Endpoint {
     generate::mount(Route::new(), runs)
         .at("/", get(pages::dashboard))
         .at("/notifications", get(pages::notifications))
         .at("/hub", get(pages::hub_page))
         .at("/assets/client.js", get(pages::client_js))
         .at("/assets/style.css", get(pages::style_css))
-        .at("/events/:channel", get(hub.endpoint()))
-        .at("/events", get(hub.endpoint()))
+        .at("/login", get(auth::login_page).post(auth::login))
+        .at("/logout", post(auth::logout))
+        .at("/session/renew", post(auth::renew))
+        .at("/me", get(auth::me))
+        .at("/assets/me.js", get(auth::me_js))
+        .at(
+            "/events/:channel",
+            get(hub.endpoint().authorize_with(sessions.clone())),
+        )
+        .at(
+            "/events",
+            get(hub.endpoint().authorize_with(sessions.clone())),
+        )
         .at("/healthz", get(api::healthz))
         .at("/api/channels/:channel/events", post(publish::publish))
         .at("/api/hub/metrics", get(api::hub_metrics))
@@ -231,6 +261,8 @@ fn app(hub: Hub, policy: PublishPolicy, runs: &poem_sse_ext::run::Runs) -> impl 
         .at("/openapi.json", get(openapi::openapi_json))
         .data(hub)
         .data(policy)
+        .data(sessions)
+        .with(security::SecurityHeaders::new(tls))
 }
 
 /// Completes on SIGINT or SIGTERM.

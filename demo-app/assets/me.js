@@ -1,0 +1,49 @@
+// The /me page: one native EventSource on the user's private channel. On `sse-reauth` (the
+// session's grant ended) it renews the cookie; EventSource then reconnects by itself with
+// Last-Event-ID and misses nothing. A refused reconnect (401/403) closes it for good.
+(() => {
+  const feed = document.getElementById('me-feed');
+  if (!feed) return;
+  const list = feed.querySelector('.items');
+  const conn = document.getElementById('me-conn');
+  const channel = feed.dataset.meChannel;
+  const seen = new Set([...list.children].map((li) => li.dataset.id));
+  const url = '/events/' + encodeURIComponent(channel) + '?lastEventId=' + encodeURIComponent(feed.dataset.head);
+  const source = new EventSource(url);
+  window.meStatus = { reauths: 0, renewed: 0, events: 0, state: 'connecting' };
+  const show = (e) => {
+    if (seen.has(e.lastEventId)) return;
+    seen.add(e.lastEventId);
+    let text = e.data;
+    try { const v = JSON.parse(e.data); text = typeof v === 'string' ? v : (v && typeof v.text === 'string' ? v.text : e.data); } catch (_) { /* plain text */ }
+    const li = document.createElement('li');
+    li.dataset.id = e.lastEventId;
+    li.textContent = text;
+    list.prepend(li);
+    window.meStatus.events += 1;
+  };
+  source.addEventListener('message', show);
+  source.addEventListener('notification', show);
+  source.addEventListener('open', () => { window.meStatus.state = 'open'; conn.textContent = 'open'; });
+  source.addEventListener('error', () => {
+    window.meStatus.state = source.readyState === EventSource.CLOSED ? 'closed' : 'reconnecting';
+    conn.textContent = window.meStatus.state;
+  });
+  source.addEventListener('sse-reauth', () => {
+    window.meStatus.reauths += 1;
+    fetch('/session/renew', { method: 'POST', credentials: 'same-origin' }).then((r) => {
+      if (r.ok) window.meStatus.renewed += 1; else location.assign('/login');
+    });
+  });
+  const form = document.getElementById('me-post');
+  const status = document.getElementById('me-status');
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const text = form.elements.text.value;
+    fetch('/api/channels/' + encodeURIComponent(form.dataset.postChannel) + '/events', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ event: 'notification', data: { text } }),
+    }).then((r) => { status.textContent = r.ok ? 'posted' : 'refused: ' + r.status; if (r.ok) form.reset(); });
+  });
+})();

@@ -1,0 +1,163 @@
+//! Sign-in and the private page: `POST /login` (a user name, no password), `POST /logout`,
+//! `POST /session/renew` (a fresh cookie for a session whose signature holds and that ended less
+//! than a session length ago), and `GET /me`, the user's own `user.<name>` feed.
+
+use std::time::SystemTime;
+
+use askama::Template;
+use poem::{
+    handler,
+    http::{header, StatusCode},
+    web::{Data, Form, Html},
+    IntoResponse, Request, Response,
+};
+use poem_sse_ext::Hub;
+use serde::Deserialize;
+
+use crate::session::{SessionError, Sessions, USER_PREFIX};
+
+/// Notifications shown on `/me`.
+const ME_ITEMS: usize = 50;
+
+/// The login form.
+#[derive(Debug, Deserialize)]
+pub struct Login {
+    user: String,
+}
+
+#[derive(Template)]
+#[template(path = "me.html")]
+struct MePage {
+    page: &'static str,
+    title: &'static str,
+    state_json: String,
+    user: String,
+    channel: String,
+    head: String,
+    items: Vec<(String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    page: &'static str,
+    title: &'static str,
+    state_json: String,
+}
+
+fn refusal(status: StatusCode, message: impl Into<String>) -> Response {
+    Response::builder()
+        .status(status)
+        .content_type("text/plain; charset=utf-8")
+        .body(message.into())
+}
+
+fn see_other(to: &str, cookie: String) -> Response {
+    Response::builder()
+        .status(StatusCode::SEE_OTHER)
+        .header(header::LOCATION, to)
+        .header(header::SET_COOKIE, cookie)
+        .finish()
+}
+
+/// `POST /login` (form `user=<name>`): signs in, `303` to `/me`; `400` for an invalid name.
+#[handler]
+pub fn login(Data(sessions): Data<&Sessions>, Form(form): Form<Login>) -> Response {
+    match sessions.issue(&form.user, SystemTime::now()) {
+        Ok(cookie) => see_other("/me", cookie),
+        Err(err) => refusal(StatusCode::BAD_REQUEST, err.to_string()),
+    }
+}
+
+/// `POST /logout`: clears the cookie, `303` to `/login`.
+#[handler]
+pub fn logout(Data(sessions): Data<&Sessions>) -> Response {
+    see_other("/login", sessions.clear())
+}
+
+/// `POST /session/renew`: `204` with a fresh cookie; `401` with the reason otherwise.
+#[handler]
+pub fn renew(req: &Request, Data(sessions): Data<&Sessions>) -> Response {
+    let now = SystemTime::now();
+    let renewed = sessions.signed(req).and_then(|session| {
+        // A session that ended within the last session length may be renewed: the page renews
+        // when its stream ends at the expiry, so the cookie is just past it then.
+        if session.expires + sessions.ttl() < now {
+            return Err(SessionError::Expired);
+        }
+        sessions.issue(&session.user, now)
+    });
+    match renewed {
+        Ok(cookie) => Response::builder()
+            .status(StatusCode::NO_CONTENT)
+            .header(header::SET_COOKIE, cookie)
+            .finish(),
+        Err(err) => refusal(StatusCode::UNAUTHORIZED, err.to_string()),
+    }
+}
+
+/// `GET /login`: the sign-in form.
+#[handler]
+pub fn login_page() -> Response {
+    page(LoginPage {
+        page: "login",
+        title: "Sign in",
+        state_json: "{}".to_owned(),
+    })
+}
+
+/// `GET /me`: the signed-in user's own feed; `303` to `/login` when not signed in.
+#[handler]
+pub async fn me(req: &Request, Data(sessions): Data<&Sessions>, Data(hub): Data<&Hub>) -> Response {
+    let session = match sessions.verify(req, SystemTime::now()) {
+        Ok(session) => session,
+        Err(_) => {
+            return Response::builder()
+                .status(StatusCode::SEE_OTHER)
+                .header(header::LOCATION, "/login")
+                .finish()
+        }
+    };
+    let channel = format!("{USER_PREFIX}{}", session.user);
+    let recent = match hub.recent(&channel, ME_ITEMS).await {
+        Ok(recent) => recent,
+        Err(err) => return refusal(StatusCode::SERVICE_UNAVAILABLE, err.to_string()),
+    };
+    let items = recent
+        .events
+        .iter()
+        .rev()
+        .map(|e| (e.id.to_string(), e.data.clone()))
+        .collect();
+    page(MePage {
+        page: "me",
+        title: "Me",
+        state_json: "{}".to_owned(),
+        user: session.user,
+        channel,
+        head: recent.head.to_string(),
+        items,
+    })
+}
+
+fn page(template: impl Template) -> Response {
+    match template.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(err) => {
+            tracing::error!(%err, "rendering a page failed");
+            refusal(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "rendering the page failed",
+            )
+        }
+    }
+}
+
+/// `GET /assets/me.js`: the `/me` page's script.
+#[handler]
+pub fn me_js() -> Response {
+    Response::builder()
+        .content_type("text/javascript; charset=utf-8")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(include_str!("../assets/me.js"))
+}
