@@ -62,6 +62,62 @@ async fn two_instances_on_one_redis_deliver_each_others_events_and_resume_across
     server_b.stop().await;
 }
 
+/// A stream of several channels read on A continues on B from its set cursor: each channel gives
+/// exactly what it missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_set_of_channels_resumed_on_another_instance_continues_exactly() {
+    let Some(redis) = redis() else { return };
+    let a = Hub::builder()
+        .store(store(&redis.url(), Retention::default()).await)
+        .build();
+    let b = Hub::builder()
+        .store(store(&redis.url(), Retention::default()).await)
+        .build();
+    let serve_sets = |hub: &Hub| {
+        let app = poem::Route::new().at("/events", hub.endpoint());
+        TestServer::start_with_hub(app, Some(hub.clone()))
+    };
+    let (server_a, server_b) = (serve_sets(&a).await, serve_sets(&b).await);
+    let client = http1();
+    let mut on_a = connect(&client, &server_a.url("/events?channels=cpu,mem"), None).await;
+    publish(&b, "cpu", "c1").await;
+    publish(&a, "mem", "m1").await;
+    let seen = on_a.next_events(2, WAIT).await.expect("events");
+    let mut data: Vec<String> = seen.iter().map(|e| e.data.clone()).collect();
+    data.sort();
+    assert_eq!(data, ["c1", "m1"]);
+    let cursor = on_a.last_event_id().to_owned();
+    drop(on_a);
+
+    publish(&a, "cpu", "c2").await;
+    publish(&b, "cpu", "c3").await;
+    let mut on_b = connect(
+        &client,
+        &server_b.url("/events?channels=cpu,mem"),
+        Some(&cursor),
+    )
+    .await;
+    let resumed = on_b.next_events(2, WAIT).await.expect("events");
+    let got: Vec<(String, String)> = resumed
+        .iter()
+        .map(|e| (e.event_type.clone(), e.data.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("cpu".to_owned(), "c2".to_owned()),
+            ("cpu".to_owned(), "c3".to_owned())
+        ]
+    );
+    on_b.expect_no_event(Duration::from_millis(200))
+        .await
+        .expect("nothing twice, no reset");
+    publish(&a, "mem", "m2").await;
+    assert_eq!(data_of(&mut on_b, 1).await, ["m2"]);
+    server_a.stop().await;
+    server_b.stop().await;
+}
+
 /// Redis dies during a stream: publishing fails, the stream stays open with heartbeats, health is
 /// degraded; when Redis is back, delivery resumes, and what was published meanwhile arrives.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
