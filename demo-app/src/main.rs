@@ -81,6 +81,10 @@ struct Cli {
     /// Most connections one client address may hold open; more are closed at once. 0: no limit.
     #[arg(long, default_value_t = poem_serve::DEFAULT_MAX_CONNECTIONS_PER_IP)]
     max_connections_per_ip: usize,
+    /// Serve HTTP/1.1 event streams through hyper like every other request, instead of the lean
+    /// path that keeps no buffers for an idle stream (16–24 KiB more per idle HTTP/1.1 stream).
+    #[arg(long)]
+    no_lean_streams: bool,
     /// Most open streams in total; above it a stream gets a soft refusal (a `200` stream with a
     /// long retry hint and an `sse-busy` event: a native EventSource comes back later by itself).
     #[arg(long, default_value_t = 10_000)]
@@ -166,7 +170,8 @@ async fn run(cli: Cli) -> Result<(), String> {
         .map_err(|err| format!("can not listen on {}: {err}", cli.listen))?
         .on_shutdown(move || stopping.shutdown())
         .http2_max_concurrent_streams(cli.http2_max_streams)
-        .max_connections_per_ip(Some(cli.max_connections_per_ip));
+        .max_connections_per_ip(Some(cli.max_connections_per_ip))
+        .lean_event_streams(!cli.no_lean_streams);
     let addr = server.local_addr().unwrap_or(cli.listen);
     let tls_on = tls.is_some();
     let sessions = session::Sessions::new(cli.session_ttl, tls_on)?;

@@ -21,7 +21,7 @@ use std::{
 };
 
 use http_body_util::{combinators::BoxBody, BodyExt};
-use hyper::body::Incoming;
+use hyper::body::{Bytes, Incoming};
 use hyper_util::{
     rt::{TokioExecutor, TokioIo},
     server::conn::auto,
@@ -38,7 +38,12 @@ use tokio::{
 };
 use tokio_rustls::TlsAcceptor;
 
-use crate::{body::TimedBody, per_ip::IpSlot, shutdown::ShutdownTrigger};
+use crate::{
+    body::TimedBody,
+    lean::{Lean, Next, Rewind},
+    per_ip::IpSlot,
+    shutdown::ShutdownTrigger,
+};
 
 /// What every connection of one server shares.
 pub(crate) struct Shared<E> {
@@ -47,6 +52,8 @@ pub(crate) struct Shared<E> {
     pub(crate) tls: Option<TlsAcceptor>,
     /// The longest from accept until the first request has arrived.
     pub(crate) first_request_timeout: Duration,
+    /// Whether HTTP/1.1 event streams take the lean path ([`crate::lean`]).
+    pub(crate) lean_event_streams: bool,
     /// The longest a request body may go without data; `None` for no bound.
     pub(crate) request_body_timeout: Option<Duration>,
     pub(crate) shutdown: ShutdownTrigger,
@@ -71,7 +78,8 @@ impl<E: Endpoint + 'static> Connection<E> {
         let Some(acceptor) = self.shared.tls.clone() else {
             return Box::pin(self.serve_io(stream, Scheme::HTTP, deadline)).await;
         };
-        let handshake = tokio::time::timeout_at(deadline, acceptor.accept(stream));
+        // Boxed, so that the task keeps no room for a handshake once it is done.
+        let handshake = tokio::time::timeout_at(deadline, Box::pin(acceptor.accept(stream)));
         let tls = tokio::select! {
             handshake = handshake => handshake,
             () = self.shared.shutdown.signal() => return,
@@ -83,13 +91,50 @@ impl<E: Endpoint + 'static> Connection<E> {
         }
     }
 
-    /// Serves HTTP on `io`; closes it at `deadline` unless a request has arrived by then.
-    async fn serve_io<I>(self, io: I, scheme: Scheme, deadline: Instant)
+    /// Serves HTTP on `io`: event streams over HTTP/1.1 on the lean path while the client asks
+    /// for them, then hyper for the rest (see [`crate::lean`]). Closes the connection at
+    /// `deadline` unless a request has arrived by then.
+    async fn serve_io<I>(self, mut io: I, scheme: Scheme, deadline: Instant)
     where
         I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
         let local = LocalAddr(Addr::SocketAddr(self.local));
         let remote = RemoteAddr(Addr::SocketAddr(self.remote));
+        let (read, deadline) = if self.shared.lean_event_streams {
+            let lean = Lean {
+                local: &local,
+                remote: &remote,
+                scheme: &scheme,
+                head_timeout: self.shared.first_request_timeout,
+            };
+            let shutdown = || self.shared.shutdown.signal();
+            match lean
+                .serve(&mut io, &self.shared.endpoint, shutdown, deadline)
+                .await
+            {
+                Next::Closed => return,
+                Next::Hyper(read, deadline) => (read, deadline),
+            }
+        } else {
+            (Bytes::new(), deadline)
+        };
+        // Boxed: hyper's connection state is large, and this task stays as small as the lean
+        // path's while it serves a stream.
+        Box::pin(self.serve_hyper(Rewind::new(read, io), scheme, local, remote, deadline)).await;
+    }
+
+    /// Serves HTTP on `io` with hyper; closes it at `deadline` unless a request has arrived by
+    /// then.
+    async fn serve_hyper<I>(
+        self,
+        io: I,
+        scheme: Scheme,
+        local: LocalAddr,
+        remote: RemoteAddr,
+        deadline: Instant,
+    ) where
+        I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
         let shared = Arc::clone(&self.shared);
         // Set by the service when hyper hands it a request: on HTTP/1 once the head is parsed, on
         // HTTP/2 once a stream's HEADERS have arrived. Read once, when the deadline passes.

@@ -45,6 +45,7 @@ pub struct StreamServer {
     max_connections_per_ip: Option<usize>,
     socket: SocketOptions,
     shutdown_grace: Duration,
+    lean_event_streams: bool,
 }
 
 impl StreamServer {
@@ -89,6 +90,7 @@ impl StreamServer {
             max_connections_per_ip: Some(DEFAULT_MAX_CONNECTIONS_PER_IP),
             socket: SocketOptions::default(),
             shutdown_grace: Duration::from_secs(1),
+            lean_event_streams: true,
         }
     }
 
@@ -98,6 +100,20 @@ impl StreamServer {
     /// When the socket has no local address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// Whether HTTP/1.1 requests for an event stream are served without hyper (on by default).
+    ///
+    /// hyper keeps 16–24 KiB per HTTP/1.1 connection for its whole life (read and write
+    /// buffers, the parked connection); an idle event stream needs none of it. With this on, a
+    /// connection's leading `GET` requests that accept `text/event-stream`, with no body and no
+    /// upgrade, are parsed here and their responses written a frame at a time as each frame
+    /// exists, keeping no buffer between frames; a client that closes ends its stream at once.
+    /// The first request of any other kind, and HTTP/2, hand the connection to hyper for the
+    /// rest of its life. Off, hyper serves every request.
+    pub fn lean_event_streams(mut self, on: bool) -> Self {
+        self.lean_event_streams = on;
+        self
     }
 
     /// Serves TLS with `tls`: ALPN offers `h2` then `http/1.1`, and new handshakes use the
@@ -245,6 +261,7 @@ impl StreamServer {
             http: self.http_builder(),
             tls: self.tls.as_ref().map(ReloadingTls::acceptor),
             first_request_timeout: self.header_read_timeout,
+            lean_event_streams: self.lean_event_streams,
             request_body_timeout: self.request_body_timeout,
             shutdown: shutdown.clone(),
         });
@@ -381,6 +398,7 @@ impl fmt::Debug for StreamServer {
             .field("max_connections_per_ip", &self.max_connections_per_ip)
             .field("socket", &self.socket)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("lean_event_streams", &self.lean_event_streams)
             .finish()
     }
 }

@@ -16,6 +16,22 @@ use tokio::{
 #[cfg(target_os = "linux")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stopped_reading_is_disconnected() {
+    // hyper serves a request that does not ask for an event stream.
+    stalled_reader_is_disconnected("GET /events/a HTTP/1.1\r\nHost: x\r\n\r\n").await;
+}
+
+/// The same on the lean path, which serves what an `EventSource` asks for.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_source_that_stopped_reading_is_disconnected() {
+    stalled_reader_is_disconnected(
+        "GET /events/a HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n",
+    )
+    .await;
+}
+
+#[cfg(target_os = "linux")]
+async fn stalled_reader_is_disconnected(head: &str) {
     let hub = Hub::builder().history(16).no_heartbeat().build();
     // A small send buffer (inherited by accepted sockets) takes little publishing to fill, so
     // that the buffers are full well inside the timeout even on a loaded machine.
@@ -36,10 +52,7 @@ async fn a_client_that_stopped_reading_is_disconnected() {
     socket.connect(&running.addr.into()).unwrap();
     socket.set_nonblocking(true).unwrap();
     let mut stalled = TcpStream::from_std(socket.into()).unwrap();
-    stalled
-        .write_all(b"GET /events/a HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
+    stalled.write_all(head.as_bytes()).await.unwrap();
     let opened = Instant::now();
     while hub.metrics().total.open_streams == 0 {
         assert!(

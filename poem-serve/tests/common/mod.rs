@@ -18,10 +18,16 @@ pub struct Running {
 /// Serves `/events/:channel` from `hub` with `server`; the hub is shut down first when the
 /// server shuts down.
 pub fn serve_hub(server: StreamServer, hub: &Hub) -> Running {
+    serve_app(server, hub, Route::new())
+}
+
+/// Serves `app` with `/events/:channel` from `hub` added; the hub is shut down first when the
+/// server shuts down.
+pub fn serve_app(server: StreamServer, hub: &Hub, app: Route) -> Running {
     let addr = server
         .local_addr()
         .unwrap_or_else(|e| panic!("no local address: {e}"));
-    let app = Route::new().at("/events/:channel", get(hub.endpoint()));
+    let app = app.at("/events/:channel", get(hub.endpoint()));
     let (stop, stopped) = oneshot::channel::<()>();
     let hub = hub.clone();
     let task = tokio::spawn(

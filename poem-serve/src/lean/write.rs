@@ -1,0 +1,287 @@
+//! Writing a response on the lean path: the head, then each body frame the moment it exists.
+
+use std::{future::poll_fn, io, pin::Pin, task::Poll};
+
+use http_body_util::combinators::BoxBody;
+use hyper::body::{Body as _, Bytes};
+use poem::http::{
+    header::{CONTENT_LENGTH, DATE, TRANSFER_ENCODING},
+    response::Parts,
+    HeaderValue, StatusCode,
+};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+
+use super::head::MAX_HEAD;
+
+/// How the end of a response body is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// No body at all (`1xx`, `204`, `304`).
+    None,
+    /// `Content-Length` bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`: each frame a chunk, the end a zero-length one.
+    Chunked,
+}
+
+/// How a response ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// The body was written to its end; the connection can serve another request.
+    Complete,
+    /// The client closed its side, or the body failed: the connection ends.
+    Broken,
+}
+
+/// Writes `response` on `io`. Between frames it watches the read side: a client that closes
+/// its side ends the response at once (an idle stream would otherwise hold its socket until the
+/// next write fails); bytes a client sends ahead (a pipelined request) are kept in `pending`.
+pub(crate) async fn write_response<I>(
+    io: &mut I,
+    response: poem::Response,
+    pending: &mut Vec<u8>,
+) -> io::Result<Ended>
+where
+    I: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut parts, body) =
+        hyper::Response::<BoxBody<Bytes, io::Error>>::from(response).into_parts();
+    let framing = framing(&mut parts, &body);
+    io.write_all(&encode_head(&parts)).await?;
+    if framing == Framing::None {
+        io.flush().await?;
+        return Ok(Ended::Complete);
+    }
+    let mut body = body;
+    loop {
+        let next = poll_fn(|cx| {
+            if let Poll::Ready(gone) = watch_read_side(io, cx, pending) {
+                return Poll::Ready(Step::ClientGone(gone));
+            }
+            match Pin::new(&mut body).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => Poll::Ready(Step::Frame(frame.into_data().ok())),
+                Poll::Ready(Some(Err(err))) => Poll::Ready(Step::Failed(err)),
+                Poll::Ready(None) => Poll::Ready(Step::End),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await;
+        match next {
+            Step::Frame(Some(data)) if !data.is_empty() => {
+                if framing == Framing::Chunked {
+                    write_chunk(io, &data).await?;
+                } else {
+                    io.write_all(&data).await?;
+                }
+                io.flush().await?;
+            }
+            Step::Frame(_) => {}
+            Step::End => {
+                if framing == Framing::Chunked {
+                    io.write_all(b"0\r\n\r\n").await?;
+                }
+                io.flush().await?;
+                return Ok(Ended::Complete);
+            }
+            Step::Failed(err) => {
+                // Ending without the last chunk tells the client the body is incomplete.
+                tracing::debug!(%err, "response body failed: closing the connection");
+                return Ok(Ended::Broken);
+            }
+            Step::ClientGone(err) => {
+                if let Some(err) = err {
+                    tracing::debug!(%err, "reading from the client failed");
+                }
+                return Ok(Ended::Broken);
+            }
+        }
+    }
+}
+
+enum Step {
+    Frame(Option<Bytes>),
+    End,
+    Failed(io::Error),
+    /// The client closed its side (`None`) or reading failed.
+    ClientGone(Option<io::Error>),
+}
+
+/// Ready when the client has closed its side or reading fails; keeps bytes it sent ahead in
+/// `pending` (up to one head's worth; more is a client that floods a stream, which ends it).
+fn watch_read_side<I: AsyncRead + Unpin>(
+    io: &mut I,
+    cx: &mut std::task::Context<'_>,
+    pending: &mut Vec<u8>,
+) -> Poll<Option<io::Error>> {
+    let mut scratch = [0u8; 512];
+    loop {
+        let mut read = ReadBuf::new(&mut scratch);
+        match Pin::new(&mut *io).poll_read(cx, &mut read) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(err)) => return Poll::Ready(Some(err)),
+            Poll::Ready(Ok(())) if read.filled().is_empty() => return Poll::Ready(None),
+            Poll::Ready(Ok(())) => {
+                if pending.len() + read.filled().len() > MAX_HEAD {
+                    return Poll::Ready(Some(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "the client sent more than a request head during a response",
+                    )));
+                }
+                pending.extend_from_slice(read.filled());
+            }
+        }
+    }
+}
+
+/// Decides the framing and makes the headers say it.
+fn framing(parts: &mut Parts, body: &BoxBody<Bytes, io::Error>) -> Framing {
+    if parts.status.is_informational()
+        || parts.status == StatusCode::NO_CONTENT
+        || parts.status == StatusCode::NOT_MODIFIED
+    {
+        parts.headers.remove(TRANSFER_ENCODING);
+        parts.headers.remove(CONTENT_LENGTH);
+        return Framing::None;
+    }
+    if !parts.headers.contains_key(DATE) {
+        let now = httpdate::fmt_http_date(std::time::SystemTime::now());
+        if let Ok(now) = HeaderValue::from_str(&now) {
+            parts.headers.insert(DATE, now);
+        }
+    }
+    match body.size_hint().exact() {
+        Some(length) if !parts.headers.contains_key(TRANSFER_ENCODING) => {
+            parts
+                .headers
+                .insert(CONTENT_LENGTH, HeaderValue::from(length));
+            Framing::Length(length)
+        }
+        _ => {
+            parts.headers.remove(CONTENT_LENGTH);
+            parts
+                .headers
+                .insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+            Framing::Chunked
+        }
+    }
+}
+
+/// The status line and the header fields, ready to write.
+fn encode_head(parts: &Parts) -> Vec<u8> {
+    let mut head = Vec::with_capacity(256);
+    head.extend_from_slice(b"HTTP/1.1 ");
+    head.extend_from_slice(parts.status.as_str().as_bytes());
+    head.push(b' ');
+    head.extend_from_slice(
+        parts
+            .status
+            .canonical_reason()
+            .unwrap_or("Unknown")
+            .as_bytes(),
+    );
+    head.extend_from_slice(b"\r\n");
+    for (name, value) in &parts.headers {
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+    head
+}
+
+/// Writes `data` as one chunk, in one write where the socket takes it all.
+async fn write_chunk<I: AsyncWrite + Unpin>(io: &mut I, data: &Bytes) -> io::Result<()> {
+    let mut frame = Vec::with_capacity(data.len() + 20);
+    frame.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+    frame.extend_from_slice(data);
+    frame.extend_from_slice(b"\r\n");
+    io.write_all(&frame).await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use futures_util::stream;
+    use poem::Body;
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+
+    async fn written(response: poem::Response) -> (String, Ended) {
+        let (mut client, mut server) = tokio::io::duplex(1 << 16);
+        let mut pending = Vec::new();
+        let ended = write_response(&mut server, response, &mut pending)
+            .await
+            .unwrap();
+        drop(server);
+        let mut out = String::new();
+        client.read_to_string(&mut out).await.unwrap();
+        (out, ended)
+    }
+
+    #[tokio::test]
+    async fn a_streaming_body_is_chunked_and_ends_with_the_last_chunk() {
+        let frames = stream::iter([
+            Ok::<_, io::Error>(Bytes::from_static(b"data: a\n\n")),
+            Ok(Bytes::from_static(b"data: bb\n\n")),
+        ]);
+        let response = poem::Response::builder()
+            .content_type("text/event-stream")
+            .body(Body::from_bytes_stream(frames));
+        let (out, ended) = written(response).await;
+        assert_eq!(ended, Ended::Complete);
+        assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+        assert!(out.contains("content-type: text/event-stream\r\n"), "{out}");
+        assert!(out.contains("transfer-encoding: chunked\r\n"), "{out}");
+        assert!(out.contains("date: "), "{out}");
+        assert!(
+            out.ends_with("\r\n\r\n9\r\ndata: a\n\n\r\na\r\ndata: bb\n\n\r\n0\r\n\r\n"),
+            "{out}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_sized_body_has_a_length_and_no_content_has_neither() {
+        let (out, _) = written(
+            poem::Response::builder()
+                .status(StatusCode::FORBIDDEN)
+                .body("no"),
+        )
+        .await;
+        assert!(out.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{out}");
+        assert!(out.contains("content-length: 2\r\n"), "{out}");
+        assert!(out.ends_with("\r\n\r\nno"), "{out}");
+        let (out, _) = written(
+            poem::Response::builder()
+                .status(StatusCode::NO_CONTENT)
+                .finish(),
+        )
+        .await;
+        assert!(
+            !out.contains("content-length") && !out.contains("transfer-encoding"),
+            "{out}"
+        );
+        assert!(out.ends_with("\r\n\r\n"), "{out}");
+    }
+
+    #[tokio::test]
+    async fn a_client_that_closes_ends_an_idle_stream_at_once() {
+        let (client, mut server) = tokio::io::duplex(1 << 16);
+        let never = stream::pending::<Result<Bytes, io::Error>>();
+        let response = poem::Response::builder().body(Body::from_bytes_stream(never));
+        let writing = tokio::spawn(async move {
+            let mut pending = Vec::new();
+            write_response(&mut server, response, &mut pending).await
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(client);
+        let ended = tokio::time::timeout(Duration::from_secs(2), writing)
+            .await
+            .expect("the stream ends when its client leaves")
+            .unwrap();
+        // The write of the head may fail or succeed first; either way the stream ended.
+        assert!(matches!(ended, Ok(Ended::Broken) | Err(_)), "{ended:?}");
+    }
+}
