@@ -256,15 +256,7 @@ impl StreamServer {
         E::Endpoint: 'static,
     {
         let shutdown = ShutdownTrigger::new();
-        let shared = Arc::new(Shared {
-            endpoint: ep.into_endpoint().map_to_response(),
-            http: self.http_builder(),
-            tls: self.tls.as_ref().map(ReloadingTls::acceptor),
-            first_request_timeout: self.header_read_timeout,
-            lean_event_streams: self.lean_event_streams,
-            request_body_timeout: self.request_body_timeout,
-            shutdown: shutdown.clone(),
-        });
+        let shared = Arc::new(self.shared(ep.into_endpoint().map_to_response(), &shutdown));
         let per_ip = self.max_connections_per_ip.map(PerIpLimit::new);
         let Self {
             listener,
@@ -362,6 +354,19 @@ impl StreamServer {
             "server stopped"
         );
         Ok(())
+    }
+
+    /// What every connection shares.
+    pub(crate) fn shared<E>(&self, endpoint: E, shutdown: &ShutdownTrigger) -> Shared<E> {
+        Shared {
+            endpoint,
+            http: self.http_builder(),
+            tls: self.tls.as_ref().map(ReloadingTls::acceptor),
+            first_request_timeout: self.header_read_timeout,
+            lean_event_streams: self.lean_event_streams,
+            request_body_timeout: self.request_body_timeout,
+            shutdown: shutdown.clone(),
+        }
     }
 
     fn http_builder(&self) -> auto::Builder<TokioExecutor> {

@@ -149,7 +149,7 @@ impl SetReader {
         let cursor = self.cursor();
         let member = &self.members[at];
         member.channel.stats.count_reset(reset.reason);
-        log_reset(span, Some(&member.channel.name), reset);
+        log_reset(span, &member.channel.name, reset);
         put_set_reset_frame(out, &member.channel.name, reset, &cursor);
     }
 

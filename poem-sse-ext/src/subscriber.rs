@@ -171,9 +171,10 @@ impl Subscriber {
             return Poll::Ready(None);
         };
         let stream = &self.stream;
-        let stats = &stream.channels[0].stats;
+        let channel = &stream.channels[0];
+        let stats = &channel.stats;
         if let Some(reset) = reset.take() {
-            return Poll::Ready(Some(reset_chunk(stats, &reset, &stream.span)));
+            return Poll::Ready(Some(reset_chunk(channel, &reset, &stream.span)));
         }
         match cursor.poll_next_chunk(cx, *max_chunk_bytes) {
             Poll::Ready(Some(CursorItem::Frames {
@@ -193,7 +194,7 @@ impl Subscriber {
                 Poll::Ready(Some(chunk))
             }
             Poll::Ready(Some(CursorItem::Reset(reset))) => {
-                Poll::Ready(Some(reset_chunk(stats, &reset, &stream.span)))
+                Poll::Ready(Some(reset_chunk(channel, &reset, &stream.span)))
             }
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
@@ -213,9 +214,9 @@ impl Subscriber {
     }
 }
 
-fn reset_chunk(stats: &ChannelStats, reset: &Reset, span: &tracing::Span) -> Bytes {
-    stats.count_reset(reset.reason);
-    trace::log_reset(span, None, reset);
+fn reset_chunk(channel: &Channel, reset: &Reset, span: &tracing::Span) -> Bytes {
+    channel.stats.count_reset(reset.reason);
+    trace::log_reset(span, &channel.name, reset);
     reset_frame(reset)
 }
 
@@ -344,7 +345,10 @@ impl Drop for OpenStream {
             CloseReason::ClientGone
         });
         self.registry.streams.closed(reason);
-        trace::log_closed(&self.span, reason, self.opened_at.elapsed());
+        trace::log_closed(&self.span, reason, self.opened_at.elapsed(), || {
+            let names: Vec<&str> = self.channels.iter().map(|c| &*c.name).collect();
+            names.join(",")
+        });
         self.registry.open.fetch_sub(1, Ordering::AcqRel);
         for channel in std::mem::take(&mut self.channels) {
             let last = channel.stats.open.fetch_sub(1, Ordering::AcqRel) == 1;

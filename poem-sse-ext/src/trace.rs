@@ -3,17 +3,22 @@
 //!
 //! | event | level | fields |
 //! | --- | --- | --- |
-//! | span `sse_stream` | INFO | `channel` (a set's channels joined by commas), `resume_from`, `reset`, `protocol`, `peer` |
+//! | span `sse_stream` | DEBUG | `channel` (a set's channels joined by commas), `resume_from`, `reset`, `protocol`, `peer` |
 //! | `sse stream opened` | DEBUG | in the span |
-//! | `sse reset: the client missed events` | INFO | `reason = "evicted"`, `resume_from`, `channel` (in a set) |
+//! | `sse reset: the client missed events` | INFO | `reason = "evicted"`, `resume_from`, `channel` |
 //! | `sse reset` (a restart or a stale id) | DEBUG | `reason = "epoch"` or `"unknown"`, ... |
 //! | `sse stream closed` | DEBUG | `reason` ([`CloseReason`]: `client_gone`, `shutdown`, `lifetime`, `ended`), `seconds` |
-//! | `sse stream closed: authorization ended` | INFO | `reason = "reauth"` (expiry or revocation), `seconds` |
+//! | `sse stream closed: authorization ended` | INFO | `reason = "reauth"` (expiry or revocation), `seconds`, `channel` |
 //! | `sse stream refused` | WARN when the server is full (`max_streams`, `max_streams_per_channel`, `max_channels`) or the store fails; DEBUG otherwise (one client's caps, rate limit, shutdown) | `reason` ([`RefusalReason`]), `error` (which names the channel where one is at fault) |
 //!
 //! Routine events (a stream opening or closing) stay at DEBUG: a busy server opens thousands a
 //! minute. What needs an operator (a full server, a failing store, clients losing events, a
-//! revoked grant) is at INFO or WARN.
+//! revoked grant) is at INFO or WARN, and names its channel itself.
+//!
+//! The span is at DEBUG too, so that at INFO it costs nothing: an open span lives as long as its
+//! stream, and a `tracing-subscriber` registry keeps about 300 bytes per span (and formats its
+//! fields at creation), for every idle stream. With DEBUG enabled, every event of a stream is
+//! in its span.
 
 use std::time::Duration;
 
@@ -28,7 +33,7 @@ pub(crate) fn stream_span(
     resume: Option<&str>,
     peer: Option<std::net::IpAddr>,
 ) -> Span {
-    let span = tracing::info_span!(
+    let span = tracing::debug_span!(
         "sse_stream",
         channel,
         resume_from = resume,
@@ -42,8 +47,8 @@ pub(crate) fn stream_span(
     span
 }
 
-/// Logs a reset of `channel` (named only in a set).
-pub(crate) fn log_reset(span: &Span, channel: Option<&str>, reset: &Reset) {
+/// Logs a reset of `channel`.
+pub(crate) fn log_reset(span: &Span, channel: &str, reset: &Reset) {
     let (reason, resume_from) = (reset.reason.as_str(), reset.resume_from.as_str());
     if reset.reason == ResetReason::Evicted {
         tracing::info!(parent: span, reason, resume_from, channel, "sse reset: the client missed events");
@@ -52,11 +57,18 @@ pub(crate) fn log_reset(span: &Span, channel: Option<&str>, reset: &Reset) {
     }
 }
 
-/// Logs the close of a stream that was open for `open_for`.
-pub(crate) fn log_closed(span: &Span, reason: CloseReason, open_for: Duration) {
+/// Logs the close of a stream that was open for `open_for`; `channel` names its channels, for
+/// the events that are logged outside the span.
+pub(crate) fn log_closed(
+    span: &Span,
+    reason: CloseReason,
+    open_for: Duration,
+    channel: impl FnOnce() -> String,
+) {
     let (reason, seconds) = (reason.as_str(), open_for.as_secs_f64());
     if reason == CloseReason::Reauth.as_str() {
-        tracing::info!(parent: span, reason, seconds, "sse stream closed: authorization ended");
+        let channel = channel();
+        tracing::info!(parent: span, reason, seconds, channel, "sse stream closed: authorization ended");
     } else {
         tracing::debug!(parent: span, reason, seconds, "sse stream closed");
     }

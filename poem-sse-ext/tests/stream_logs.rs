@@ -53,10 +53,18 @@ impl Write for Logs {
 /// Runs `story` with every DEBUG line of this crate kept in `Logs` (the runtime is
 /// current-thread, so the server's tasks log on this thread too).
 async fn with_logs<F: std::future::Future<Output = ()>>(story: impl FnOnce(Logs) -> F) -> Logs {
+    with_logs_at("poem_sse_ext=debug", story).await
+}
+
+/// Runs `story` with the lines `filter` lets through kept in `Logs`.
+async fn with_logs_at<F: std::future::Future<Output = ()>>(
+    filter: &str,
+    story: impl FnOnce(Logs) -> F,
+) -> Logs {
     let logs = Logs::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
-        .with_env_filter("poem_sse_ext=debug")
+        .with_env_filter(filter)
         .with_ansi(false)
         .with_writer(move || writer.clone())
         .finish();
@@ -124,6 +132,31 @@ async fn every_stream_logs_in_its_span_and_says_why_it_closed() {
     let refused = logs.line("sse stream refused");
     assert!(refused.contains("WARN"), "{refused}");
     assert!(refused.contains("reason=\"max_streams\""), "{refused}");
+
+    // At INFO, what an operator must see names its channel by itself: the per-stream span is
+    // DEBUG, so that a server of idle streams does not keep one span per stream alive.
+    let logs = with_logs_at("poem_sse_ext=info", |_| async {
+        let hub = Hub::builder().history(2).build();
+        let server = serve(&hub).await;
+        let first = publish(&hub, "orders", "1").await;
+        for n in 2..=5 {
+            publish(&hub, "orders", &n.to_string()).await;
+        }
+        let client = http1();
+        let _late = connect(&client, &server.url("/events/orders"), Some(&first)).await;
+        wait_until(|| hub.metrics().total.resets == 1).await;
+        server.stop().await;
+    })
+    .await;
+    let missed = logs.line("the client missed events");
+    assert!(missed.contains("INFO"), "{missed}");
+    assert!(missed.contains("channel=\"orders\""), "{missed}");
+    assert!(missed.contains("reason=\"evicted\""), "{missed}");
+    assert!(
+        logs.lines().iter().all(|line| !line.contains("sse_stream{")),
+        "{:#?}",
+        logs.lines()
+    );
 }
 
 /// Polls `condition` until it holds, for at most [`WAIT`].

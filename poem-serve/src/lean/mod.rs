@@ -69,7 +69,9 @@ impl Lean<'_> {
     {
         let mut buf = Vec::new();
         loop {
-            let (parts, len) = match read_head(io, &mut buf, deadline, shutdown()).await {
+            // Boxed: its timer is needed while a head is awaited, not for the life of a stream.
+            let head = Box::pin(read_head(io, &mut buf, deadline, shutdown())).await;
+            let (parts, len) = match head {
                 Ok(HeadRead::EventStream(parts, len)) => (parts, len),
                 Ok(HeadRead::Other) => return Next::Hyper(Bytes::from(buf), deadline),
                 Ok(HeadRead::Closed) => return Next::Closed,
@@ -79,6 +81,8 @@ impl Lean<'_> {
                 }
             };
             buf.drain(..len);
+            // Usually empty now (no request sent ahead): an idle stream keeps no buffer.
+            buf.shrink_to_fit();
             let close = head::wants_close(&parts);
             let request = Request::from_parts(
                 RequestParts::from((
@@ -91,7 +95,7 @@ impl Lean<'_> {
             );
             // Boxed: this task lives as long as the stream, and is as large as its largest
             // state; an endpoint's future is kilobytes and is done once the response exists.
-            let response = Box::pin(endpoint.get_response(request)).await;
+            let response = write::prepare(Box::pin(endpoint.get_response(request)).await);
             match write::write_response(io, response, &mut buf).await {
                 Ok(Ended::Complete) if !close => {}
                 Ok(_) => return Next::Closed,

@@ -33,26 +33,60 @@ pub(crate) enum Ended {
     Broken,
 }
 
+/// A response ready to write: its head encoded, its body, and how the body's end is told.
+pub(crate) struct Prepared {
+    head: Vec<u8>,
+    body: BoxBody<Bytes, io::Error>,
+    framing: Framing,
+}
+
+/// Encodes the head of `response`; nothing of its headers is kept beyond the encoded bytes.
+pub(crate) fn prepare(response: poem::Response) -> Prepared {
+    let (mut parts, body) =
+        hyper::Response::<BoxBody<Bytes, io::Error>>::from(response).into_parts();
+    let framing = framing(&mut parts, &body);
+    Prepared {
+        head: encode_head(&parts),
+        body,
+        framing,
+    }
+}
+
 /// Writes `response` on `io`. Between frames it watches the read side: a client that closes
 /// its side ends the response at once (an idle stream would otherwise hold its socket until the
 /// next write fails); bytes a client sends ahead (a pipelined request) are kept in `pending`.
 pub(crate) async fn write_response<I>(
     io: &mut I,
-    response: poem::Response,
+    response: Prepared,
     pending: &mut Vec<u8>,
 ) -> io::Result<Ended>
 where
     I: AsyncRead + AsyncWrite + Unpin,
 {
-    let (mut parts, body) =
-        hyper::Response::<BoxBody<Bytes, io::Error>>::from(response).into_parts();
-    let framing = framing(&mut parts, &body);
-    io.write_all(&encode_head(&parts)).await?;
+    let Prepared {
+        head,
+        body,
+        framing,
+    } = response;
+    io.write_all(&head).await?;
+    drop(head);
     if framing == Framing::None {
         io.flush().await?;
         return Ok(Ended::Complete);
     }
-    let mut body = body;
+    write_body(io, body, framing == Framing::Chunked, pending).await
+}
+
+/// Writes each frame of `body` as it comes (as a chunk when `chunked`), then the end.
+async fn write_body<I>(
+    io: &mut I,
+    mut body: BoxBody<Bytes, io::Error>,
+    chunked: bool,
+    pending: &mut Vec<u8>,
+) -> io::Result<Ended>
+where
+    I: AsyncRead + AsyncWrite + Unpin,
+{
     loop {
         let next = poll_fn(|cx| {
             if let Poll::Ready(gone) = watch_read_side(io, cx, pending) {
@@ -68,7 +102,7 @@ where
         .await;
         match next {
             Step::Frame(Some(data)) if !data.is_empty() => {
-                if framing == Framing::Chunked {
+                if chunked {
                     write_chunk(io, &data).await?;
                 } else {
                     io.write_all(&data).await?;
@@ -77,7 +111,7 @@ where
             }
             Step::Frame(_) => {}
             Step::End => {
-                if framing == Framing::Chunked {
+                if chunked {
                     io.write_all(b"0\r\n\r\n").await?;
                 }
                 io.flush().await?;
@@ -212,7 +246,7 @@ mod tests {
     async fn written(response: poem::Response) -> (String, Ended) {
         let (mut client, mut server) = tokio::io::duplex(1 << 16);
         let mut pending = Vec::new();
-        let ended = write_response(&mut server, response, &mut pending)
+        let ended = write_response(&mut server, prepare(response), &mut pending)
             .await
             .unwrap();
         drop(server);
@@ -273,7 +307,7 @@ mod tests {
         let response = poem::Response::builder().body(Body::from_bytes_stream(never));
         let writing = tokio::spawn(async move {
             let mut pending = Vec::new();
-            write_response(&mut server, response, &mut pending).await
+            write_response(&mut server, prepare(response), &mut pending).await
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
         drop(client);
