@@ -9,8 +9,10 @@
 #                                pinning; exits non-zero if an event is lost or a scenario fails;
 #                                writes its report under cargo's target directory (bench/smoke/)
 #
-# Options: --reps N, --scenarios idle,load,maxrate,storm,shutdown,cleanup,
-#          --servers product,poem,axum,python, --release / --debug, --python (smoke: include the
+# Options: --reps N, --scenarios idle,load,load_h2,maxrate,storm,shutdown,cleanup,crowd,
+#          --servers product,poem,axum,python (and product-hyper: the product with HTTP/1.1 streams
+#          through hyper, --no-lean-streams; product-redis: the product on a Redis store of its
+#          own, when redis-server is installed), --release / --debug, --python (smoke: include the
 #          FastAPI peer, creating its venv if needed).
 # All traffic stays on 127.0.0.0/8.
 set -euo pipefail
@@ -115,6 +117,26 @@ PY
   fi
 fi
 
+# The product on the Redis store (--servers product-redis): a redis-server of its own on a free
+# loopback port, without persistence, stopped when this script ends.
+REDIS_URL=""
+if [ "$PRODUCT" = 1 ] && has product-redis; then
+  if command -v redis-server >/dev/null 2>&1; then
+    REDIS_DIR=$(mktemp -d "${TMPDIR:-/tmp}/bench-redis.XXXXXX")
+    REDIS_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+      --dir "$REDIS_DIR" --pidfile "$REDIS_DIR/redis.pid" --daemonize yes >/dev/null
+    trap 'kill "$(cat "$REDIS_DIR/redis.pid" 2>/dev/null)" 2>/dev/null; rm -rf "$REDIS_DIR"' EXIT
+    for _ in $(seq 50); do
+      redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
+      sleep 0.1
+    done
+    REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+  else
+    NOTES+=("poem-sse-ext on Redis skipped: redis-server is not installed")
+  fi
+fi
+
 GIT_REV=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 POEM_V=$(grep -A1 '^name = "poem"$' Cargo.lock | sed -n 's/version = "\(.*\)"/\1/p' | head -1)
 AXUM_V=$(grep -A1 '^name = "axum"$' Cargo.lock | sed -n 's/version = "\(.*\)"/\1/p' | head -1)
@@ -125,9 +147,24 @@ SERVERS_JSON="$OUT_DIR/servers.json"
   sep=""
   if [ "$PRODUCT" = 1 ]; then
     printf '%s  {"name": "poem-sse-ext", "product": true, "h2": "h2c",\n' "$sep"
-    printf '   "cmd": ["%s/demo-app", "--plain", "--listen", "{addr}", "--heartbeat", "15s", "--history", "1000", "--max-connections-per-ip", "0"],\n' "$BIN"
-    printf '   "tls_cmd": ["%s/demo-app", "--listen", "{addr}", "--heartbeat", "15s", "--history", "1000", "--max-connections-per-ip", "0"],\n' "$BIN"
+    printf '   "cmd": ["%s/demo-app", "--plain", "--listen", "{addr}", "--heartbeat", "15s", "--history", "1000", "--max-connections-per-ip", "0", "--max-streams", "200000"],\n' "$BIN"
+    printf '   "tls_cmd": ["%s/demo-app", "--listen", "{addr}", "--heartbeat", "15s", "--history", "1000", "--max-connections-per-ip", "0", "--max-streams", "200000"],\n' "$BIN"
     printf '   "version": "demo-app at %s (in-memory store, history 1000)"}\n' "$GIT_REV"
+    sep=","
+  fi
+  if [ "$PRODUCT" = 1 ] && has product-hyper; then
+    # The product with HTTP/1.1 event streams served through hyper, as before the lean path.
+    printf '%s  {"name": "poem-sse-ext via hyper", "h2": "h2c",\n' "$sep"
+    printf '   "cmd": ["%s/demo-app", "--plain", "--no-lean-streams", "--listen", "{addr}", "--heartbeat", "15s", "--history", "1000", "--max-connections-per-ip", "0", "--max-streams", "200000"],\n' "$BIN"
+    printf '   "tls_cmd": ["%s/demo-app", "--no-lean-streams", "--listen", "{addr}", "--heartbeat", "15s", "--history", "1000", "--max-connections-per-ip", "0", "--max-streams", "200000"],\n' "$BIN"
+    printf '   "version": "demo-app at %s with --no-lean-streams (HTTP/1.1 streams through hyper)"}\n' "$GIT_REV"
+    sep=","
+  fi
+  if [ -n "$REDIS_URL" ]; then
+    # Not pinned with the server: redis-server runs wherever the kernel puts it.
+    printf '%s  {"name": "poem-sse-ext, Redis store", "h2": "h2c",\n' "$sep"
+    printf '   "cmd": ["%s/demo-app", "--plain", "--store", "%s", "--listen", "{addr}", "--heartbeat", "15s", "--history", "1000", "--max-connections-per-ip", "0", "--max-streams", "200000"],\n' "$BIN" "$REDIS_URL"
+    printf '   "version": "demo-app at %s on the Redis store (redis-server %s, its own, not pinned)"}\n' "$GIT_REV" "$(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p')"
     sep=","
   fi
   if has poem; then
@@ -157,8 +194,9 @@ for n in "${NOTES[@]+"${NOTES[@]}"}"; do suite+=(--note "$n"); done
 
 if [ "$SMOKE" = 1 ]; then
   echo "== smoke run (report: $OUT_DIR/BENCHMARKS.md)" >&2
-  exec timeout 600 "${suite[@]}" --smoke --out "$OUT_DIR/BENCHMARKS.md" --raw "$OUT_DIR/results.jsonl" \
+  timeout 600 "${suite[@]}" --smoke --out "$OUT_DIR/BENCHMARKS.md" --raw "$OUT_DIR/results.jsonl" \
     --command "bench/run.sh --smoke"
+  exit $?
 fi
 
 mkdir -p bench/results

@@ -10,7 +10,7 @@ pub(super) fn goals(md: &mut String, table: &Table, product: &str) {
         table
             .servers
             .iter()
-            .find(|s| *s != product && s.to_lowercase().contains(needle))
+            .find(|s| !s.starts_with(product) && s.to_lowercase().contains(needle))
             .cloned()
     };
     let axum = find("axum");

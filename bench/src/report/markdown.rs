@@ -193,6 +193,10 @@ fn fmt_num(v: f64) -> String {
 }
 
 fn describe(scenario: &str, metric: &str) -> String {
+    if scenario == "load_h2" {
+        let over_h1 = describe("load", metric);
+        return format!("{over_h1}, HTTP/2");
+    }
     let m = metric;
     let s = match (scenario, m) {
         ("load", "cpu_per_event") => "server CPU per delivered event",
@@ -208,6 +212,12 @@ fn describe(scenario: &str, metric: &str) -> String {
         ("storm", _) => "reconnect storm: time until all caught up",
         ("shutdown", _) => "SIGTERM → process exit",
         ("cleanup", _) => "vanished clients no longer counted",
+        ("crowd", "rss_per_stream") => "100,000 streams (HTTP/2): RSS per stream",
+        ("crowd", "connect_all") => "100,000 streams: time to connect them all",
+        ("crowd", "broadcast_p50") => "100,000 streams: one broadcast, p50",
+        ("crowd", "broadcast_p99") => "100,000 streams: one broadcast, p99",
+        ("crowd", "broadcast_max") => "100,000 streams: one broadcast, last one reached",
+        ("crowd", "idle_cpu") => "100,000 idle streams: server CPU (heartbeats)",
         _ => "",
     };
     if !s.is_empty() {
@@ -216,7 +226,11 @@ fn describe(scenario: &str, metric: &str) -> String {
     // idle: mem_h1_1000, setup_cpu_h2_10000
     let parts: Vec<&str> = m.rsplitn(3, '_').collect();
     if let [n, proto, kind] = parts[..] {
-        let proto = if proto == "h1" { "HTTP/1.1" } else { "HTTP/2" };
+        let proto = match proto {
+            "h1" => "HTTP/1.1",
+            "h1tls" => "HTTP/1.1 over TLS",
+            _ => "HTTP/2",
+        };
         let n: f64 = n.parse().unwrap_or(0.0);
         let kind = if kind == "mem" {
             "idle RSS per stream"

@@ -13,10 +13,18 @@ use crate::streams::StreamPlan;
 
 pub(super) async fn run(ctx: &Ctx, spec: &ServerSpec, out: &mut Outcome) -> Result<()> {
     for &n in &ctx.scale.mem_sizes {
-        for version in [HttpVersion::H1, HttpVersion::H2] {
-            let label = match version {
-                HttpVersion::H1 => "h1",
-                HttpVersion::H2 => "h2",
+        // HTTP/1.1 over TLS is measured where the server has a TLS variant (the product).
+        let h1_tls = spec.tls_cmd.is_some().then_some((HttpVersion::H1, true));
+        let variants = [
+            Some((HttpVersion::H1, false)),
+            h1_tls,
+            Some((HttpVersion::H2, false)),
+        ];
+        for (version, over_tls) in variants.into_iter().flatten() {
+            let label = match (version, over_tls) {
+                (HttpVersion::H1, false) => "h1",
+                (HttpVersion::H1, true) => "h1tls",
+                (HttpVersion::H2, _) => "h2",
             };
             let (mem, cpu) = (format!("mem_{label}_{n}"), format!("setup_cpu_{label}_{n}"));
             let tls = match (version, spec.h2.as_str()) {
@@ -26,14 +34,21 @@ pub(super) async fn run(ctx: &Ctx, spec: &ServerSpec, out: &mut Outcome) -> Resu
                     continue;
                 }
                 (HttpVersion::H2, "tls") => true,
-                _ => false,
+                _ => over_tls,
             };
             let per_conn = ctx.scale.per_conn;
             let (rss, cpu_us, note) = ctx
                 .with_server(spec, tls, async |s| measure(s, n, version, per_conn).await)
                 .await?;
             let note = if tls {
-                format!("HTTP/2 over TLS. {note}")
+                format!(
+                    "{} over TLS. {note}",
+                    if version == HttpVersion::H1 {
+                        "HTTP/1.1"
+                    } else {
+                        "HTTP/2"
+                    }
+                )
             } else {
                 note
             };

@@ -1,5 +1,6 @@
 //! Scenarios 3 and 4: server CPU per delivered event and publish→receive latency at a fixed
-//! load.
+//! load, over HTTP/1.1 (`load`: one write per event per socket) and HTTP/2 (`load_h2`: many
+//! streams per connection, where what the server does per frame shows).
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -14,15 +15,27 @@ use crate::procfs;
 use crate::publish::PublishPlan;
 use crate::streams::StreamPlan;
 
+/// The load over HTTP/1.1, one stream per connection.
 pub(super) async fn measure(s: &mut Session, scale: &Scale, out: &mut Outcome) -> Result<()> {
+    measure_over(s, scale, out, HttpVersion::H1, "load").await
+}
+
+/// The same load over HTTP/2 (cleartext), `per_conn` streams per connection.
+pub(super) async fn measure_h2(s: &mut Session, scale: &Scale, out: &mut Outcome) -> Result<()> {
+    measure_over(s, scale, out, HttpVersion::H2, "load_h2").await
+}
+
+async fn measure_over(
+    s: &mut Session,
+    scale: &Scale,
+    out: &mut Outcome,
+    version: HttpVersion,
+    scenario: &str,
+) -> Result<()> {
     let chans = channels("load", scale.load_channels);
-    let set = s
-        .hold(StreamPlan::new(
-            scale.load_streams,
-            chans.clone(),
-            HttpVersion::H1,
-        ))
-        .await;
+    let mut plan = StreamPlan::new(scale.load_streams, chans.clone(), version);
+    plan.per_conn = scale.per_conn;
+    let set = s.hold(plan).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let connected = set.live.connected.load(Ordering::Relaxed);
     let per_channel = (scale.load_rate_per_channel * scale.load_secs)
@@ -56,7 +69,7 @@ pub(super) async fn measure(s: &mut Session, scale: &Scale, out: &mut Outcome) -
     let delivered = integrity.delivered as f64;
     let cpu_us = (cpu1.saturating_sub(cpu0)).as_secs_f64() * 1e6;
     out.push(
-        "load",
+        scenario,
         "cpu_per_event",
         (delivered > 0.0).then(|| cpu_us / delivered),
         "µs/event",
@@ -64,17 +77,17 @@ pub(super) async fn measure(s: &mut Session, scale: &Scale, out: &mut Outcome) -
         "",
     );
     let q = |p: f64| (!hist.is_empty()).then(|| hist.value_at_quantile(p) as f64 / 1000.0);
-    out.push("load", "latency_p50", q(0.5), "ms", true, "");
-    out.push("load", "latency_p99", q(0.99), "ms", true, "");
-    out.push("load", "latency_p999", q(0.999), "ms", true, "");
+    out.push(scenario, "latency_p50", q(0.5), "ms", true, "");
+    out.push(scenario, "latency_p99", q(0.99), "ms", true, "");
+    out.push(scenario, "latency_p999", q(0.999), "ms", true, "");
     let pct = if integrity.expected > 0 {
         100.0 * delivered / integrity.expected as f64
     } else {
         0.0
     };
-    out.push("load", "delivered", Some(pct), "%", false, note);
+    out.push(scenario, "delivered", Some(pct), "%", false, note);
     out.push(
-        "load",
+        scenario,
         "publish_offered",
         Some(pplan.rate),
         "posts/s",
@@ -82,7 +95,7 @@ pub(super) async fn measure(s: &mut Session, scale: &Scale, out: &mut Outcome) -
         "",
     );
     out.push(
-        "load",
+        scenario,
         "publish_achieved",
         Some(prep.achieved_rate()),
         "posts/s",
@@ -90,7 +103,7 @@ pub(super) async fn measure(s: &mut Session, scale: &Scale, out: &mut Outcome) -
         format!("{} late", prep.late),
     );
     out.push(
-        "load",
+        scenario,
         "delivery_rate",
         Some(delivered / elapsed.as_secs_f64()),
         "events/s",
@@ -98,7 +111,7 @@ pub(super) async fn measure(s: &mut Session, scale: &Scale, out: &mut Outcome) -
         "",
     );
     out.push(
-        "load",
+        scenario,
         "generator_cpu",
         Some(100.0 * own1.saturating_sub(own0).as_secs_f64() / elapsed.as_secs_f64()),
         "% of a core",

@@ -12,6 +12,7 @@ use crate::procfs;
 use crate::server::ServerSpec;
 
 mod cleanup;
+mod crowd;
 mod idle;
 mod load;
 mod maxrate;
@@ -24,7 +25,9 @@ pub use runner::{Ctx, Outcome, Session};
 pub use scale::Scale;
 
 /// The scenario names, in run order.
-pub const ALL: &[&str] = &["idle", "load", "maxrate", "storm", "shutdown", "cleanup"];
+pub const ALL: &[&str] = &[
+    "idle", "load", "load_h2", "maxrate", "storm", "shutdown", "cleanup", "crowd",
+];
 
 /// Runs one scenario against one server.
 pub async fn run(ctx: &Ctx, spec: &ServerSpec, scenario: &str) -> Outcome {
@@ -35,6 +38,8 @@ pub async fn run(ctx: &Ctx, spec: &ServerSpec, scenario: &str) -> Outcome {
     let result = match scenario {
         // One server per size and protocol.
         "idle" => idle::run(ctx, spec, &mut out).await,
+        // Many streams per connection need HTTP/2 on the cleartext server.
+        "load_h2" | "crowd" if spec.h2 != "h2c" => Ok(()),
         _ if ALL.contains(&scenario) => {
             ctx.with_server(spec, false, async |s| {
                 measure(scenario, s, &ctx.scale, &mut out).await
@@ -56,6 +61,8 @@ pub async fn run(ctx: &Ctx, spec: &ServerSpec, scenario: &str) -> Outcome {
 async fn measure(scenario: &str, s: &mut Session, scale: &Scale, out: &mut Outcome) -> Result<()> {
     match scenario {
         "load" => load::measure(s, scale, out).await,
+        "load_h2" => load::measure_h2(s, scale, out).await,
+        "crowd" => crowd::measure(s, scale, out).await,
         "maxrate" => maxrate::measure(s, scale, out).await,
         "storm" => storm::measure(s, scale, out).await,
         "shutdown" => shutdown::measure(s, scale, out).await,

@@ -17,6 +17,11 @@ pub struct Scale {
     pub storm_behind: u64,
     pub shutdown_streams: usize,
     pub cleanup_streams: usize,
+    /// Streams of the crowd scenario, and how many share one HTTP/2 connection.
+    pub crowd_streams: usize,
+    pub crowd_per_conn: usize,
+    /// How long the crowd idles while its CPU is measured.
+    pub crowd_idle_secs: f64,
     /// How long a server may take to exit after SIGTERM before it is killed.
     pub shutdown_limit: Duration,
     pub per_conn: usize,
@@ -40,6 +45,9 @@ impl Scale {
             storm_behind: 100,
             shutdown_streams: 10_000,
             cleanup_streams: 1_000,
+            crowd_streams: 100_000,
+            crowd_per_conn: 250,
+            crowd_idle_secs: 30.0,
             shutdown_limit: Duration::from_secs(20),
             per_conn: 100,
             sources: 32,
@@ -62,6 +70,9 @@ impl Scale {
             storm_behind: 100,
             shutdown_streams: 300,
             cleanup_streams: 300,
+            crowd_streams: 1_000,
+            crowd_per_conn: 100,
+            crowd_idle_secs: 1.0,
             shutdown_limit: Duration::from_secs(3),
             per_conn: 50,
             sources: 4,
