@@ -147,23 +147,23 @@ SERVERS_JSON="$OUT_DIR/servers.json"
   sep=""
   if [ "$PRODUCT" = 1 ]; then
     printf '%s  {"name": "poem-sse-ext", "product": true, "h2": "h2c",\n' "$sep"
-    printf '   "cmd": ["%s/demo-app", "--plain", "--listen", "{addr}", "--heartbeat", "15s", "--history", "1000", "--max-connections-per-ip", "0", "--max-streams", "200000"],\n' "$BIN"
-    printf '   "tls_cmd": ["%s/demo-app", "--listen", "{addr}", "--heartbeat", "15s", "--history", "1000", "--max-connections-per-ip", "0", "--max-streams", "200000"],\n' "$BIN"
+    printf '   "cmd": ["%s/demo-app", "--plain", "--listen", "{addr}", "--heartbeat", "15s", "--history", "1000", "--max-connections-per-ip", "0", "--max-streams", "200000", "--max-streams-per-channel", "200000"],\n' "$BIN"
+    printf '   "tls_cmd": ["%s/demo-app", "--listen", "{addr}", "--heartbeat", "15s", "--history", "1000", "--max-connections-per-ip", "0", "--max-streams", "200000", "--max-streams-per-channel", "200000"],\n' "$BIN"
     printf '   "version": "demo-app at %s (in-memory store, history 1000)"}\n' "$GIT_REV"
     sep=","
   fi
   if [ "$PRODUCT" = 1 ] && has product-hyper; then
     # The product with HTTP/1.1 event streams served through hyper, as before the lean path.
     printf '%s  {"name": "poem-sse-ext via hyper", "h2": "h2c",\n' "$sep"
-    printf '   "cmd": ["%s/demo-app", "--plain", "--no-lean-streams", "--listen", "{addr}", "--heartbeat", "15s", "--history", "1000", "--max-connections-per-ip", "0", "--max-streams", "200000"],\n' "$BIN"
-    printf '   "tls_cmd": ["%s/demo-app", "--no-lean-streams", "--listen", "{addr}", "--heartbeat", "15s", "--history", "1000", "--max-connections-per-ip", "0", "--max-streams", "200000"],\n' "$BIN"
+    printf '   "cmd": ["%s/demo-app", "--plain", "--no-lean-streams", "--listen", "{addr}", "--heartbeat", "15s", "--history", "1000", "--max-connections-per-ip", "0", "--max-streams", "200000", "--max-streams-per-channel", "200000"],\n' "$BIN"
+    printf '   "tls_cmd": ["%s/demo-app", "--no-lean-streams", "--listen", "{addr}", "--heartbeat", "15s", "--history", "1000", "--max-connections-per-ip", "0", "--max-streams", "200000", "--max-streams-per-channel", "200000"],\n' "$BIN"
     printf '   "version": "demo-app at %s with --no-lean-streams (HTTP/1.1 streams through hyper)"}\n' "$GIT_REV"
     sep=","
   fi
   if [ -n "$REDIS_URL" ]; then
     # Not pinned with the server: redis-server runs wherever the kernel puts it.
     printf '%s  {"name": "poem-sse-ext, Redis store", "h2": "h2c",\n' "$sep"
-    printf '   "cmd": ["%s/demo-app", "--plain", "--store", "%s", "--listen", "{addr}", "--heartbeat", "15s", "--history", "1000", "--max-connections-per-ip", "0", "--max-streams", "200000"],\n' "$BIN" "$REDIS_URL"
+    printf '   "cmd": ["%s/demo-app", "--plain", "--store", "%s", "--listen", "{addr}", "--heartbeat", "15s", "--history", "1000", "--max-connections-per-ip", "0", "--max-streams", "200000", "--max-streams-per-channel", "200000"],\n' "$BIN" "$REDIS_URL"
     printf '   "version": "demo-app at %s on the Redis store (redis-server %s, its own, not pinned)"}\n' "$GIT_REV" "$(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p')"
     sep=","
   fi

@@ -89,6 +89,9 @@ struct Cli {
     /// long retry hint and an `sse-busy` event: a native EventSource comes back later by itself).
     #[arg(long, default_value_t = 10_000)]
     max_streams: usize,
+    /// Most open streams of one channel (soft refusal above it).
+    #[arg(long, default_value_t = 10_000)]
+    max_streams_per_channel: usize,
     /// Most open streams from one client address (soft refusal above it). 0: no limit.
     #[arg(long, default_value_t = 0)]
     max_streams_per_ip: usize,
@@ -210,7 +213,8 @@ fn build_hub(cli: &Cli) -> Result<Hub, String> {
         .heartbeat(cli.heartbeat)
         .retry(cli.retry)
         .retry_jitter(cli.retry)
-        .max_streams(cli.max_streams);
+        .max_streams(cli.max_streams)
+        .max_streams_per_channel(cli.max_streams_per_channel);
     if cli.max_streams_per_ip > 0 {
         builder = builder.max_streams_per_client(cli.max_streams_per_ip);
     }
