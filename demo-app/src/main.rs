@@ -28,6 +28,11 @@ mod state;
 mod tls;
 mod widgets;
 
+/// See the `mimalloc` feature in Cargo.toml.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, str::FromStr, time::Duration};
 
 use clap::Parser;
