@@ -3,6 +3,7 @@
 //! Each source is a task that publishes once a second until the hub shuts down.
 
 pub mod hub;
+pub mod rate;
 pub mod system;
 
 use std::time::Duration;
