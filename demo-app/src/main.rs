@@ -17,6 +17,7 @@ mod api;
 mod auth;
 mod babble;
 mod generate;
+mod notification;
 mod openapi;
 mod origin;
 mod pages;

@@ -15,11 +15,11 @@ use poem::{
     Response,
 };
 use poem_sse_ext::Hub;
-use serde::Deserialize;
 
 use crate::{
+    notification::Notification,
     sources::{hub::HubSample, system::Sample},
-    state::{ChannelState, Item, PageState, StateError},
+    state::{ChannelState, PageState, StateError},
     widgets::{self, Page, CHART_POINTS, FEED_ITEMS, LATEST, NOTIFICATIONS},
 };
 
@@ -47,7 +47,10 @@ struct DashboardPage {
 /// A notification as the feed shows it.
 struct FeedItemView {
     id: String,
-    text: String,
+    /// When it was published (RFC 3339), empty when its data does not say.
+    at: String,
+    /// `14:30:05 - text`, or the text alone.
+    line: String,
 }
 
 #[derive(Template)]
@@ -165,9 +168,13 @@ pub async fn notifications(Data(hub): Data<&Hub>) -> Result<Html<String>, PageEr
             feed.items
                 .iter()
                 .rev()
-                .map(|item| FeedItemView {
-                    id: item.id.to_string(),
-                    text: notification_text(item),
+                .map(|item| {
+                    let shown = Notification::of(item);
+                    FeedItemView {
+                        id: item.id.to_string(),
+                        at: shown.at_attr(),
+                        line: shown.line(),
+                    }
                 })
                 .collect()
         })
@@ -285,21 +292,6 @@ fn more_channels(more: usize) -> String {
         0 => String::new(),
         1 => "and 1 more channel".to_owned(),
         n => format!("and {n} more channels"),
-    }
-}
-
-/// What the feed shows for a notification, as `client.js` does: a JSON string's text, an
-/// object's `text` field, or the data as it was sent.
-fn notification_text(item: &Item) -> String {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Shown {
-        Text(String),
-        Object { text: String },
-    }
-    match item.parse::<Shown>() {
-        Some(Shown::Text(text) | Shown::Object { text }) => text,
-        None => item.text().to_owned(),
     }
 }
 

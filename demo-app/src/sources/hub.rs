@@ -14,12 +14,13 @@ use std::{
 use poem_sse_ext::{ChannelMetrics, Hub};
 use serde::{Deserialize, Serialize};
 
-use super::{every_second, publish_json, rate::SlidingRate};
+use super::{every_second, publish_json, rate::SlidingRate, stamped::Stamped};
 
 /// The window [`HubSample::events_per_sec`] is averaged over.
 pub const RATE_WINDOW: Duration = Duration::from_secs(10);
 
-/// The channel the totals are published on, as [`HubSample`]s in `metrics` events.
+/// The channel the totals are published on, as [`HubSample`]s in `metrics` events (each
+/// [`Stamped`] with the time it was taken).
 pub const CHANNEL: &str = "hub";
 
 /// The event name of a [`HubSample`].
@@ -124,7 +125,7 @@ pub async fn run(hub: Hub) {
                 head,
             });
         }
-        if let Err(err) = publish_json(&hub, CHANNEL, EVENT, &sample).await {
+        if let Err(err) = publish_json(&hub, CHANNEL, EVENT, &Stamped::now(&sample)).await {
             tracing::warn!(%err, "publishing hub metrics failed");
         }
         let top = TopChannels { rows, more };
