@@ -313,5 +313,41 @@ async fn notifications_carry_their_time_and_refusals_and_stale_data_say_what_hap
         fresh.iter().all(|w| w["staleSince"].is_null()),
         "{fresh:#?}"
     );
+
+    // /me's form too says what the server said (this server wants a token it does not send).
+    browser.goto(&demo.url("/login")).await.unwrap();
+    browser
+        .execute(
+            "document.querySelector('[name=user]').value = 'ada'; document.querySelector('main form').submit();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    wait_for(
+        &browser,
+        "the /me page",
+        "location.pathname === '/me' && window.meStatus && meStatus.state === 'open'",
+        Duration::from_secs(10),
+    )
+    .await;
+    browser
+        .execute(
+            "document.querySelector('#me-post [name=text]').value = 'a note';
+             document.querySelector('#me-post button').click();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let refused = wait_for(
+        &browser,
+        "the /me refusal",
+        "(() => { const t = document.getElementById('me-status').textContent; return t.startsWith('refused') ? t : null; })()",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(
+        refused,
+        "refused: missing or wrong bearer token: send `Authorization: Bearer <token>` (401)"
+    );
     let _ = browser.close().await;
 }
