@@ -13,6 +13,10 @@
   const page = document.body.dataset.page;
   const initial = JSON.parse(document.getElementById("state").textContent);
   const COLORS = ["#2f80ed", "#eb5757", "#27ae60", "#f2994a", "#9b51e0", "#56ccf2", "#bb6bd9", "#6fcf97"];
+  // Content-Security-Policy violations seen by this page (the browser tests read them).
+  const violations = [];
+  document.addEventListener("securitypolicyviolation", (e) => violations.push(`${e.violatedDirective} ${e.blockedURI}`));
+  window.cspViolations = () => violations.slice();
   const streams = [];
 
   // The protocol the browser negotiated: from the newest resource entry for `url` (an entry
@@ -28,35 +32,181 @@
     try { return JSON.parse(text); } catch (_) { return text; }
   }
 
-  // Inline SVG polylines, one per series, of the last `points` items.
-  function drawChart(svg, series, max) {
-    const n = Math.max(...series.map((s) => s.length), 2);
-    const top = max || Math.max(1, ...series.flat()) * 1.15;
-    svg.innerHTML = series.map((values, i) => {
-      const pts = values.map((v, x) =>
-        `${((x + n - values.length) / (n - 1) * 300).toFixed(1)},${(80 - Math.min(v, top) / top * 78).toFixed(1)}`);
-      return `<polyline fill="none" stroke-width="1.6" stroke="${COLORS[i % COLORS.length]}" points="${pts.join(" ")}"/>`;
-    }).join("");
+  // Clock time of a Unix time in seconds, in the browser's time zone: `14:30:05`.
+  function clock(seconds) {
+    const d = new Date(seconds * 1000);
+    return [d.getHours(), d.getMinutes(), d.getSeconds()].map((n) => String(n).padStart(2, "0")).join(":");
   }
 
-  function seriesOf(items, key) {
-    const rows = items.map((item) => (key ? [item.data[key]] : item.data.v) || []);
-    const width = Math.max(0, ...rows.map((r) => r.length));
-    return Array.from({ length: width }, (_, i) => rows.map((r) => Number(r[i]) || 0));
+  // When an item was taken or published (its data's `at`), in Unix seconds; null without one.
+  function timeOf(item) {
+    const at = item && item.data && typeof item.data === "object" ? Date.parse(item.data.at) : NaN;
+    return Number.isFinite(at) ? at / 1000 : null;
+  }
+
+  // What a widget's footer says while its data may be out of date.
+  function staleText(since) {
+    return since ? `stale since ${clock(since / 1000)}` : "";
+  }
+
+  // A tick label: a short number and the scale's unit (`1.5k KiB/s`, `40 %`).
+  function amount(v, unit) {
+    if (v == null) return "";
+    const a = Math.abs(v);
+    const n = a >= 1e6 ? `${+(v / 1e6).toFixed(1)}M` : a >= 1e3 ? `${+(v / 1e3).toFixed(1)}k` : `${+v.toFixed(2)}`;
+    return unit ? `${n} ${unit}` : n;
+  }
+
+  // Width in CSS pixels of an axis label, in uPlot's axis font.
+  const measure = document.createElement("canvas").getContext("2d");
+  function textWidth(text) {
+    measure.font = '12px system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", sans-serif';
+    return Math.ceil(measure.measureText(String(text)).width);
+  }
+
+  // A time chart (uPlot): the last `window` seconds ending now, whatever the points; one y axis
+  // per scale, with its unit; a legend when it draws more than one line. Every chart slides
+  // with the clock, so a widget that stopped receiving shows its points moving away.
+  const charts = new Set();
+  class Chart {
+    // `scales`: [{ key, unit, max }], the first on the left, a second on the right.
+    constructor(box, scales, window) {
+      this.box = box;
+      this.scales = scales;
+      this.window = window;
+      this.u = null;
+      this.names = null;
+      this.data = [[]];
+      this.drawn = 0;
+      this.ticks = {};
+      this.seeded = null;
+      charts.add(this);
+      if (typeof ResizeObserver === "function") {
+        new ResizeObserver(() => { if (this.u) this.u.setSize(this.size()); }).observe(box);
+      }
+    }
+
+    size() {
+      return { width: Math.max(150, this.box.clientWidth), height: 130 };
+    }
+
+    // `xs`: Unix seconds; `series`: [{ label, scale, values }], a value (or null) per x.
+    draw(xs, series) {
+      if (typeof uPlot !== "function") return;
+      const names = series.map((s) => `${s.scale}:${s.label}`).join("|");
+      if (names !== this.names) this.build(series, names);
+      this.data = [xs, ...series.map((s) => s.values)];
+      if (this.seeded === null) this.seeded = xs.length;
+      this.refresh();
+    }
+
+    refresh() {
+      if (!this.u) return;
+      this.u.setData(this.data);
+      this.drawn = Date.now();
+    }
+
+    build(series, names) {
+      if (this.u) this.u.destroy();
+      this.names = names;
+      // The labels drawn on each axis, kept for `sseStatus()` (the canvas holds only pixels).
+      const labels = (key, format) => (u, splits) => {
+        const shown = splits.map(format);
+        this.ticks[key] = shown;
+        return shown;
+      };
+      const axis = { stroke: "#6b7280", grid: { stroke: "#eef0f3", width: 1 }, ticks: { stroke: "#e3e6ea", width: 1 } };
+      const scales = {
+        x: { time: true, range: () => { const now = Date.now() / 1000; return [now - this.window, now]; } },
+      };
+      const axes = [{ ...axis, scale: "x", space: 70, values: labels("x", clock) }];
+      this.scales.forEach((s, i) => {
+        scales[s.key] = { range: (u, lo, hi) => [0, s.max || (hi > 0 ? hi * 1.15 : 1)] };
+        axes.push({
+          ...axis, scale: s.key, side: i === 0 ? 3 : 1, space: 24,
+          grid: { ...axis.grid, show: i === 0 },
+          values: labels(s.key, (v) => amount(v, s.unit)),
+          size: (u, values) => 16 + Math.max(24, ...(values || []).map(textWidth)),
+        });
+      });
+      const multi = series.length > 1 && series.length <= COLORS.length;
+      // The server's words for the lines ("one line per core") only where no legend names them.
+      const note = this.box.parentElement.querySelector(".legend");
+      if (note) note.hidden = multi;
+      this.u = new uPlot({
+        ...this.size(), scales, axes,
+        series: [
+          { label: "time", value: (u, v) => (v == null ? "–" : clock(v)) },
+          ...series.map((s, i) => ({
+            label: s.label, scale: s.scale, stroke: COLORS[i % COLORS.length], width: 1.5,
+            points: { show: false },
+            value: (u, v) => amount(v, (this.scales.find((c) => c.key === s.scale) || {}).unit),
+          })),
+        ],
+        legend: { show: multi, live: false },
+        cursor: { drag: { x: false, y: false } },
+      }, [[], ...series.map(() => [])], this.box);
+    }
+
+    status() {
+      const x = this.u && this.u.scales.x;
+      return {
+        xLabels: this.ticks.x || [],
+        yLabels: Object.fromEntries(this.scales.map((s) => [s.key, this.ticks[s.key] || []])),
+        // Without live values the legend has a row per line, none for the time.
+        legend: [...this.box.querySelectorAll(".u-legend .u-series th")].map((th) => th.textContent),
+        window: x ? Math.round(x.max - x.min) : 0,
+        points: this.data[0].length,
+        seeded: this.seeded,
+      };
+    }
+  }
+  // Slide every chart with the clock, also when no event comes.
+  setInterval(() => {
+    for (const c of charts) if (Date.now() - c.drawn > 900) c.refresh();
+  }, 1000);
+
+  const chartOf = new WeakMap();
+  function chart(el, scales) {
+    if (!chartOf.has(el)) {
+      chartOf.set(el, new Chart(el.querySelector(".chart"), scales, Number(el.dataset.window) || 120));
+    }
+    return chartOf.get(el);
+  }
+
+  // The items that carry their time, as x values and items.
+  function timed(items) {
+    const rows = items.map((item) => [timeOf(item), item]).filter(([t]) => t !== null);
+    return [rows.map(([t]) => t), rows.map(([, item]) => item)];
+  }
+
+  function num(v) {
+    const n = Number(v);
+    return v == null || !Number.isFinite(n) ? null : n;
   }
 
   const renderers = {
     chart(el, items) {
       const last = items[items.length - 1];
       if (last) el.querySelector(".value").textContent = last.data.text;
-      drawChart(el.querySelector(".chart"), seriesOf(items), Number(el.dataset.max) || 0);
+      const [xs, rows] = timed(items);
+      const values = rows.map((item) => (Array.isArray(item.data.v) ? item.data.v : []));
+      const names = el.dataset.series ? el.dataset.series.split("|") : [];
+      const width = Math.max(names.length, ...values.map((v) => v.length));
+      const series = Array.from({ length: width }, (_, i) => ({
+        label: names[i] || `core ${i}`, scale: "y", values: values.map((v) => num(v[i])),
+      }));
+      chart(el, [{ key: "y", unit: el.dataset.unit || "", max: Number(el.dataset.max) || 0 }]).draw(xs, series);
     },
     feed(el, items) {
       const list = el.querySelector(".items");
       list.replaceChildren(...items.slice().reverse().map((item) => {
         const li = document.createElement("li");
         const d = item.data;
-        li.textContent = typeof d === "string" ? d : (d && typeof d.text === "string" ? d.text : JSON.stringify(d));
+        const text = typeof d === "string" ? d : (d && typeof d.text === "string" ? d.text : JSON.stringify(d));
+        const at = typeof d === "object" && d && typeof d.text === "string" ? timeOf(item) : null;
+        li.textContent = at === null ? text : `${clock(at)} - ${text}`;
+        if (at !== null) li.dataset.at = d.at;
         li.dataset.id = item.id;
         return li;
       }));
@@ -65,7 +215,12 @@
       const last = items[items.length - 1];
       if (!last) return;
       for (const b of el.querySelectorAll("[data-key]")) b.textContent = last.data[b.dataset.key];
-      drawChart(el.querySelector(".chart"), [...seriesOf(items, "events_per_sec"), ...seriesOf(items, "open_streams")], 0);
+      const [xs, rows] = timed(items);
+      // Two scales: a rate is not a count; each has its own axis.
+      chart(el, [{ key: "rate", unit: "/s", max: 0 }, { key: "streams", unit: "", max: 0 }]).draw(xs, [
+        { label: "events / s", scale: "rate", values: rows.map((item) => num(item.data.events_per_sec)) },
+        { label: "open streams", scale: "streams", values: rows.map((item) => num(item.data.open_streams)) },
+      ]);
     },
     channels(el, items) {
       const last = items[items.length - 1];
@@ -85,6 +240,16 @@
         more === 0 ? "" : `and ${more} more channel${more === 1 ? "" : "s"}`;
     },
   };
+
+  // Since when (ms) a widget's data is stale after it shows `state`: from the moment a stream
+  // that was live stops being so (an error, a refusal, a reset) until it is live again.
+  function staleAfter(widget, state) {
+    if (state === "open" || state === "following") {
+      widget.wasLive = true;
+      return null;
+    }
+    return widget.wasLive ? widget.staleSince || Date.now() : null;
+  }
 
   class Stream {
     constructor(el, state) {
@@ -169,7 +334,9 @@
 
     show(state) {
       this.state = state;
+      this.staleSince = staleAfter(this, state);
       const q = (sel) => this.el.querySelector(sel);
+      q(".stale").textContent = staleText(this.staleSince);
       q(".state").textContent = state;
       q(".state").dataset.state = state;
       q(".reconnects").textContent = this.reconnects;
@@ -180,10 +347,11 @@
     }
 
     status() {
+      const c = chartOf.get(this.el);
       return {
         channel: this.channel, state: this.state, reconnects: this.reconnects, resets: this.resets,
         lastReset: this.lastReset, lastId: this.lastId, events: this.events, items: this.items.length,
-        protocol: protocol(this.url),
+        protocol: protocol(this.url), staleSince: this.staleSince, chart: c ? c.status() : null,
       };
     }
   }
@@ -362,6 +530,7 @@
 
     show(state) {
       this.state = state;
+      this.staleSince = staleAfter(this, state);
       if (this.role === "leader") this.post({ kind: "state", state });
       const role = document.getElementById("set-role");
       if (role) role.textContent = `this tab ${this.role === "leader" ? "holds the stream" : "receives from the tab that does"}`;
@@ -375,6 +544,7 @@
         q(".reset-reason").textContent = w.lastReset ? ` (${w.lastReset})` : "";
         q(".last-id").textContent = w.lastId || "–";
         q(".proto").textContent = proto;
+        q(".stale").textContent = staleText(this.staleSince);
       }
     }
 
@@ -383,7 +553,8 @@
       return [...this.widgets.values()].map((w) => ({
         channel: w.channel, state: this.state, role: this.role, reconnects: this.reconnects,
         resets: w.resets, lastReset: w.lastReset, lastId: w.lastId, events: w.events,
-        items: w.items.length, cursor: this.cursor, protocol: proto,
+        items: w.items.length, cursor: this.cursor, protocol: proto, staleSince: this.staleSince,
+        chart: chartOf.has(w.el) ? chartOf.get(w.el).status() : null,
       }));
     }
   }
@@ -406,6 +577,14 @@
   const nav = performance.getEntriesByType("navigation")[0];
   document.getElementById("page-proto").textContent = (nav && nav.nextHopProtocol) || "?";
 
+  // What the server said when it refused a request: its JSON `error`, or its text.
+  async function refusal(res) {
+    const body = await res.text().catch(() => "");
+    let message = body.trim();
+    try { message = JSON.parse(body).error || message; } catch (_) { /* plain text */ }
+    return message ? `${message} (${res.status})` : `${res.status} ${res.statusText}`.trim();
+  }
+
   const form = document.getElementById("notify");
   if (form) {
     form.addEventListener("submit", async (e) => {
@@ -413,12 +592,17 @@
       const status = document.getElementById("notify-status");
       const headers = { "content-type": "application/json" };
       if (form.token.value) headers.authorization = `Bearer ${form.token.value}`;
-      const res = await fetch(`/api/channels/notifications/events`, {
-        method: "POST", headers,
-        body: JSON.stringify({ event: "notification", data: { text: form.text.value } }),
-      }).catch((err) => ({ ok: false, status: String(err) }));
-      status.textContent = res.ok ? "posted" : `failed: ${res.status}`;
-      if (res.ok) form.text.value = "";
+      status.textContent = "posting…";
+      try {
+        const res = await fetch(`/api/channels/notifications/events`, {
+          method: "POST", headers,
+          body: JSON.stringify({ event: "notification", data: { text: form.text.value } }),
+        });
+        status.textContent = res.ok ? "posted" : `failed: ${await refusal(res)}`;
+        if (res.ok) form.text.value = "";
+      } catch (_) {
+        status.textContent = "failed: the server can not be reached; try again when it is back";
+      }
     });
   }
 })();

@@ -24,10 +24,20 @@
   };
   source.addEventListener('message', show);
   source.addEventListener('notification', show);
-  source.addEventListener('open', () => { window.meStatus.state = 'open'; conn.textContent = 'open'; });
+  // While the stream is down, the feed says since when it may be missing notes.
+  const clock = (ms) => { const d = new Date(ms); return [d.getHours(), d.getMinutes(), d.getSeconds()].map((n) => String(n).padStart(2, '0')).join(':'); };
+  let live = false;
+  let staleSince = null;
+  source.addEventListener('open', () => {
+    live = true;
+    staleSince = null;
+    window.meStatus.state = 'open';
+    conn.textContent = 'open';
+  });
   source.addEventListener('error', () => {
+    if (live && staleSince === null) staleSince = Date.now();
     window.meStatus.state = source.readyState === EventSource.CLOSED ? 'closed' : 'reconnecting';
-    conn.textContent = window.meStatus.state;
+    conn.textContent = window.meStatus.state + (staleSince === null ? '' : ' · stale since ' + clock(staleSince));
   });
   source.addEventListener('sse-reauth', () => {
     window.meStatus.reauths += 1;
@@ -44,6 +54,13 @@
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ event: 'notification', data: { text } }),
-    }).then((r) => { status.textContent = r.ok ? 'posted' : 'refused: ' + r.status; if (r.ok) form.reset(); });
+    }).then(async (r) => {
+      if (r.ok) { status.textContent = 'posted'; form.reset(); return; }
+      // The server's own message: its JSON `error`, or its text.
+      const body = await r.text().catch(() => '');
+      let message = body.trim();
+      try { message = JSON.parse(body).error || message; } catch (_) { /* plain text */ }
+      status.textContent = 'refused: ' + (message ? message + ' (' + r.status + ')' : r.status);
+    }, () => { status.textContent = 'failed: the server can not be reached; try again when it is back'; });
   });
 })();

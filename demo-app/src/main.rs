@@ -17,6 +17,7 @@ mod api;
 mod auth;
 mod babble;
 mod generate;
+mod notification;
 mod openapi;
 mod origin;
 mod pages;
@@ -254,6 +255,8 @@ fn app(
         .at("/hub", get(pages::hub_page))
         .at("/assets/client.js", get(pages::client_js))
         .at("/assets/style.css", get(pages::style_css))
+        .at("/assets/vendor/uPlot.iife.min.js", get(pages::uplot_js))
+        .at("/assets/vendor/uPlot.min.css", get(pages::uplot_css))
         .at("/login", get(auth::login_page).post(auth::login))
         .at("/logout", post(auth::logout))
         .at("/session/renew", post(auth::renew))

@@ -16,6 +16,7 @@ use crate::{
     publish::MAX_BODY_BYTES,
     sources::{
         hub::{self, HubSample, TopChannels},
+        stamped::Stamped,
         system::Sample,
     },
 };
@@ -107,8 +108,8 @@ pub fn document() -> Value {
 /// `channels` on the hub's, and whatever the publish API sends.
 fn stream() -> Result<EventStreamDoc, EventError> {
     Ok(EventStreamDoc::new()
-        .event::<Sample>("sample")?
-        .event::<HubSample>(hub::EVENT)?
+        .event::<Stamped<Sample>>("sample")?
+        .event::<Stamped<HubSample>>(hub::EVENT)?
         .event::<TopChannels>(hub::TOP_EVENT)?
         .text_message()
         .other_events())

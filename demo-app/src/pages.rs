@@ -15,12 +15,12 @@ use poem::{
     Response,
 };
 use poem_sse_ext::Hub;
-use serde::Deserialize;
 
 use crate::{
+    notification::Notification,
     sources::{hub::HubSample, system::Sample},
-    state::{ChannelState, Item, PageState, StateError},
-    widgets::{self, Page, CHART_POINTS, FEED_ITEMS, LATEST, NOTIFICATIONS},
+    state::{ChannelState, PageState, StateError},
+    widgets::{self, Page, CHART_POINTS, CHART_WINDOW_SECS, FEED_ITEMS, LATEST, NOTIFICATIONS},
 };
 
 /// A dashboard widget as the template shows it.
@@ -28,7 +28,9 @@ struct WidgetView {
     channel: &'static str,
     title: &'static str,
     text: String,
-    legend: String,
+    /// The series' names, `|`-separated; empty for one unnamed series per value.
+    series: String,
+    unit: &'static str,
     max: String,
 }
 
@@ -39,6 +41,9 @@ struct DashboardPage {
     title: &'static str,
     state_json: String,
     keep: usize,
+    /// The chart window, in seconds for `client.js` and as the text says it.
+    window_secs: u64,
+    window: String,
     widgets: Vec<WidgetView>,
     /// The channels of the page's one stream, comma-separated, in page order.
     set: String,
@@ -47,7 +52,10 @@ struct DashboardPage {
 /// A notification as the feed shows it.
 struct FeedItemView {
     id: String,
-    text: String,
+    /// When it was published (RFC 3339), empty when its data does not say.
+    at: String,
+    /// `14:30:05 - text`, or the text alone.
+    line: String,
 }
 
 #[derive(Template)]
@@ -78,6 +86,9 @@ struct HubPage {
     totals_channel: &'static str,
     top_channel: &'static str,
     keep: usize,
+    window_secs: u64,
+    window: String,
+    rate_window: String,
     latest: usize,
     top_rows: usize,
     stats: Vec<(&'static str, &'static str, String)>,
@@ -134,11 +145,8 @@ pub async fn dashboard(Data(hub): Data<&Hub>) -> Result<Html<String>, PageError>
                 .channel(w.channel())
                 .and_then(ChannelState::newest::<Sample>)
                 .map_or_else(|| "waiting for the first sample".to_owned(), |s| s.text),
-            legend: if w.series.is_empty() {
-                "one line per core".to_owned()
-            } else {
-                w.series.join(" · ")
-            },
+            series: w.series.join("|"),
+            unit: w.unit,
             max: w.max.map(|m| m.to_string()).unwrap_or_default(),
         })
         .collect();
@@ -147,6 +155,8 @@ pub async fn dashboard(Data(hub): Data<&Hub>) -> Result<Html<String>, PageError>
         title: "System",
         state_json: state.embedded(),
         keep: CHART_POINTS,
+        window_secs: CHART_WINDOW_SECS,
+        window: window_text(),
         widgets,
         set: Page::Dashboard.set().join(","),
     })
@@ -165,9 +175,13 @@ pub async fn notifications(Data(hub): Data<&Hub>) -> Result<Html<String>, PageEr
             feed.items
                 .iter()
                 .rev()
-                .map(|item| FeedItemView {
-                    id: item.id.to_string(),
-                    text: notification_text(item),
+                .map(|item| {
+                    let shown = Notification::of(item);
+                    FeedItemView {
+                        id: item.id.to_string(),
+                        at: shown.at_attr(),
+                        line: shown.line(),
+                    }
                 })
                 .collect()
         })
@@ -242,6 +256,9 @@ pub async fn hub_page(Data(hub): Data<&Hub>) -> Result<Html<String>, PageError> 
         totals_channel: source::CHANNEL,
         top_channel: source::TOP_CHANNEL,
         keep: CHART_POINTS,
+        window_secs: CHART_WINDOW_SECS,
+        window: window_text(),
+        rate_window: humantime::format_duration(source::RATE_WINDOW).to_string(),
         latest: LATEST,
         top_rows: source::TOP_ROWS,
         stats,
@@ -250,7 +267,7 @@ pub async fn hub_page(Data(hub): Data<&Hub>) -> Result<Html<String>, PageError> 
     })
 }
 
-/// `GET /assets/client.js`: the one client script, dependency-free.
+/// `GET /assets/client.js`: the one client script (its charts drawn with [`uplot_js`]).
 #[handler]
 pub fn client_js() -> Response {
     asset(
@@ -268,6 +285,25 @@ pub fn style_css() -> Response {
     )
 }
 
+/// `GET /assets/vendor/uPlot.iife.min.js`: the chart library of `/` and `/hub` (uPlot, MIT;
+/// version and source in `assets/vendor/README.md`).
+#[handler]
+pub fn uplot_js() -> Response {
+    asset(
+        include_str!("../assets/vendor/uPlot.iife.min.js"),
+        "text/javascript; charset=utf-8",
+    )
+}
+
+/// `GET /assets/vendor/uPlot.min.css`: the chart library's styles.
+#[handler]
+pub fn uplot_css() -> Response {
+    asset(
+        include_str!("../assets/vendor/uPlot.min.css"),
+        "text/css; charset=utf-8",
+    )
+}
+
 fn asset(body: &'static str, content_type: &'static str) -> Response {
     Response::builder()
         .content_type(content_type)
@@ -279,27 +315,20 @@ fn render(page: impl Template) -> Result<Html<String>, PageError> {
     Ok(Html(page.render()?))
 }
 
+/// The chart window as the charts' labels say it: `2 minutes`.
+fn window_text() -> String {
+    match CHART_WINDOW_SECS {
+        s if s % 60 == 0 => format!("{} minutes", s / 60),
+        s => format!("{s} seconds"),
+    }
+}
+
 /// The line under the busiest channels: how many are not shown (as `client.js` writes it).
 fn more_channels(more: usize) -> String {
     match more {
         0 => String::new(),
         1 => "and 1 more channel".to_owned(),
         n => format!("and {n} more channels"),
-    }
-}
-
-/// What the feed shows for a notification, as `client.js` does: a JSON string's text, an
-/// object's `text` field, or the data as it was sent.
-fn notification_text(item: &Item) -> String {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Shown {
-        Text(String),
-        Object { text: String },
-    }
-    match item.parse::<Shown>() {
-        Some(Shown::Text(text) | Shown::Object { text }) => text,
-        None => item.text().to_owned(),
     }
 }
 

@@ -2,7 +2,9 @@
 //!
 //! The body is JSON `{"event": "name"?, "data": ...}`. A JSON string `data` is sent as its text;
 //! any other value as its exact JSON text, byte for byte (validated, never re-serialized: no
-//! float loses a digit, no key moves).
+//! float loses a digit, no key moves). One addition: a `notification` event whose data is an
+//! object without an `at` field gets `"at": "<the time it was published, RFC 3339 UTC>"` as its
+//! first field (see [`crate::notification`]).
 //!
 //! | answer | when |
 //! | --- | --- |
@@ -31,7 +33,9 @@ use serde_json::{json, value::RawValue};
 
 use crate::{
     api::ApiError,
+    notification,
     origin::{AllowedOrigins, Origin},
+    sources::stamped,
 };
 
 /// The largest publish body accepted: 64 KiB. Larger bodies get `413`.
@@ -206,6 +210,14 @@ fn event_of(body: PublishBody) -> Result<Event, PublishError> {
     } else {
         raw.to_owned()
     };
+    // A notification's object carries the time it was published (see `crate::notification`);
+    // a string is sent as its text, whatever it looks like.
+    let data = match body.event.as_deref() {
+        Some(notification::EVENT) if raw.starts_with('{') => {
+            notification::stamp(&data, stamped::now())
+        }
+        _ => data,
+    };
     let event = Event::text(data);
     Ok(match body.event {
         Some(name) => event.event(name)?,
@@ -337,6 +349,42 @@ mod tests {
             .await
             .assert_status(StatusCode::CREATED);
         assert_eq!(stored(&hub).await, ["x"]);
+    }
+
+    #[tokio::test]
+    async fn a_notification_carries_the_time_it_was_published() {
+        let hub = Hub::new();
+        let client = app(&hub, &[]);
+        let before = stamped::now();
+        for body in [
+            r#"{"event": "notification", "data": {"text": "deployed", "n": 1.50}}"#,
+            r#"{"event": "notification", "data": "{\"text\": \"a string\"}"}"#,
+            r#"{"event": "note", "data": {"text": "not a notification"}}"#,
+        ] {
+            post(&client, &[JSON], body)
+                .await
+                .assert_status(StatusCode::CREATED);
+        }
+        let after = stamped::now();
+        let stored = stored(&hub).await;
+        let (at, rest) = stored[0]
+            .strip_prefix(r#"{"at":""#)
+            .and_then(|s| s.split_once("\","))
+            .unwrap_or_else(|| panic!("no time first: {}", stored[0]));
+        assert_eq!(
+            rest,
+            r#"{"text": "deployed", "n": 1.50}"#.trim_start_matches('{')
+        );
+        let at = chrono::DateTime::parse_from_rfc3339(at).unwrap_or_else(|e| panic!("{at}: {e}"));
+        assert!(before <= at && at <= after, "{before} <= {at} <= {after}");
+        // A string is its text; another event's data is as it was sent.
+        assert_eq!(
+            stored[1..],
+            [
+                r#"{"text": "a string"}"#,
+                r#"{"text": "not a notification"}"#
+            ]
+        );
     }
 
     #[tokio::test]

@@ -16,6 +16,8 @@ pub struct Widget {
     pub title: &'static str,
     /// The names of the chart's series; empty means one series per value, unnamed (CPU cores).
     pub series: &'static [&'static str],
+    /// The unit of the chart's scale (`%`, `KiB/s`, ...), empty for a plain number.
+    pub unit: &'static str,
     /// The top of the chart's scale, or `None` to scale to the largest value shown.
     pub max: Option<f64>,
 }
@@ -33,67 +35,78 @@ pub const DASHBOARD: &[Widget] = &[
     Widget {
         figure: Figure::Cpu,
         title: "CPU",
-        series: &["busy %"],
+        series: &["busy"],
+        unit: "%",
         max: Some(100.0),
     },
     Widget {
         figure: Figure::Cores,
         title: "CPU cores",
         series: &[],
+        unit: "%",
         max: Some(100.0),
     },
     Widget {
         figure: Figure::Mem,
         title: "Memory",
-        series: &["used %"],
+        series: &["used"],
+        unit: "%",
         max: Some(100.0),
     },
     Widget {
         figure: Figure::Swap,
         title: "Swap",
-        series: &["used %"],
+        series: &["used"],
+        unit: "%",
         max: Some(100.0),
     },
     Widget {
         figure: Figure::Load,
         title: "Load average",
         series: &["1 min", "5 min", "15 min"],
+        unit: "",
         max: None,
     },
     Widget {
         figure: Figure::Net,
         title: "Network",
-        series: &["rx KiB/s", "tx KiB/s"],
+        series: &["rx", "tx"],
+        unit: "KiB/s",
         max: None,
     },
     Widget {
         figure: Figure::Disk,
         title: "Disk",
-        series: &["read KiB/s", "write KiB/s"],
+        series: &["read", "write"],
+        unit: "KiB/s",
         max: None,
     },
     Widget {
         figure: Figure::Procs,
         title: "Processes",
         series: &["running", "blocked"],
+        unit: "",
         max: None,
     },
     Widget {
         figure: Figure::Ctxt,
         title: "Scheduler",
-        series: &["switches/s", "irq/s"],
+        series: &["switches", "interrupts"],
+        unit: "/s",
         max: None,
     },
     Widget {
         figure: Figure::Forks,
         title: "Process creation",
-        series: &["forks/s"],
+        series: &["forks"],
+        unit: "/s",
         max: None,
     },
     Widget {
         figure: Figure::Uptime,
         title: "Uptime",
-        series: &["hours"],
+        series: &["uptime"],
+        unit: "h",
         max: None,
     },
 ];
@@ -101,8 +114,12 @@ pub const DASHBOARD: &[Widget] = &[
 /// The channel of the notification feed: whatever is posted to it through the API.
 pub const NOTIFICATIONS: &str = "notifications";
 
-/// Points drawn per chart (one minute of samples).
-pub const CHART_POINTS: usize = 60;
+/// The time every chart shows, ending now: a chart after a restart shows its few points at
+/// their time, not stretched across the chart.
+pub const CHART_WINDOW_SECS: u64 = 120;
+
+/// Events read per chart: [`CHART_WINDOW_SECS`] of samples, one a second.
+pub const CHART_POINTS: usize = 120;
 
 /// Notifications shown in the feed.
 pub const FEED_ITEMS: usize = 50;

@@ -6,15 +6,21 @@
 //! count of the rest. Only the shown rows' head ids are read from the store; a channel nobody
 //! watches costs one entry of the counter snapshot ([`Hub::metrics`]) and no store call.
 
-use std::cmp::Reverse;
+use std::{
+    cmp::Reverse,
+    time::{Duration, Instant},
+};
 
 use poem_sse_ext::{ChannelMetrics, Hub};
 use serde::{Deserialize, Serialize};
-use tokio::time::Instant;
 
-use super::{every_second, publish_json};
+use super::{every_second, publish_json, rate::SlidingRate, stamped::Stamped};
 
-/// The channel the totals are published on, as [`HubSample`]s in `metrics` events.
+/// The window [`HubSample::events_per_sec`] is averaged over.
+pub const RATE_WINDOW: Duration = Duration::from_secs(10);
+
+/// The channel the totals are published on, as [`HubSample`]s in `metrics` events (each
+/// [`Stamped`] with the time it was taken).
 pub const CHANNEL: &str = "hub";
 
 /// The event name of a [`HubSample`].
@@ -34,7 +40,8 @@ pub const TOP_ROWS: usize = 20;
 pub struct HubSample {
     /// Open streams, over all channels.
     pub open_streams: usize,
-    /// Events published per second since the last sample (the hub page's own not counted).
+    /// Events published per second over the last [`RATE_WINDOW`] (the hub page's own not
+    /// counted).
     pub events_per_sec: f64,
     /// Events published since the hub started.
     pub published: u64,
@@ -78,7 +85,7 @@ pub struct ChannelRow {
 pub async fn run(hub: Hub) {
     let stop = hub.shutdown_token();
     let mut tick = every_second();
-    let mut last: Option<(Instant, u64)> = None;
+    let mut rate = SlidingRate::new(RATE_WINDOW);
     let mut ticks = 0u64;
     loop {
         tokio::select! {
@@ -93,11 +100,8 @@ pub async fn run(hub: Hub) {
             .map(|c| c.published)
             .sum();
         let published = metrics.total.published.saturating_sub(own);
-        let now = Instant::now();
-        let per_second = last.map_or(0.0, |(at, before)| {
-            published.saturating_sub(before) as f64 / now.duration_since(at).as_secs_f64()
-        });
-        last = Some((now, published));
+        rate.record(Instant::now(), published);
+        let per_second = rate.per_second();
         let total = metrics.total;
         let sample = HubSample {
             open_streams: total.open_streams,
@@ -121,7 +125,7 @@ pub async fn run(hub: Hub) {
                 head,
             });
         }
-        if let Err(err) = publish_json(&hub, CHANNEL, EVENT, &sample).await {
+        if let Err(err) = publish_json(&hub, CHANNEL, EVENT, &Stamped::now(&sample)).await {
             tracing::warn!(%err, "publishing hub metrics failed");
         }
         let top = TopChannels { rows, more };

@@ -3,6 +3,8 @@
 //! Each source is a task that publishes once a second until the hub shuts down.
 
 pub mod hub;
+pub mod rate;
+pub mod stamped;
 pub mod system;
 
 use std::time::Duration;
@@ -10,13 +12,16 @@ use std::time::Duration;
 use poem_sse_ext::{Event, Hub, PublishError};
 use tokio::time::{interval, MissedTickBehavior};
 
+use self::stamped::Stamped;
+
 /// Starts every source.
 pub fn spawn(hub: &Hub) {
     tokio::spawn(run_system(hub.clone()));
     tokio::spawn(hub::run(hub.clone()));
 }
 
-/// Publishes one `sample` event per figure of the machine every second.
+/// Publishes one `sample` event per figure of the machine every second, with the time it was
+/// taken.
 async fn run_system(hub: Hub) {
     let stop = hub.shutdown_token();
     let mut sampler = system::Sampler::default();
@@ -28,6 +33,7 @@ async fn run_system(hub: Hub) {
         }
         for (figure, sample) in sampler.sample() {
             let channel = figure.channel();
+            let sample = Stamped::now(sample);
             if let Err(err) = publish_json(&hub, channel, "sample", &sample).await {
                 tracing::warn!(channel, %err, "publishing a sample failed");
             }

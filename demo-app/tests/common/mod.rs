@@ -160,6 +160,12 @@ impl Demo {
         self.stop().await;
         self.spawn().await;
     }
+
+    /// Starts the server again after [`Demo::stop`], on the same port, with the same arguments.
+    pub async fn start_again(&mut self) {
+        assert!(self.child.is_none(), "demo-app is still running");
+        self.spawn().await;
+    }
 }
 
 impl Drop for Demo {
