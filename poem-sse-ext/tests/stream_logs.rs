@@ -153,7 +153,9 @@ async fn every_stream_logs_in_its_span_and_says_why_it_closed() {
     assert!(missed.contains("channel=\"orders\""), "{missed}");
     assert!(missed.contains("reason=\"evicted\""), "{missed}");
     assert!(
-        logs.lines().iter().all(|line| !line.contains("sse_stream{")),
+        logs.lines()
+            .iter()
+            .all(|line| !line.contains("sse_stream{")),
         "{:#?}",
         logs.lines()
     );
