@@ -79,6 +79,18 @@ impl Drop for Driver {
 
 /// Evaluates `expr` (a JS expression) until it is truthy, at most `timeout`; returns its value.
 pub async fn wait_for(browser: &Client, what: &str, expr: &str, timeout: Duration) -> Value {
+    wait_for_reporting(browser, what, expr, "null", timeout).await
+}
+
+/// Like [`wait_for`]; on timeout the panic also shows the value of `report` (what the page says
+/// about itself).
+pub async fn wait_for_reporting(
+    browser: &Client,
+    what: &str,
+    expr: &str,
+    report: &str,
+    timeout: Duration,
+) -> Value {
     let script = format!("return {expr};");
     let started = Instant::now();
     let mut last = Value::Null;
@@ -98,7 +110,11 @@ pub async fn wait_for(browser: &Client, what: &str, expr: &str, timeout: Duratio
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("timed out after {timeout:?} waiting for {what} (last value {last})");
+    let page = browser
+        .execute(&format!("return {report};"), vec![])
+        .await
+        .unwrap_or(Value::Null);
+    panic!("timed out after {timeout:?} waiting for {what} (last value {last}); page: {page:#}");
 }
 
 /// The value of a JS expression.
