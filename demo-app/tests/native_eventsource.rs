@@ -264,3 +264,54 @@ async fn across_three_lifetime_ends_a_native_event_source_has_every_event_once_i
     );
     let _ = browser.close().await;
 }
+
+/// A stream that delivered nothing before its lifetime ended: the browser has no last id of its
+/// own to send, so the end itself must tell it where the stream was. What is published between
+/// the end and the reconnect still arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lifetime_end_before_any_event_loses_nothing_published_before_the_reconnect() {
+    let Some((chromium, chromedriver)) = testkit::chromium() else {
+        return;
+    };
+    let _one_browser = BROWSER.lock().await;
+    let started = Instant::now();
+    let dir = test_dir("native-quiet");
+    let args = ["--max-stream-lifetime", "1s", "--retry", "1s"];
+    let demo = Demo::start(&dir, free_port(), &args).await;
+    let http = client();
+    let driver = Driver::start(&chromedriver).await;
+    let browser = blank_page(&demo, &driver, &chromium).await;
+    let channel = "native.quiet";
+
+    open_native(&browser, "es", &format!("/events/{channel}")).await;
+    wait_until(
+        &browser,
+        "the stream open",
+        "natives.es.s.opens === 1",
+        WAIT,
+    )
+    .await;
+    wait_until(
+        &browser,
+        "the lifetime's end",
+        "natives.es.s.errors === 1",
+        WAIT,
+    )
+    .await;
+    // The browser reconnects after the retry hint (1-2 s): this is published before.
+    let id = publish(&http, &demo, channel, &json!({"data": "in the gap"})).await;
+    let es = seen(&browser, "es").await;
+    assert_eq!(es["opens"], 1, "published before the reconnect: {es}");
+    wait_until(
+        &browser,
+        "the event",
+        "natives.es.s.events.length >= 1",
+        WAIT,
+    )
+    .await;
+    let es = seen(&browser, "es").await;
+    assert_eq!(events(&es), [(id, "in the gap".to_owned())], "{es:#}");
+    assert_eq!(es["opens"], 2, "{es}");
+    println!("resumed in {:?}", started.elapsed());
+    let _ = browser.close().await;
+}
