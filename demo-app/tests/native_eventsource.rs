@@ -23,7 +23,7 @@ const WAIT: Duration = Duration::from_secs(5);
 static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Opens `new EventSource(arguments[1])` as `natives[arguments[0]]` and records what it sees:
-/// opens, errors, `sse-busy` refusals, messages (id and data), and whether it was ever CLOSED
+/// opens, errors, `sse-busy` refusals (with the page's time `at`), messages (id and data), and whether it was ever CLOSED
 /// without the test closing it (checked at every error and every 10 ms).
 const OPEN_NATIVE: &str = r#"
 const [name, url] = arguments;
@@ -37,7 +37,9 @@ const watch = () => {
 };
 es.addEventListener('open', () => { s.opens += 1; });
 es.addEventListener('error', () => { s.errors += 1; watch(); });
-es.addEventListener('sse-busy', (e) => { s.busy.push(JSON.parse(e.data)); });
+es.addEventListener('sse-busy', (e) => {
+  s.busy.push(Object.assign(JSON.parse(e.data), { at: performance.now() }));
+});
 es.addEventListener('message', (e) => { s.events.push({ id: e.lastEventId, data: e.data }); });
 setInterval(watch, 10);
 window.natives[name] = { es, s };
@@ -127,11 +129,20 @@ async fn at_a_full_cap_a_native_event_source_comes_back_by_itself_and_gets_in_on
         Duration::from_secs(10),
     )
     .await;
-    for refusal in refusals.as_array().into_iter().flatten() {
+    let refusals = refusals.as_array().cloned().unwrap_or_default();
+    for refusal in &refusals {
         assert_eq!(refusal["reason"], "max_streams", "{refusal}");
         let retry = refusal["retry_ms"].as_u64().unwrap_or_default();
         assert!((1_000..=2_000).contains(&retry), "{refusal}");
     }
+    // The browser waited as the `retry:` said (its own default is 3 s, above any hint here).
+    let at = |r: &Value| r["at"].as_f64().unwrap_or_default();
+    let waited = at(&refusals[1]) - at(&refusals[0]);
+    let hint = refusals[0]["retry_ms"].as_f64().unwrap_or_default();
+    assert!(
+        (hint - 50.0..hint + 800.0).contains(&waited),
+        "came back {waited} ms after a hint of {hint} ms"
+    );
     // A still streams; B, waiting, gets nothing.
     publish(&http, &demo, channel, &json!({"data": "while B waits"})).await;
     wait_until(
@@ -143,6 +154,8 @@ async fn at_a_full_cap_a_native_event_source_comes_back_by_itself_and_gets_in_on
     .await;
     let b = seen(&browser, "b").await;
     assert_eq!(b["everClosed"], false, "{b}");
+    // Each refusal was a `200` event stream: the browser opened it before reading `sse-busy`.
+    assert!(b["opens"].as_u64() >= Some(2), "{b}");
     assert_ne!(
         b["readyState"], 2,
         "B is CONNECTING (or reading a refusal): {b}"
