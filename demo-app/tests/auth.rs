@@ -339,8 +339,8 @@ const ME_REPORT: &str =
 /// Signed in through the form, the `/me` page's native EventSource reads `user.alice`. Each
 /// session lasts 2-3 s (`--session-ttl 3s`, expiry in whole seconds): at its end the stream says
 /// `sse-reauth`, me.js renews the cookie, and the EventSource reconnects by itself with
-/// `Last-Event-ID`. Notes published steadily across two renewals are each on the page once, in
-/// order, and the EventSource never CLOSED (CLOSED is final: the page would stay `closed`).
+/// `Last-Event-ID`. Notes published steadily across two renewals are each delivered once and on
+/// the page once, in order, and the EventSource never CLOSED (CLOSED is final: the page would stay `closed`).
 async fn the_me_page_renews_its_session_at_sse_reauth_and_misses_nothing(store: Store) {
     let Some((chromium, chromedriver)) = testkit::chromium() else {
         return;
@@ -413,6 +413,8 @@ async fn the_me_page_renews_its_session_at_sse_reauth_and_misses_nothing(store: 
     assert_eq!(shown, published, "oldest first, each once");
     let status = eval(&browser, "meStatus").await;
     assert_eq!(status["state"], "open", "never CLOSED: {status}");
+    // Each once from the server too, not only on the page (which hides a repeat).
+    assert_eq!(status["delivered"], published.len(), "{status}");
     assert!(status["reauths"].as_u64() >= Some(2), "{status}");
     let metrics = common::get_json(&http, &demo.url("/api/hub/metrics")).await;
     assert!(
