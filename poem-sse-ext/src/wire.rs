@@ -6,10 +6,11 @@
 //!
 //! | frame | when | on the wire |
 //! | --- | --- | --- |
-//! | retry hint | first on every stream, and last before it ends on purpose | `retry: <ms>` |
+//! | retry hint | first on every stream | `retry: <ms>` |
+//! | end | last before a stream ends on purpose (lifetime, reauth): no event, but the client's last id | `id: <where the stream is>` (one channel), `retry: <ms>` |
 //! | [`Reset`] | the resume point can not be honoured | `id: <head>`, `event: sse-reset`, `data: {"reason": …, "resume_from": …}` |
 //! | heartbeat | after each idle interval | `:` (a comment; browsers ignore it) |
-//! | [`REAUTH_EVENT`] | the authorization expired or was revoked; then the retry hint, and the end | `event: sse-reauth`, `data: {"resume_from": …}` |
+//! | [`REAUTH_EVENT`] | the authorization expired or was revoked; then the end frame | `event: sse-reauth`, `data: {"resume_from": …}` |
 //! | [`BUSY_EVENT`] | a soft refusal: after the retry hint, and the end | `event: sse-busy`, `data: {"reason": …, "retry_ms": …}` |
 //!
 //! [spec]: https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
