@@ -14,7 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use browser_support::{eval, wait_for_reporting, Driver};
+use browser_support::{eval, wait_for_reporting, with_browser, Driver};
 use common::{test_dir, Demo};
 use reqwest::{header, redirect, StatusCode};
 use serde_json::json;
@@ -352,80 +352,84 @@ async fn the_me_page_renews_its_session_at_sse_reauth_and_misses_nothing(store: 
         return;
     };
     let driver = Driver::start(&chromedriver).await;
-    let browser = driver.browser(&chromium, &demo.dir.join("profile")).await;
-    let wait = |what: &'static str, expr: &'static str, timeout: Duration| {
-        wait_for_reporting(&browser, what, expr, ME_REPORT, timeout)
-    };
-    browser
-        .goto(&demo.url("/login"))
-        .await
-        .unwrap_or_else(|err| panic!("opening /login: {err}"));
-    browser
-        .execute(
-            "document.querySelector('[name=user]').value = 'alice';
-             document.querySelector('form button').click();",
-            vec![],
+    let profile = demo.dir.join("profile");
+    let demo = &demo;
+    with_browser(&driver, &chromium, &profile, |browser| async move {
+        let browser = &browser;
+        let wait = |what: &'static str, expr: &'static str, timeout: Duration| {
+            wait_for_reporting(browser, what, expr, ME_REPORT, timeout)
+        };
+        browser
+            .goto(&demo.url("/login"))
+            .await
+            .unwrap_or_else(|err| panic!("opening /login: {err}"));
+        browser
+            .execute(
+                "document.querySelector('[name=user]').value = 'alice';
+                 document.querySelector('form button').click();",
+                vec![],
+            )
+            .await
+            .unwrap_or_else(|err| panic!("signing in: {err}"));
+        wait(
+            "/me with its stream open",
+            "location.pathname === '/me' && window.meStatus && meStatus.state === 'open'",
+            Duration::from_secs(10),
         )
-        .await
-        .unwrap_or_else(|err| panic!("signing in: {err}"));
-    wait(
-        "/me with its stream open",
-        "location.pathname === '/me' && window.meStatus && meStatus.state === 'open'",
-        Duration::from_secs(10),
-    )
-    .await;
+        .await;
 
-    let http = common::client();
-    let mut published = Vec::new();
-    loop {
-        let text = format!("note {}", published.len());
-        let id = common::publish(&http, &demo, "user.alice", &json!({ "data": text })).await;
-        published.push((id, text));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        if published.len() % 5 == 0 && eval(&browser, "meStatus.renewed").await.as_u64() >= Some(2)
-        {
-            break;
+        let http = common::client();
+        let mut published = Vec::new();
+        loop {
+            let text = format!("note {}", published.len());
+            let id = common::publish(&http, demo, "user.alice", &json!({ "data": text })).await;
+            published.push((id, text));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if published.len() % 5 == 0 && eval(browser, "meStatus.renewed").await.as_u64() >= Some(2)
+            {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "not two renewals in 30 s: {:#}",
+                eval(browser, ME_REPORT).await
+            );
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "not two renewals in 30 s: {:#}",
-            eval(&browser, ME_REPORT).await
+        // And after the last renewal's reconnect.
+        for _ in 0..3 {
+            let text = format!("note {}", published.len());
+            let id = common::publish(&http, demo, "user.alice", &json!({ "data": text })).await;
+            published.push((id, text));
+        }
+        let expect = format!(
+            "document.querySelectorAll('#me-feed .items li').length >= {}",
+            published.len()
         );
-    }
-    // And after the last renewal's reconnect.
-    for _ in 0..3 {
-        let text = format!("note {}", published.len());
-        let id = common::publish(&http, &demo, "user.alice", &json!({ "data": text })).await;
-        published.push((id, text));
-    }
-    let expect = format!(
-        "document.querySelectorAll('#me-feed .items li').length >= {}",
-        published.len()
-    );
-    wait_for_reporting(&browser, "every note", &expect, ME_REPORT, WAIT).await;
-    let shown = eval(
-        &browser,
-        "[...document.querySelectorAll('#me-feed .items li')].map(li => [li.dataset.id, li.textContent]).reverse()",
-    )
+        wait_for_reporting(browser, "every note", &expect, ME_REPORT, WAIT).await;
+        let shown = eval(
+            browser,
+            "[...document.querySelectorAll('#me-feed .items li')].map(li => [li.dataset.id, li.textContent]).reverse()",
+        )
+        .await;
+        let shown: Vec<(String, String)> = serde_json::from_value(shown.clone())
+            .unwrap_or_else(|err| panic!("the feed {shown}: {err}"));
+        assert_eq!(shown, published, "oldest first, each once");
+        let status = eval(browser, "meStatus").await;
+        assert_eq!(status["state"], "open", "never CLOSED: {status}");
+        // Each once from the server too, not only on the page (which hides a repeat).
+        assert_eq!(status["delivered"], published.len(), "{status}");
+        assert!(status["reauths"].as_u64() >= Some(2), "{status}");
+        let metrics = common::get_json(&http, &demo.url("/api/hub/metrics")).await;
+        assert!(
+            metrics["closed"]["reauth"].as_u64() >= Some(2),
+            "{metrics:#}"
+        );
+        println!(
+            "{store:?}: {} notes across {} renewals, in {:?}",
+            published.len(),
+            status["renewed"],
+            started.elapsed()
+        );
+    })
     .await;
-    let shown: Vec<(String, String)> = serde_json::from_value(shown.clone())
-        .unwrap_or_else(|err| panic!("the feed {shown}: {err}"));
-    assert_eq!(shown, published, "oldest first, each once");
-    let status = eval(&browser, "meStatus").await;
-    assert_eq!(status["state"], "open", "never CLOSED: {status}");
-    // Each once from the server too, not only on the page (which hides a repeat).
-    assert_eq!(status["delivered"], published.len(), "{status}");
-    assert!(status["reauths"].as_u64() >= Some(2), "{status}");
-    let metrics = common::get_json(&http, &demo.url("/api/hub/metrics")).await;
-    assert!(
-        metrics["closed"]["reauth"].as_u64() >= Some(2),
-        "{metrics:#}"
-    );
-    println!(
-        "{store:?}: {} notes across {} renewals, in {:?}",
-        published.len(),
-        status["renewed"],
-        started.elapsed()
-    );
-    let _ = browser.close().await;
 }

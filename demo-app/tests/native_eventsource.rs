@@ -9,9 +9,13 @@
 mod browser_support;
 mod common;
 
-use std::time::{Duration, Instant};
+use std::{
+    future::Future,
+    path::Path,
+    time::{Duration, Instant},
+};
 
-use browser_support::{eval, wait_for_reporting, Driver};
+use browser_support::{eval, wait_for_reporting, with_browser, Driver};
 use common::{client, get_json, publish, test_dir, Demo};
 use fantoccini::Client;
 use serde_json::{json, Value};
@@ -78,14 +82,22 @@ fn events(seen: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
-/// A browser on a page of `demo`'s origin that runs no stream of its own (`/healthz`).
-async fn blank_page(demo: &Demo, driver: &Driver, chromium: &std::path::Path) -> Client {
-    let browser = driver.browser(chromium, &demo.dir.join("profile")).await;
-    browser
-        .goto(&demo.url("/healthz"))
-        .await
-        .unwrap_or_else(|err| panic!("opening /healthz: {err}"));
-    browser
+/// Runs `story` with a browser on a page of `demo`'s origin that runs no stream of its own
+/// (`/healthz`), and ends the browser after it (see [`with_browser`]).
+async fn on_blank_page<Story, Fut>(demo: &Demo, driver: &Driver, chromium: &Path, story: Story)
+where
+    Story: FnOnce(Client) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let profile = demo.dir.join("profile");
+    with_browser(driver, chromium, &profile, |browser| async move {
+        browser
+            .goto(&demo.url("/healthz"))
+            .await
+            .unwrap_or_else(|err| panic!("opening /healthz: {err}"));
+        story(browser).await;
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,122 +112,125 @@ async fn at_a_full_cap_a_native_event_source_comes_back_by_itself_and_gets_in_on
     let demo = Demo::start(&dir, free_port(), &args).await;
     let http = client();
     let driver = Driver::start(&chromedriver).await;
-    let browser = blank_page(&demo, &driver, &chromium).await;
-    let channel = "native.busy";
-    let url = format!("/events/{channel}");
-    let metrics_url = demo.url("/api/hub/metrics");
-    let metrics = || get_json(&http, &metrics_url);
+    let (demo, http) = (&demo, &http);
+    on_blank_page(demo, &driver, &chromium, |browser| async move {
+        let browser = &browser;
+        let channel = "native.busy";
+        let url = format!("/events/{channel}");
+        let metrics_url = demo.url("/api/hub/metrics");
+        let metrics = || get_json(http, &metrics_url);
 
-    // A takes the one slot, and streams.
-    open_native(&browser, "a", &url).await;
-    wait_until(&browser, "A open", "natives.a.s.opens === 1", WAIT).await;
-    publish(&http, &demo, channel, &json!({"data": "for A"})).await;
-    wait_until(
-        &browser,
-        "A's event",
-        "natives.a.s.events.length === 1",
-        WAIT,
-    )
-    .await;
-    assert_eq!(metrics().await["streams"], 1);
-
-    // B is refused softly: `200` with `retry:` and `sse-busy`, and the browser comes back by
-    // itself after the hint (twice here: two refusals), never CLOSED.
-    open_native(&browser, "b", &url).await;
-    let refusals = wait_until(
-        &browser,
-        "two soft refusals of B",
-        "natives.b.s.busy.length >= 2 && natives.b.s.busy",
-        Duration::from_secs(10),
-    )
-    .await;
-    let refusals = refusals.as_array().cloned().unwrap_or_default();
-    for refusal in &refusals {
-        assert_eq!(refusal["reason"], "max_streams", "{refusal}");
-        let retry = refusal["retry_ms"].as_u64().unwrap_or_default();
-        assert!((1_000..=2_000).contains(&retry), "{refusal}");
-    }
-    // The browser waited as the `retry:` said (its own default is 3 s, above any hint here).
-    let at = |r: &Value| r["at"].as_f64().unwrap_or_default();
-    let waited = at(&refusals[1]) - at(&refusals[0]);
-    let hint = refusals[0]["retry_ms"].as_f64().unwrap_or_default();
-    assert!(
-        (hint - 50.0..hint + 800.0).contains(&waited),
-        "came back {waited} ms after a hint of {hint} ms"
-    );
-    // A still streams; B, waiting, gets nothing.
-    publish(&http, &demo, channel, &json!({"data": "while B waits"})).await;
-    wait_until(
-        &browser,
-        "A's second",
-        "natives.a.s.events.length === 2",
-        WAIT,
-    )
-    .await;
-    let b = seen(&browser, "b").await;
-    assert_eq!(b["everClosed"], false, "{b}");
-    // Each refusal was a `200` event stream: the browser opened it before reading `sse-busy`.
-    assert!(b["opens"].as_u64() >= Some(2), "{b}");
-    assert_ne!(
-        b["readyState"], 2,
-        "B is CONNECTING (or reading a refusal): {b}"
-    );
-    assert_eq!(b["events"], json!([]), "{b}");
-    let refused = metrics().await["refused"]["max_streams"].as_u64();
-    assert!(refused.is_some_and(|n| n >= 2), "{refused:?}");
-
-    // A closes: B gets in on its next try, by itself, and streams what is published from then.
-    browser
-        .execute(
-            "natives.a.s.closedByTest = true; natives.a.es.close();",
-            vec![],
+        // A takes the one slot, and streams.
+        open_native(browser, "a", &url).await;
+        wait_until(browser, "A open", "natives.a.s.opens === 1", WAIT).await;
+        publish(http, demo, channel, &json!({"data": "for A"})).await;
+        wait_until(
+            browser,
+            "A's event",
+            "natives.a.s.events.length === 1",
+            WAIT,
         )
-        .await
-        .unwrap_or_else(|err| panic!("closing A: {err}"));
-    let freed = Instant::now();
-    let mut after = Vec::new();
-    while eval(&browser, "natives.b.s.events.length").await == 0 {
+        .await;
+        assert_eq!(metrics().await["streams"], 1);
+
+        // B is refused softly: `200` with `retry:` and `sse-busy`, and the browser comes back by
+        // itself after the hint (twice here: two refusals), never CLOSED.
+        open_native(browser, "b", &url).await;
+        let refusals = wait_until(
+            browser,
+            "two soft refusals of B",
+            "natives.b.s.busy.length >= 2 && natives.b.s.busy",
+            Duration::from_secs(10),
+        )
+        .await;
+        let refusals = refusals.as_array().cloned().unwrap_or_default();
+        for refusal in &refusals {
+            assert_eq!(refusal["reason"], "max_streams", "{refusal}");
+            let retry = refusal["retry_ms"].as_u64().unwrap_or_default();
+            assert!((1_000..=2_000).contains(&retry), "{refusal}");
+        }
+        // The browser waited as the `retry:` said (its own default is 3 s, above any hint here).
+        let at = |r: &Value| r["at"].as_f64().unwrap_or_default();
+        let waited = at(&refusals[1]) - at(&refusals[0]);
+        let hint = refusals[0]["retry_ms"].as_f64().unwrap_or_default();
         assert!(
-            freed.elapsed() < Duration::from_secs(10),
-            "B not in 10 s after A closed: {:#}",
-            eval(&browser, REPORT).await
+            (hint - 50.0..hint + 800.0).contains(&waited),
+            "came back {waited} ms after a hint of {hint} ms"
         );
-        let data = format!("after A closed {}", after.len());
-        let id = publish(&http, &demo, channel, &json!({ "data": data })).await;
-        after.push((id, data));
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let admitted = freed.elapsed();
-    for n in 0..3 {
-        let data = format!("once B is in {n}");
-        let id = publish(&http, &demo, channel, &json!({ "data": data })).await;
-        after.push((id, data));
-    }
-    let expect = format!(
-        "natives.b.s.events.length && natives.b.s.events.at(-1).data === {:?}",
-        after[after.len() - 1].1
-    );
-    wait_until(&browser, "B's last event", &expect, WAIT).await;
-    let b = seen(&browser, "b").await;
-    let got = events(&b);
-    // Exactly what was published since B got in: a tail of what was published after A closed,
-    // in order, each once.
-    let first = after.iter().position(|e| *e == got[0]).unwrap_or_else(|| {
-        panic!(
-            "B's first event {:?} was not published after A closed",
-            got[0]
+        // A still streams; B, waiting, gets nothing.
+        publish(http, demo, channel, &json!({"data": "while B waits"})).await;
+        wait_until(
+            browser,
+            "A's second",
+            "natives.a.s.events.length === 2",
+            WAIT,
         )
-    });
-    assert_eq!(got, after[first..], "{b:#}");
-    assert_eq!(b["everClosed"], false, "{b}");
-    assert_eq!(b["readyState"], 1, "{b}");
-    assert_eq!(metrics().await["streams"], 1);
-    println!(
-        "B refused {} times, in {admitted:?} after A closed; test took {:?}",
-        b["busy"].as_array().map_or(0, Vec::len),
-        started.elapsed()
-    );
-    let _ = browser.close().await;
+        .await;
+        let b = seen(browser, "b").await;
+        assert_eq!(b["everClosed"], false, "{b}");
+        // Each refusal was a `200` event stream: the browser opened it before reading `sse-busy`.
+        assert!(b["opens"].as_u64() >= Some(2), "{b}");
+        assert_ne!(
+            b["readyState"], 2,
+            "B is CONNECTING (or reading a refusal): {b}"
+        );
+        assert_eq!(b["events"], json!([]), "{b}");
+        let refused = metrics().await["refused"]["max_streams"].as_u64();
+        assert!(refused.is_some_and(|n| n >= 2), "{refused:?}");
+
+        // A closes: B gets in on its next try, by itself, and streams what is published from then.
+        browser
+            .execute(
+                "natives.a.s.closedByTest = true; natives.a.es.close();",
+                vec![],
+            )
+            .await
+            .unwrap_or_else(|err| panic!("closing A: {err}"));
+        let freed = Instant::now();
+        let mut after = Vec::new();
+        while eval(browser, "natives.b.s.events.length").await == 0 {
+            assert!(
+                freed.elapsed() < Duration::from_secs(10),
+                "B not in 10 s after A closed: {:#}",
+                eval(browser, REPORT).await
+            );
+            let data = format!("after A closed {}", after.len());
+            let id = publish(http, demo, channel, &json!({ "data": data })).await;
+            after.push((id, data));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let admitted = freed.elapsed();
+        for n in 0..3 {
+            let data = format!("once B is in {n}");
+            let id = publish(http, demo, channel, &json!({ "data": data })).await;
+            after.push((id, data));
+        }
+        let expect = format!(
+            "natives.b.s.events.length && natives.b.s.events.at(-1).data === {:?}",
+            after[after.len() - 1].1
+        );
+        wait_until(browser, "B's last event", &expect, WAIT).await;
+        let b = seen(browser, "b").await;
+        let got = events(&b);
+        // Exactly what was published since B got in: a tail of what was published after A closed,
+        // in order, each once.
+        let first = after.iter().position(|e| *e == got[0]).unwrap_or_else(|| {
+            panic!(
+                "B's first event {:?} was not published after A closed",
+                got[0]
+            )
+        });
+        assert_eq!(got, after[first..], "{b:#}");
+        assert_eq!(b["everClosed"], false, "{b}");
+        assert_eq!(b["readyState"], 1, "{b}");
+        assert_eq!(metrics().await["streams"], 1);
+        println!(
+            "B refused {} times, in {admitted:?} after A closed; test took {:?}",
+            b["busy"].as_array().map_or(0, Vec::len),
+            started.elapsed()
+        );
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -230,52 +245,49 @@ async fn across_three_lifetime_ends_a_native_event_source_has_every_event_once_i
     let demo = Demo::start(&dir, free_port(), &args).await;
     let http = client();
     let driver = Driver::start(&chromedriver).await;
-    let browser = blank_page(&demo, &driver, &chromium).await;
-    let channel = "native.lifetime";
+    let (demo, http) = (&demo, &http);
+    on_blank_page(demo, &driver, &chromium, |browser| async move {
+        let browser = &browser;
+        let channel = "native.lifetime";
 
-    open_native(&browser, "es", &format!("/events/{channel}")).await;
-    wait_until(
-        &browser,
-        "the stream open",
-        "natives.es.s.opens === 1",
-        WAIT,
-    )
-    .await;
-    // Events published steadily (every 50 ms) while the stream ends and resumes three times or
-    // more: events published between an end and the reconnect come as the replay.
-    let mut published = Vec::new();
-    loop {
-        let data = format!("event {}", published.len());
-        let id = publish(&http, &demo, channel, &json!({ "data": data })).await;
-        published.push((id, data));
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        if published.len() % 10 == 0
-            && eval(&browser, "natives.es.s.opens").await.as_u64() >= Some(4)
-        {
-            break;
+        open_native(browser, "es", &format!("/events/{channel}")).await;
+        wait_until(browser, "the stream open", "natives.es.s.opens === 1", WAIT).await;
+        // Events published steadily (every 50 ms) while the stream ends and resumes three times or
+        // more: events published between an end and the reconnect come as the replay.
+        let mut published = Vec::new();
+        loop {
+            let data = format!("event {}", published.len());
+            let id = publish(http, demo, channel, &json!({ "data": data })).await;
+            published.push((id, data));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if published.len() % 10 == 0
+                && eval(browser, "natives.es.s.opens").await.as_u64() >= Some(4)
+            {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "not three lifetime ends in 30 s: {:#}",
+                eval(browser, REPORT).await
+            );
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "not three lifetime ends in 30 s: {:#}",
-            eval(&browser, REPORT).await
+        let expect = format!("natives.es.s.events.length >= {}", published.len());
+        wait_until(browser, "every event", &expect, WAIT).await;
+        let es = seen(browser, "es").await;
+        assert_eq!(events(&es), published, "{es:#}");
+        assert_eq!(es["everClosed"], false, "{es}");
+        assert!(es["errors"].as_u64() >= Some(3), "{es}");
+        let metrics = get_json(http, &demo.url("/api/hub/metrics")).await;
+        let ended = metrics["closed"]["lifetime"].as_u64();
+        assert!(ended >= Some(3), "{metrics:#}");
+        println!(
+            "{} events across {} lifetime ends, in {:?}",
+            published.len(),
+            ended.unwrap_or_default(),
+            started.elapsed()
         );
-    }
-    let expect = format!("natives.es.s.events.length >= {}", published.len());
-    wait_until(&browser, "every event", &expect, WAIT).await;
-    let es = seen(&browser, "es").await;
-    assert_eq!(events(&es), published, "{es:#}");
-    assert_eq!(es["everClosed"], false, "{es}");
-    assert!(es["errors"].as_u64() >= Some(3), "{es}");
-    let metrics = get_json(&http, &demo.url("/api/hub/metrics")).await;
-    let ended = metrics["closed"]["lifetime"].as_u64();
-    assert!(ended >= Some(3), "{metrics:#}");
-    println!(
-        "{} events across {} lifetime ends, in {:?}",
-        published.len(),
-        ended.unwrap_or_default(),
-        started.elapsed()
-    );
-    let _ = browser.close().await;
+    })
+    .await;
 }
 
 /// A stream that delivered nothing before its lifetime ended: the browser has no last id of its
@@ -293,38 +305,35 @@ async fn a_lifetime_end_before_any_event_loses_nothing_published_before_the_reco
     let demo = Demo::start(&dir, free_port(), &args).await;
     let http = client();
     let driver = Driver::start(&chromedriver).await;
-    let browser = blank_page(&demo, &driver, &chromium).await;
-    let channel = "native.quiet";
+    let (demo, http) = (&demo, &http);
+    on_blank_page(demo, &driver, &chromium, |browser| async move {
+        let browser = &browser;
+        let channel = "native.quiet";
 
-    open_native(&browser, "es", &format!("/events/{channel}")).await;
-    wait_until(
-        &browser,
-        "the stream open",
-        "natives.es.s.opens === 1",
-        WAIT,
-    )
+        open_native(browser, "es", &format!("/events/{channel}")).await;
+        wait_until(browser, "the stream open", "natives.es.s.opens === 1", WAIT).await;
+        wait_until(
+            browser,
+            "the lifetime's end",
+            "natives.es.s.errors === 1",
+            WAIT,
+        )
+        .await;
+        // The browser reconnects after the retry hint (1-2 s): this is published before.
+        let id = publish(http, demo, channel, &json!({"data": "in the gap"})).await;
+        let es = seen(browser, "es").await;
+        assert_eq!(es["opens"], 1, "published before the reconnect: {es}");
+        wait_until(
+            browser,
+            "the event",
+            "natives.es.s.events.length >= 1",
+            WAIT,
+        )
+        .await;
+        let es = seen(browser, "es").await;
+        assert_eq!(events(&es), [(id, "in the gap".to_owned())], "{es:#}");
+        assert_eq!(es["opens"], 2, "{es}");
+        println!("resumed in {:?}", started.elapsed());
+    })
     .await;
-    wait_until(
-        &browser,
-        "the lifetime's end",
-        "natives.es.s.errors === 1",
-        WAIT,
-    )
-    .await;
-    // The browser reconnects after the retry hint (1-2 s): this is published before.
-    let id = publish(&http, &demo, channel, &json!({"data": "in the gap"})).await;
-    let es = seen(&browser, "es").await;
-    assert_eq!(es["opens"], 1, "published before the reconnect: {es}");
-    wait_until(
-        &browser,
-        "the event",
-        "natives.es.s.events.length >= 1",
-        WAIT,
-    )
-    .await;
-    let es = seen(&browser, "es").await;
-    assert_eq!(events(&es), [(id, "in the gap".to_owned())], "{es:#}");
-    assert_eq!(es["opens"], 2, "{es}");
-    println!("resumed in {:?}", started.elapsed());
-    let _ = browser.close().await;
 }

@@ -4,12 +4,15 @@
 #![allow(dead_code)]
 
 use std::{
+    future::Future,
+    panic::AssertUnwindSafe,
     path::Path,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
 use fantoccini::{Client, ClientBuilder};
+use futures_util::FutureExt;
 use serde_json::{json, Value};
 use testkit::free_port;
 
@@ -74,6 +77,28 @@ impl Drop for Driver {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Runs `story` with a new browser session (its profile in `profile`) and ends the session after
+/// it, also when the story panics: chromedriver, killed with a session open, leaves Chromium
+/// running.
+pub async fn with_browser<Story, Fut>(
+    driver: &Driver,
+    chromium: &Path,
+    profile: &Path,
+    story: Story,
+) where
+    Story: FnOnce(Client) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let browser = driver.browser(chromium, profile).await;
+    let outcome = AssertUnwindSafe(story(browser.clone()))
+        .catch_unwind()
+        .await;
+    let _ = browser.close().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
     }
 }
 
