@@ -10,8 +10,10 @@
   const seen = new Set([...list.children].map((li) => li.dataset.id));
   const url = '/events/' + encodeURIComponent(channel) + '?lastEventId=' + encodeURIComponent(feed.dataset.head);
   const source = new EventSource(url);
-  window.meStatus = { reauths: 0, renewed: 0, events: 0, state: 'connecting' };
+  // `delivered` counts every event the stream brought; `events` those shown (a repeat is not).
+  window.meStatus = { reauths: 0, renewed: 0, events: 0, delivered: 0, state: 'connecting' };
   const show = (e) => {
+    window.meStatus.delivered += 1;
     if (seen.has(e.lastEventId)) return;
     seen.add(e.lastEventId);
     let text = e.data;

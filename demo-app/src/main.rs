@@ -6,6 +6,7 @@
 //!          [--history 1000] [--publish-token TOKEN] [--allow-origin ORIGIN]...
 //!          [--http2-max-streams 256] [--max-connections-per-ip 256]
 //!          [--max-streams N] [--max-streams-per-ip N] [--max-stream-lifetime DUR]
+//!          [--refusal-retry DUR]
 //!          [--session-ttl 10m]
 //! ```
 //!
@@ -101,6 +102,10 @@ struct Cli {
     /// Most open streams from one client address (soft refusal above it). 0: no limit.
     #[arg(long, default_value_t = 0)]
     max_streams_per_ip: usize,
+    /// Base of the retry hint of a refused stream (`sse-busy`); up to as much again is added as
+    /// jitter. Absent: the crate's default (10 s plus up to 20 s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    refusal_retry: Option<Duration>,
     /// End each stream after this long (±10 %) with a retry hint; the client resumes exactly.
     /// 0: never.
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
@@ -223,6 +228,9 @@ fn build_hub(cli: &Cli) -> Result<Hub, String> {
         .max_streams_per_channel(cli.max_streams_per_channel);
     if cli.max_streams_per_ip > 0 {
         builder = builder.max_streams_per_client(cli.max_streams_per_ip);
+    }
+    if let Some(base) = cli.refusal_retry {
+        builder = builder.refusal_retry(base, base);
     }
     if !cli.max_stream_lifetime.is_zero() {
         builder = builder.max_stream_lifetime(cli.max_stream_lifetime);

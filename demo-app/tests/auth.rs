@@ -1,15 +1,104 @@
 //! Private `user.<name>` channels against the real binary: sign in, read your own channel, and
-//! be refused another user's, a forged or an expired cookie, at connect and at reconnect.
+//! be refused another user's, a forged or an expired cookie, at connect and at reconnect; the
+//! `/me` page in Chromium renews its session at `sse-reauth` and misses nothing.
+//!
+//! Each story runs on the in-memory store (`memory::...`) and on a Redis server of its own
+//! (`redis::...`). A story that needs redis-server or Chromium prints one `skipped:` line when
+//! it is missing (and fails under `CI=true`).
 
+mod browser_support;
 mod common;
 
-use std::time::Duration;
+use std::{
+    ops::Deref,
+    time::{Duration, Instant},
+};
 
+use browser_support::{eval, wait_for_reporting, with_browser, Driver};
 use common::{test_dir, Demo};
 use reqwest::{header, redirect, StatusCode};
-use testkit::{free_port, SseConnection};
+use serde_json::json;
+use testkit::{free_port, redis::RedisServer, SseConnection};
 
 const WAIT: Duration = Duration::from_secs(5);
+
+/// One browser at a time: the machine may have two cores.
+static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The replay store a story runs on.
+#[derive(Debug, Clone, Copy)]
+enum Store {
+    Memory,
+    /// A redis-server of the story's own, on a free loopback port.
+    Redis,
+}
+
+/// A demo on a store, with its Redis server (if any) kept running until the demo has stopped.
+struct OnStore {
+    demo: Demo,
+    _redis: Option<RedisServer>,
+}
+
+impl Deref for OnStore {
+    type Target = Demo;
+
+    fn deref(&self) -> &Demo {
+        &self.demo
+    }
+}
+
+impl Store {
+    /// Starts the demo with `args` on this store, in a directory named after `name` and the
+    /// store; `None` (after one `skipped:` line) when it needs redis-server and that is missing.
+    async fn start(self, name: &str, args: &[&str]) -> Option<OnStore> {
+        let redis = match self {
+            Store::Memory => None,
+            Store::Redis => Some(
+                RedisServer::start()
+                    .unwrap_or_else(|err| panic!("starting redis-server: {err}"))?,
+            ),
+        };
+        let url = redis.as_ref().map(RedisServer::url);
+        let mut args = args.to_vec();
+        if let Some(url) = &url {
+            args.extend(["--store", url.as_str()]);
+        }
+        let dir = test_dir(&format!("{name}-{self:?}"));
+        let demo = Demo::start(&dir, free_port(), &args).await;
+        Some(OnStore {
+            demo,
+            _redis: redis,
+        })
+    }
+}
+
+/// Runs each story (an `async fn(Store)`) as two tests: `memory::<story>` and `redis::<story>`.
+macro_rules! on_both_stores {
+    ($($story:ident),+ $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $story() {
+                    super::$story(super::Store::Memory).await;
+                }
+            )+
+        }
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $story() {
+                    super::$story(super::Store::Redis).await;
+                }
+            )+
+        }
+    };
+}
+
+on_both_stores!(
+    own_channel_only_and_stolen_forged_or_missing_cookies_are_refused,
+    a_session_ends_the_stream_with_reauth_and_a_renewed_cookie_resumes_it,
+    the_me_page_renews_its_session_at_sse_reauth_and_misses_nothing,
+);
 
 /// A plain HTTP client that sends `cookie` (a `sid=...` pair) with every request.
 fn with_cookie(cookie: &str) -> reqwest::Client {
@@ -46,10 +135,10 @@ async fn open(demo: &Demo, http: &reqwest::Client, channel: &str) -> SseConnecti
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn own_channel_only_and_stolen_forged_or_missing_cookies_are_refused() {
-    let dir = test_dir("auth-http");
-    let demo = Demo::start(&dir, free_port(), &["--plain"]).await;
+async fn own_channel_only_and_stolen_forged_or_missing_cookies_are_refused(store: Store) {
+    let Some(demo) = store.start("auth-http", &["--plain"]).await else {
+        return;
+    };
     let anonymous = reqwest::Client::builder()
         .redirect(redirect::Policy::none())
         .build()
@@ -146,10 +235,11 @@ async fn own_channel_only_and_stolen_forged_or_missing_cookies_are_refused() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_session_ends_the_stream_with_reauth_and_a_renewed_cookie_resumes_it() {
-    let dir = test_dir("auth-expiry");
-    let demo = Demo::start(&dir, free_port(), &["--plain", "--session-ttl", "2s"]).await;
+async fn a_session_ends_the_stream_with_reauth_and_a_renewed_cookie_resumes_it(store: Store) {
+    let args = ["--plain", "--session-ttl", "2s"];
+    let Some(demo) = store.start("auth-expiry", &args).await else {
+        return;
+    };
     let anonymous = reqwest::Client::new();
     let (alice, _) = login(
         &demo,
@@ -239,4 +329,107 @@ async fn over_tls_the_session_cookie_is_secure() {
         .unwrap();
     let (_, set) = login(&demo, &http, "alice").await;
     assert!(set.contains("; Secure"), "{set}");
+}
+
+/// What the `/me` page says about itself, for failure messages.
+const ME_REPORT: &str =
+    "({ status: window.meStatus, conn: document.getElementById('me-conn')?.textContent, \
+     items: [...document.querySelectorAll('#me-feed .items li')].map(li => li.textContent) })";
+
+/// Signed in through the form, the `/me` page's native EventSource reads `user.alice`. Each
+/// session lasts 2-3 s (`--session-ttl 3s`, expiry in whole seconds): at its end the stream says
+/// `sse-reauth`, me.js renews the cookie, and the EventSource reconnects by itself with
+/// `Last-Event-ID`. Notes published steadily across two renewals are each delivered once and on
+/// the page once, in order, and the EventSource never CLOSED (CLOSED is final: the page would stay `closed`).
+async fn the_me_page_renews_its_session_at_sse_reauth_and_misses_nothing(store: Store) {
+    let Some((chromium, chromedriver)) = testkit::chromium() else {
+        return;
+    };
+    let _one_browser = BROWSER.lock().await;
+    let started = Instant::now();
+    let args = ["--session-ttl", "3s", "--retry", "300ms"];
+    let Some(demo) = store.start("auth-me-browser", &args).await else {
+        return;
+    };
+    let driver = Driver::start(&chromedriver).await;
+    let profile = demo.dir.join("profile");
+    let demo = &demo;
+    with_browser(&driver, &chromium, &profile, |browser| async move {
+        let browser = &browser;
+        let wait = |what: &'static str, expr: &'static str, timeout: Duration| {
+            wait_for_reporting(browser, what, expr, ME_REPORT, timeout)
+        };
+        browser
+            .goto(&demo.url("/login"))
+            .await
+            .unwrap_or_else(|err| panic!("opening /login: {err}"));
+        browser
+            .execute(
+                "document.querySelector('[name=user]').value = 'alice';
+                 document.querySelector('form button').click();",
+                vec![],
+            )
+            .await
+            .unwrap_or_else(|err| panic!("signing in: {err}"));
+        wait(
+            "/me with its stream open",
+            "location.pathname === '/me' && window.meStatus && meStatus.state === 'open'",
+            Duration::from_secs(10),
+        )
+        .await;
+
+        let http = common::client();
+        let mut published = Vec::new();
+        loop {
+            let text = format!("note {}", published.len());
+            let id = common::publish(&http, demo, "user.alice", &json!({ "data": text })).await;
+            published.push((id, text));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if published.len() % 5 == 0 && eval(browser, "meStatus.renewed").await.as_u64() >= Some(2)
+            {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "not two renewals in 30 s: {:#}",
+                eval(browser, ME_REPORT).await
+            );
+        }
+        // And after the last renewal's reconnect.
+        for _ in 0..3 {
+            let text = format!("note {}", published.len());
+            let id = common::publish(&http, demo, "user.alice", &json!({ "data": text })).await;
+            published.push((id, text));
+        }
+        let expect = format!(
+            "document.querySelectorAll('#me-feed .items li').length >= {}",
+            published.len()
+        );
+        wait_for_reporting(browser, "every note", &expect, ME_REPORT, WAIT).await;
+        let shown = eval(
+            browser,
+            "[...document.querySelectorAll('#me-feed .items li')].map(li => [li.dataset.id, li.textContent]).reverse()",
+        )
+        .await;
+        let shown: Vec<(String, String)> = serde_json::from_value(shown.clone())
+            .unwrap_or_else(|err| panic!("the feed {shown}: {err}"));
+        assert_eq!(shown, published, "oldest first, each once");
+        let status = eval(browser, "meStatus").await;
+        assert_eq!(status["state"], "open", "never CLOSED: {status}");
+        // Each once from the server too, not only on the page (which hides a repeat).
+        assert_eq!(status["delivered"], published.len(), "{status}");
+        assert!(status["reauths"].as_u64() >= Some(2), "{status}");
+        let metrics = common::get_json(&http, &demo.url("/api/hub/metrics")).await;
+        assert!(
+            metrics["closed"]["reauth"].as_u64() >= Some(2),
+            "{metrics:#}"
+        );
+        println!(
+            "{store:?}: {} notes across {} renewals, in {:?}",
+            published.len(),
+            status["renewed"],
+            started.elapsed()
+        );
+    })
+    .await;
 }

@@ -148,8 +148,9 @@ impl HubBuilder {
     }
 
     /// Ends each stream after `lifetime`, spread by ±10 % (see
-    /// [`HubBuilder::max_stream_lifetime_jitter`]), with a retry hint: the client reconnects
-    /// and resumes exactly. Lets load balancers rebalance and forces periodic re-authorization.
+    /// [`HubBuilder::max_stream_lifetime_jitter`]), with the stream's position as the client's
+    /// last id (an `id:` without data, so even a stream that delivered nothing yet resumes where it
+    /// was) and a retry hint: the client reconnects and resumes exactly. Lets load balancers rebalance and forces periodic re-authorization.
     /// Off by default.
     pub fn max_stream_lifetime(mut self, lifetime: Duration) -> Self {
         self.config.max_stream_lifetime = Some(lifetime);

@@ -21,7 +21,7 @@ use crate::{
     shutdown::{ShutdownSignal, ShutdownTrigger},
     store::{CursorItem, LogCursor, Reset, Subscription},
     trace,
-    wire::{reauth_frame, reset_frame, retry_frame},
+    wire::{end_frame, reauth_frame, reset_frame},
 };
 
 /// The frames of one channel from a resume point on: the reset signal if the resume point could
@@ -161,6 +161,21 @@ impl Subscriber {
         }
     }
 
+    /// The id a stream that ends on purpose gives its client to resume from (see
+    /// [`end_frame`]): where a single channel's cursor is, unless a reset is still to be sent
+    /// (the client must resume from its own id to get it). `None` for a set: its cursor only
+    /// knows the channels that delivered, so the client's own last id says as much.
+    fn last_id(&self) -> Option<String> {
+        match &self.source {
+            Source::One {
+                reset: None,
+                cursor,
+                ..
+            } => cursor.last_id().map(|id| id.to_string()),
+            Source::One { .. } | Source::Set(_) => None,
+        }
+    }
+
     fn poll_one(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         let Source::One {
             reset,
@@ -233,12 +248,13 @@ impl Stream for Subscriber {
             if let Some(reauth) = ending.poll_due(cx) {
                 ending.ended = true;
                 let retry = ending.retry;
+                let last_id = this.last_id();
                 let frame = if reauth {
                     this.stream.close = Some(CloseReason::Reauth);
-                    reauth_frame(this.resume_point().as_deref(), retry)
+                    reauth_frame(this.resume_point().as_deref(), last_id.as_deref(), retry)
                 } else {
                     this.stream.close = Some(CloseReason::Lifetime);
-                    retry_frame(retry)
+                    end_frame(last_id.as_deref(), retry)
                 };
                 return Poll::Ready(Some(frame));
             }

@@ -6,10 +6,11 @@
 //!
 //! | frame | when | on the wire |
 //! | --- | --- | --- |
-//! | retry hint | first on every stream, and last before it ends on purpose | `retry: <ms>` |
+//! | retry hint | first on every stream | `retry: <ms>` |
+//! | end | last before a stream ends on purpose (lifetime, reauth): no event, but the client's last id | `id: <where the stream is>` (one channel), `retry: <ms>` |
 //! | [`Reset`] | the resume point can not be honoured | `id: <head>`, `event: sse-reset`, `data: {"reason": …, "resume_from": …}` |
 //! | heartbeat | after each idle interval | `:` (a comment; browsers ignore it) |
-//! | [`REAUTH_EVENT`] | the authorization expired or was revoked; then the retry hint, and the end | `event: sse-reauth`, `data: {"resume_from": …}` |
+//! | [`REAUTH_EVENT`] | the authorization expired or was revoked; then the end frame | `event: sse-reauth`, `data: {"resume_from": …}` |
 //! | [`BUSY_EVENT`] | a soft refusal: after the retry hint, and the end | `event: sse-busy`, `data: {"reason": …, "retry_ms": …}` |
 //!
 //! [spec]: https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
@@ -243,13 +244,35 @@ pub(crate) fn put_set_reset_frame(out: &mut BytesMut, channel: &str, reset: &Res
 }
 
 /// The last frames of a stream whose authorization ended: [`REAUTH_EVENT`] naming where to
-/// resume, then the retry hint.
-pub(crate) fn reauth_frame(resume_from: Option<&str>, retry: Duration) -> Bytes {
+/// resume, then the [`end_frame`] (`last_id`, the retry hint).
+pub(crate) fn reauth_frame(
+    resume_from: Option<&str>,
+    last_id: Option<&str>,
+    retry: Duration,
+) -> Bytes {
     let data = serde_json::json!({ "resume_from": resume_from }).to_string();
     let mut buf = BytesMut::with_capacity(data.len() + 64);
     put_field(&mut buf, "event", REAUTH_EVENT);
     put_field(&mut buf, "data", &data);
     buf.put_u8(b'\n');
+    buf.extend_from_slice(&end_frame(last_id, retry));
+    buf.freeze()
+}
+
+/// The last frame of a stream that ends on purpose (its lifetime, a reauth): `id:` with where
+/// the client resumes, when given, and the retry hint, in one block without data.
+///
+/// A block without data dispatches no event, but its id still becomes the client's last event
+/// id (WHATWG "dispatch the event", step 1). So a browser whose stream ended before any event
+/// reached it (it has no id of its own to send) resumes where the stream was rather than at the
+/// head of the channel, and nothing published before its reconnect is lost.
+pub(crate) fn end_frame(last_id: Option<&str>, retry: Duration) -> Bytes {
+    let mut buf = BytesMut::with_capacity(64);
+    // An id with a line break or NUL can not be sent (the client would drop or split it); ids
+    // the hub makes never have one.
+    if let Some(id) = last_id.filter(|id| !id.contains(['\n', '\r', '\0'])) {
+        put_field(&mut buf, "id", id);
+    }
     buf.extend_from_slice(&retry_frame(retry));
     buf.freeze()
 }
@@ -315,6 +338,21 @@ mod tests {
             &retry_frame(Duration::from_millis(3250))[..],
             b"retry: 3250\n\n"
         );
+    }
+
+    #[test]
+    fn an_end_frame_sets_the_last_id_without_dispatching_an_event() {
+        let retry = Duration::from_millis(500);
+        assert_eq!(
+            &end_frame(Some("e-7"), retry)[..],
+            b"id: e-7\nretry: 500\n\n"
+        );
+        assert_eq!(&end_frame(None, retry)[..], b"retry: 500\n\n");
+        assert_eq!(&end_frame(Some("a\nb"), retry)[..], b"retry: 500\n\n");
+        let mut parser = testkit::parser::Parser::new();
+        let events = parser.feed(&end_frame(Some("e-7"), retry));
+        assert!(events.is_empty(), "{events:?}");
+        assert_eq!(parser.last_event_id(), "e-7");
     }
 
     #[test]

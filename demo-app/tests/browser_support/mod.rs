@@ -4,12 +4,15 @@
 #![allow(dead_code)]
 
 use std::{
+    future::Future,
+    panic::AssertUnwindSafe,
     path::Path,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
 use fantoccini::{Client, ClientBuilder};
+use futures_util::FutureExt;
 use serde_json::{json, Value};
 use testkit::free_port;
 
@@ -77,8 +80,42 @@ impl Drop for Driver {
     }
 }
 
+/// Runs `story` with a new browser session (its profile in `profile`) and ends the session after
+/// it, also when the story panics: chromedriver, killed with a session open, leaves Chromium
+/// running.
+pub async fn with_browser<Story, Fut>(
+    driver: &Driver,
+    chromium: &Path,
+    profile: &Path,
+    story: Story,
+) where
+    Story: FnOnce(Client) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let browser = driver.browser(chromium, profile).await;
+    let outcome = AssertUnwindSafe(story(browser.clone()))
+        .catch_unwind()
+        .await;
+    let _ = browser.close().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
 /// Evaluates `expr` (a JS expression) until it is truthy, at most `timeout`; returns its value.
 pub async fn wait_for(browser: &Client, what: &str, expr: &str, timeout: Duration) -> Value {
+    wait_for_reporting(browser, what, expr, "null", timeout).await
+}
+
+/// Like [`wait_for`]; on timeout the panic also shows the value of `report` (what the page says
+/// about itself).
+pub async fn wait_for_reporting(
+    browser: &Client,
+    what: &str,
+    expr: &str,
+    report: &str,
+    timeout: Duration,
+) -> Value {
     let script = format!("return {expr};");
     let started = Instant::now();
     let mut last = Value::Null;
@@ -98,7 +135,11 @@ pub async fn wait_for(browser: &Client, what: &str, expr: &str, timeout: Duratio
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("timed out after {timeout:?} waiting for {what} (last value {last})");
+    let page = browser
+        .execute(&format!("return {report};"), vec![])
+        .await
+        .unwrap_or(Value::Null);
+    panic!("timed out after {timeout:?} waiting for {what} (last value {last}); page: {page:#}");
 }
 
 /// The value of a JS expression.
