@@ -10,7 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use futures_util::stream;
-use poem::{get, handler, Route};
+use poem::{get, handler, IntoResponse, Route};
 use poem_serve::StreamServer;
 use poem_sse_ext::{Event, Hub, SseResponse};
 use tokio::{
@@ -181,6 +181,35 @@ async fn connection_close_ends_the_connection_after_the_response() {
         .write_all(
             b"GET /finite HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n",
         )
+        .await
+        .unwrap();
+    let mut all = Vec::new();
+    tokio::time::timeout(Duration::from_secs(2), socket.read_to_end(&mut all))
+        .await
+        .unwrap_or_else(|_| panic!("the connection stayed open"))
+        .unwrap();
+    assert!(String::from_utf8_lossy(&all).ends_with("0\r\n\r\n"));
+    running.stop().await;
+}
+
+#[handler]
+fn finite_then_close() -> poem::Response {
+    let events = stream::iter([Event::text("one"), Event::text("two")]);
+    let mut response = SseResponse::new(events).no_heartbeat().into_response();
+    response
+        .headers_mut()
+        .insert("connection", poem::http::HeaderValue::from_static("close"));
+    response
+}
+
+#[tokio::test]
+async fn a_response_that_says_close_ends_the_connection() {
+    let hub = Hub::builder().no_heartbeat().build();
+    let app = app().at("/closing", get(finite_then_close));
+    let running = common::serve_app(bind().await, &hub, app);
+    let mut socket = TcpStream::connect(running.addr).await.unwrap();
+    socket
+        .write_all(b"GET /closing HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
         .await
         .unwrap();
     let mut all = Vec::new();

@@ -99,7 +99,12 @@ fn media_type(item: &[u8]) -> &[u8] {
 
 /// Whether the request asked to close the connection after its response.
 pub(crate) fn wants_close(parts: &Parts) -> bool {
-    parts.headers.get_all(CONNECTION).iter().any(|value| {
+    says_close(&parts.headers)
+}
+
+/// Whether `Connection` in `headers` (a request's or a response's) says `close`.
+pub(crate) fn says_close(headers: &poem::http::HeaderMap) -> bool {
+    headers.get_all(CONNECTION).iter().any(|value| {
         value
             .as_bytes()
             .split(|&b| b == b',')

@@ -96,6 +96,7 @@ impl Lean<'_> {
             // Boxed: this task lives as long as the stream, and is as large as its largest
             // state; an endpoint's future is kilobytes and is done once the response exists.
             let response = write::prepare(Box::pin(endpoint.get_response(request)).await);
+            let close = close || response.close;
             match write::write_response(io, response, &mut buf).await {
                 Ok(Ended::Complete) if !close => {}
                 Ok(_) => return Next::Closed,

@@ -36,6 +36,8 @@ pub(crate) enum Ended {
 /// A response ready to write: its head encoded, its body, and how the body's end is told.
 pub(crate) struct Prepared {
     head: Vec<u8>,
+    /// The response says `Connection: close`: the connection ends after it.
+    pub(crate) close: bool,
     body: BoxBody<Bytes, io::Error>,
     framing: Framing,
 }
@@ -47,6 +49,7 @@ pub(crate) fn prepare(response: poem::Response) -> Prepared {
     let framing = framing(&mut parts, &body);
     Prepared {
         head: encode_head(&parts),
+        close: super::head::says_close(&parts.headers),
         body,
         framing,
     }
@@ -67,6 +70,7 @@ where
         head,
         body,
         framing,
+        ..
     } = response;
     io.write_all(&head).await?;
     drop(head);
