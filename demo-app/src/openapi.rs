@@ -201,7 +201,8 @@ mod tests {
                 "message",
                 "sse-reset",
                 "sse-busy",
-                "sse-reauth"
+                "sse-reauth",
+                "sse-end"
             ]
         );
     }
