@@ -202,7 +202,8 @@ mod tests {
                 "message",
                 "sse-reset",
                 "sse-busy",
-                "sse-reauth"
+                "sse-reauth",
+                "sse-end"
             ]
         );
     }

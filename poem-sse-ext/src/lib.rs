@@ -45,8 +45,9 @@
 //! - [`SseResponse`] for streams of your own, with the same wire guarantees.
 //! - **Fits the ecosystem**: a Prometheus scrape ([`prometheus`], feature `prometheus`), one
 //!   [`tracing`] span per stream that says why it closed, an OpenAPI 3.2 description of a
-//!   stream's events ([`openapi`], feature `openapi`), and a recipe for Rust clients
-//!   ([`clients`]).
+//!   stream's events ([`openapi`], feature `openapi`), a recipe for Rust clients
+//!   ([`clients`]), and [`recipes`] for CORS, testing with poem's `TestClient` and handling
+//!   `sse-reset` in the browser.
 //! - [`run::Runs`]: finite streams (an LLM's answer, a build log) whose producer outlives the
 //!   request, that followers resume after a reload, that end for good with an `sse-end` event
 //!   (`204` afterwards), and that stop only when cancelled.
@@ -71,6 +72,7 @@ pub mod openapi;
 #[cfg(feature = "prometheus")]
 #[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
 pub mod prometheus;
+pub mod recipes;
 mod refusal;
 mod registry;
 mod response;

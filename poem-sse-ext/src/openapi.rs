@@ -5,7 +5,8 @@
 //! matches. [`EventStreamDoc`] writes that schema from the application's events (one `oneOf`
 //! entry per event name, typed with [`schemars`] or given as JSON Schema) plus the events the hub
 //! sends itself ([`sse-reset`](crate::RESET_EVENT), [`sse-busy`](crate::BUSY_EVENT),
-//! [`sse-reauth`](crate::REAUTH_EVENT)), and the operation around it: the channel path
+//! [`sse-reauth`](crate::REAUTH_EVENT), and [`sse-end`](crate::run::END_EVENT), which only a
+//! run's stream carries), and the operation around it: the channel path
 //! parameter, the `Last-Event-ID` header and the `lastEventId` query parameter.
 //!
 //! ```
@@ -34,7 +35,7 @@
 //!     .flatten()
 //!     .filter_map(|entry| entry["properties"]["event"]["const"].as_str())
 //!     .collect();
-//! assert_eq!(names, ["tick", "note", "sse-reset", "sse-busy", "sse-reauth"]);
+//! assert_eq!(names, ["tick", "note", "sse-reset", "sse-busy", "sse-reauth", "sse-end"]);
 //! # Ok(())
 //! # }
 //! ```
@@ -53,6 +54,7 @@ use crate::{
     admission::RefusalReason,
     event::{validate_event_name, EventError},
     registry::MAX_CHANNEL_LEN,
+    run::{EndReason, END_EVENT},
     wire::{ResetReason, BUSY_EVENT, REAUTH_EVENT, RESET_EVENT},
 };
 
@@ -274,7 +276,8 @@ impl EventStreamDoc {
     }
 }
 
-/// The hub's own events and the JSON Schema of their data.
+/// The hub's own events and the JSON Schema of their data: every reserved event a follower can
+/// receive (`sse-start` opens a run's log, but followers resume after it).
 fn reserved_events() -> impl Iterator<Item = (&'static str, Value)> {
     let resets = [
         ResetReason::Evicted,
@@ -293,6 +296,7 @@ fn reserved_events() -> impl Iterator<Item = (&'static str, Value)> {
         RefusalReason::Store,
     ]
     .map(RefusalReason::as_str);
+    let ends = [EndReason::Done, EndReason::Cancelled, EndReason::Failed].map(EndReason::as_str);
     [
         (
             RESET_EVENT,
@@ -328,6 +332,20 @@ fn reserved_events() -> impl Iterator<Item = (&'static str, Value)> {
                 "type": "object",
                 "required": ["resume_from"],
                 "properties": {"resume_from": {"type": ["string", "null"]}},
+                "additionalProperties": false,
+            }),
+        ),
+        (
+            END_EVENT,
+            json!({
+                "description": "Only on a run's stream (`run::Runs`): the run ended and the stream ends after this event; a reconnect with its id gets `204 No Content`.",
+                "type": "object",
+                "required": ["reason", "expires_at"],
+                "properties": {
+                    "reason": {"enum": ends},
+                    "message": {"type": ["string", "null"]},
+                    "expires_at": {"type": "integer", "minimum": 0, "description": "Until when the run stays readable, in milliseconds since the Unix epoch."},
+                },
                 "additionalProperties": false,
             }),
         ),
@@ -405,8 +423,58 @@ mod tests {
         let excluded = &entries[entries.len() - 1]["properties"]["event"]["not"]["enum"];
         assert_eq!(
             excluded,
-            &json!(["message", "note", "sse-reset", "sse-busy", "sse-reauth"])
+            &json!([
+                "message",
+                "note",
+                "sse-reset",
+                "sse-busy",
+                "sse-reauth",
+                "sse-end"
+            ])
         );
+    }
+
+    #[test]
+    fn every_reserved_event_a_follower_receives_is_described() {
+        let item = EventStreamDoc::new().item_schema();
+        let entries = item["oneOf"].as_array().cloned().unwrap_or_default();
+        let names: Vec<&str> = entries
+            .iter()
+            .filter_map(|e| e["properties"]["event"]["const"].as_str())
+            .collect();
+        assert_eq!(names, [RESET_EVENT, BUSY_EVENT, REAUTH_EVENT, END_EVENT]);
+        for name in &names {
+            assert!(name.starts_with(crate::wire::RESERVED_PREFIX), "{name}");
+        }
+        // A run's end as the run module writes it matches its description.
+        let end = &entries[3]["properties"]["data"]["contentSchema"];
+        assert_eq!(
+            end["properties"]["reason"]["enum"],
+            json!(["done", "cancelled", "failed"])
+        );
+        let written = serde_json::to_value(crate::run::RunEnd {
+            reason: EndReason::Cancelled,
+            message: Some("stopped by a user".into()),
+            expires_at: 1,
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        let fields: Vec<&String> = written
+            .as_object()
+            .into_iter()
+            .flat_map(|o| o.keys())
+            .collect();
+        for field in &fields {
+            assert!(
+                end["properties"].get(field.as_str()).is_some(),
+                "{field} undescribed"
+            );
+        }
+        for required in end["required"].as_array().into_iter().flatten() {
+            assert!(
+                written.get(required.as_str().unwrap_or("")).is_some(),
+                "{required}"
+            );
+        }
     }
 
     #[test]

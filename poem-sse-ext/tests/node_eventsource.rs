@@ -1,6 +1,7 @@
 //! Node's `eventsource` package (5.x, WHATWG-compliant: what a browser does, outside one)
 //! against a hub: it resumes exactly after the server restarts over a store that survives, sees
-//! `sse-reset` when the store did not survive, honours the hub's `retry:`, and a `204` stops it.
+//! `sse-reset` when the store did not survive, honours the hub's `retry:`, and a finished run's
+//! `204` stops it for good.
 //!
 //! Needs `node` and `npm ci` in `tests/node` (CI runs it); prints `skipped: ...` without them,
 //! and fails under `CI=true`.
@@ -16,10 +17,11 @@ use std::{
 };
 
 use common::*;
-use poem::{get, handler, http::StatusCode, Route};
+use poem::{get, Route};
 use poem_sse_ext::{
+    run::{EndReason, Runs},
     store::{MemoryStore, ReplayStore, Retention, StoreChannel},
-    Hub,
+    Event, Hub,
 };
 use serde_json::Value;
 use tokio::{
@@ -58,12 +60,6 @@ fn hub_on(store: Option<&Durable>) -> Hub {
         Some(store) => builder.store(store.clone()).build(),
         None => builder.build(),
     }
-}
-
-/// `GET /events/:channel` answers `204`: there is nothing more to read (a finished run).
-#[handler]
-fn finished() -> StatusCode {
-    StatusCode::NO_CONTENT
 }
 
 /// `node follow.mjs <url>`, and its report lines.
@@ -218,14 +214,44 @@ async fn node_eventsource_resumes_across_restarts_resets_honours_retry_and_stops
     assert_eq!(data["reason"], "epoch");
     assert_eq!(data["resume_from"], head.as_str());
 
-    // The stream is finished: the next connect gets 204, and the source closes for good.
     server.stop().await;
-    let server = TestServer::start_on(
-        &addr,
-        Route::new().at("/events/:channel", get(finished)),
-        None,
+    drop(node);
+
+    // A run's stream is finite: the follower reads a token, then the run ends while it follows.
+    // The stream ends after `sse-end`; the source reconnects with the end's id, gets `204` and
+    // closes for good.
+    let runs = Runs::builder()
+        .hub(Hub::builder().retry(RETRY).retry_jitter(Duration::ZERO))
+        .build();
+    let run = runs
+        .start()
+        .await
+        .unwrap_or_else(|e| panic!("start a run: {e}"));
+    let token = run
+        .append(Event::text("token"))
+        .await
+        .unwrap_or_else(|e| panic!("append: {e}"));
+    let server = TestServer::start_with_hub(
+        Route::new().at("/runs/:id/events", get(runs.endpoint())),
+        Some(runs.hub().clone()),
     )
     .await;
+    let url = server.url(&format!("/runs/{}/events", run.id()));
+    let mut node = Follower::start(&url).unwrap_or_else(|| panic!("node ran a moment ago"));
+    let (line, _) = node.until("event", None).await;
+    assert_eq!(
+        event(&line),
+        ("message", "token", token.to_string().as_str())
+    );
+    let end = run
+        .finish(EndReason::Done)
+        .await
+        .unwrap_or_else(|e| panic!("finish: {e}"));
+    let (line, _) = node.until("event", None).await;
+    let (kind, data, id) = event(&line);
+    assert_eq!((kind, id), ("sse-end", end.to_string().as_str()));
+    let data: Value = serde_json::from_str(data).unwrap_or_default();
+    assert_eq!(data["reason"], "done");
     let (closed, before) = node.until("closed", None).await;
     let last_error = before.iter().rev().find(|l| l["kind"] == "error");
     assert_eq!(

@@ -1,12 +1,20 @@
-//! Figures of the machine, read from `/proc` once a second.
+//! Figures of the machine, read once a second.
 //!
-//! Counters in `/proc` are totals since boot; a [`Sampler`] keeps the previous reading and turns
-//! them into rates. A file that can not be read (not Linux, a restricted container) leaves its
-//! widgets without new samples instead of failing the others.
+//! CPU, memory, swap, load, network, disk and uptime are read through `sysinfo`, on Linux,
+//! macOS and Windows alike (the load average is not on Windows). The scheduler's counters
+//! (context switches, interrupts, processes created, running and blocked tasks) exist only in
+//! Linux's `/proc` ([`linux`]); elsewhere their widgets get no samples.
+//!
+//! Counters are totals since boot (or since the interface or disk appeared); a [`Sampler`] keeps
+//! the previous reading and turns them into rates.
 
-use std::{collections::HashMap, fs, path::Path, time::Instant};
+#[cfg(target_os = "linux")]
+mod linux;
+
+use std::{collections::HashSet, time::Instant};
 
 use serde::{Deserialize, Serialize};
+use sysinfo::{DiskRefreshKind, Disks, Networks, System};
 
 /// A figure of the machine, published on a channel of its own. Its channel name is written here
 /// and nowhere else.
@@ -53,6 +61,16 @@ impl Figure {
         Figure::Uptime,
     ];
 
+    /// Whether this platform has a source for the figure.
+    #[cfg(test)]
+    pub fn available(self) -> bool {
+        match self {
+            Figure::Procs | Figure::Ctxt | Figure::Forks => cfg!(target_os = "linux"),
+            Figure::Load => !cfg!(windows),
+            _ => true,
+        }
+    }
+
     /// The channel the figure is published on.
     pub fn channel(self) -> &'static str {
         match self {
@@ -81,9 +99,12 @@ pub struct Sample {
     pub text: String,
 }
 
-/// Reads `/proc` and produces one [`Sample`] per [`Figure`].
-#[derive(Debug, Default)]
+/// Reads the machine's figures and produces one [`Sample`] per [`Figure`] this platform has.
+#[derive(Debug)]
 pub struct Sampler {
+    system: System,
+    networks: Networks,
+    disks: Disks,
     previous: Option<Counters>,
 }
 
@@ -91,80 +112,99 @@ pub struct Sampler {
 #[derive(Debug, Clone)]
 struct Counters {
     at: Instant,
-    /// Per CPU line of `/proc/stat` (`cpu`, `cpu0`, ...): (busy, total) jiffies.
-    cpu: Vec<(u64, u64)>,
-    ctxt: u64,
-    intr: u64,
-    forks: u64,
+    /// Bytes received and sent, all interfaces but loopback.
     net: (u64, u64),
+    /// Bytes read and written, each mounted disk once.
     disk: (u64, u64),
+    #[cfg(target_os = "linux")]
+    kernel: linux::Counters,
+}
+
+impl Default for Sampler {
+    fn default() -> Self {
+        let mut system = System::new();
+        // CPU usage is the busy share between two refreshes: this is the first.
+        system.refresh_cpu_usage();
+        Sampler {
+            system,
+            networks: Networks::new_with_refreshed_list(),
+            disks: Disks::new_with_refreshed_list_specifics(disk_io()),
+            previous: None,
+        }
+    }
 }
 
 impl Sampler {
     /// Reads the current figures. The first call has no rates yet and returns only the figures
     /// that need no previous reading.
     pub fn sample(&mut self) -> Vec<(Figure, Sample)> {
-        let stat = fs::read_to_string("/proc/stat").unwrap_or_default();
+        self.system.refresh_cpu_usage();
+        self.system.refresh_memory();
+        self.networks.refresh(true);
+        self.disks.refresh_specifics(true, disk_io());
+        #[cfg(target_os = "linux")]
+        let (kernel, tasks) = linux::read();
         let now = Counters {
             at: Instant::now(),
-            cpu: cpu_lines(&stat),
-            ctxt: stat_value(&stat, "ctxt"),
-            intr: stat_value(&stat, "intr"),
-            forks: stat_value(&stat, "processes"),
-            net: net_bytes(),
-            disk: disk_bytes(),
+            net: net_bytes(&self.networks),
+            disk: disk_bytes(&self.disks),
+            #[cfg(target_os = "linux")]
+            kernel,
         };
-        let mut out = Vec::with_capacity(10);
-        out.extend(memory());
-        out.extend(load(&stat));
-        if let Some(uptime) = uptime() {
-            out.push((Figure::Uptime, uptime));
+        let mut out = Vec::with_capacity(11);
+        out.extend(memory(&self.system));
+        if let Some(load) = load() {
+            out.push((Figure::Load, load));
         }
+        #[cfg(target_os = "linux")]
+        out.push((Figure::Procs, procs(tasks)));
+        out.push((Figure::Uptime, uptime(System::uptime())));
         if let Some(before) = self.previous.replace(now.clone()) {
+            out.extend(cpu(&self.system));
             out.extend(rates(&before, &now));
         }
         out
     }
 }
 
-fn rates(before: &Counters, now: &Counters) -> Vec<(Figure, Sample)> {
-    let secs = now.at.duration_since(before.at).as_secs_f64().max(1e-3);
-    let rate = |a: u64, b: u64| b.saturating_sub(a) as f64 / secs;
-    let busy: Vec<f64> = before
-        .cpu
+fn disk_io() -> DiskRefreshKind {
+    DiskRefreshKind::nothing().with_io_usage()
+}
+
+fn cpu(system: &System) -> Vec<(Figure, Sample)> {
+    let total = f64::from(system.global_cpu_usage());
+    let cores: Vec<f64> = system
+        .cpus()
         .iter()
-        .zip(&now.cpu)
-        .map(|(&(b0, t0), &(b1, t1))| {
-            let total = t1.saturating_sub(t0);
-            if total == 0 {
-                0.0
-            } else {
-                100.0 * b1.saturating_sub(b0) as f64 / total as f64
-            }
-        })
+        .map(|c| f64::from(c.cpu_usage()))
         .collect();
-    let mut out = Vec::new();
-    if let Some((&total, cores)) = busy.split_first() {
-        out.push((
+    let text = cores
+        .iter()
+        .map(|c| format!("{c:.0}%"))
+        .collect::<Vec<_>>()
+        .join(" · ");
+    vec![
+        (
             Figure::Cpu,
             Sample {
                 v: vec![round1(total)],
                 text: format!("{total:.1} %"),
             },
-        ));
-        let text = cores
-            .iter()
-            .map(|c| format!("{c:.0}%"))
-            .collect::<Vec<_>>()
-            .join(" · ");
-        out.push((
+        ),
+        (
             Figure::Cores,
             Sample {
-                v: cores.iter().copied().map(round1).collect(),
+                v: cores.into_iter().map(round1).collect(),
                 text,
             },
-        ));
-    }
+        ),
+    ]
+}
+
+fn rates(before: &Counters, now: &Counters) -> Vec<(Figure, Sample)> {
+    let secs = now.at.duration_since(before.at).as_secs_f64().max(1e-3);
+    let rate = |a: u64, b: u64| b.saturating_sub(a) as f64 / secs;
+    let mut out = Vec::new();
     let (rx, tx) = (
         rate(before.net.0, now.net.0) / 1024.0,
         rate(before.net.1, now.net.1) / 1024.0,
@@ -187,39 +227,33 @@ fn rates(before: &Counters, now: &Counters) -> Vec<(Figure, Sample)> {
             text: format!("read {} · write {}", per_second(read), per_second(write)),
         },
     ));
-    let (ctxt, intr) = (rate(before.ctxt, now.ctxt), rate(before.intr, now.intr));
-    out.push((
-        Figure::Ctxt,
-        Sample {
-            v: vec![ctxt.round(), intr.round()],
-            text: format!("{ctxt:.0} switches/s · {intr:.0} irq/s"),
-        },
-    ));
-    let forks = rate(before.forks, now.forks);
-    out.push((
-        Figure::Forks,
-        Sample {
-            v: vec![round1(forks)],
-            text: format!("{forks:.1} new processes/s"),
-        },
-    ));
+    #[cfg(target_os = "linux")]
+    {
+        let (b, n) = (&before.kernel, &now.kernel);
+        let (ctxt, intr) = (rate(b.ctxt, n.ctxt), rate(b.intr, n.intr));
+        out.push((
+            Figure::Ctxt,
+            Sample {
+                v: vec![ctxt.round(), intr.round()],
+                text: format!("{ctxt:.0} switches/s · {intr:.0} irq/s"),
+            },
+        ));
+        let forks = rate(b.forks, n.forks);
+        out.push((
+            Figure::Forks,
+            Sample {
+                v: vec![round1(forks)],
+                text: format!("{forks:.1} new processes/s"),
+            },
+        ));
+    }
     out
 }
 
-fn memory() -> Vec<(Figure, Sample)> {
-    let Ok(text) = fs::read_to_string("/proc/meminfo") else {
-        return Vec::new();
-    };
-    let fields: HashMap<&str, u64> = text
-        .lines()
-        .filter_map(|line| {
-            let (key, rest) = line.split_once(':')?;
-            Some((key, rest.split_whitespace().next()?.parse().ok()?))
-        })
-        .collect();
-    let kib = |key: &str| fields.get(key).copied().unwrap_or(0);
+fn memory(system: &System) -> Vec<(Figure, Sample)> {
+    let kib = |bytes: u64| bytes / 1024;
     let mut out = Vec::new();
-    let (total, available) = (kib("MemTotal"), kib("MemAvailable"));
+    let (total, available) = (kib(system.total_memory()), kib(system.available_memory()));
     if total > 0 {
         let used = total.saturating_sub(available);
         out.push((
@@ -230,8 +264,7 @@ fn memory() -> Vec<(Figure, Sample)> {
             },
         ));
     }
-    let (swap_total, swap_free) = (kib("SwapTotal"), kib("SwapFree"));
-    let used = swap_total.saturating_sub(swap_free);
+    let (swap_total, used) = (kib(system.total_swap()), kib(system.used_swap()));
     out.push((
         Figure::Swap,
         Sample {
@@ -250,121 +283,72 @@ fn memory() -> Vec<(Figure, Sample)> {
     out
 }
 
-fn load(stat: &str) -> Vec<(Figure, Sample)> {
-    let Ok(text) = fs::read_to_string("/proc/loadavg") else {
-        return Vec::new();
-    };
-    let mut parts = text.split_whitespace();
-    let loads: Vec<f64> = parts
-        .by_ref()
-        .take(3)
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    let total = parts
-        .next()
-        .and_then(|x| x.split_once('/'))
-        .and_then(|(_, total)| total.parse::<u64>().ok())
-        .unwrap_or(0);
-    let mut out = Vec::new();
-    if loads.len() == 3 {
-        out.push((
-            Figure::Load,
-            Sample {
-                text: format!("{:.2} · {:.2} · {:.2}", loads[0], loads[1], loads[2]),
-                v: loads,
-            },
-        ));
+/// The load averages; Windows has none.
+fn load() -> Option<Sample> {
+    if cfg!(windows) {
+        return None;
     }
-    let (running, blocked) = (
-        stat_value(stat, "procs_running"),
-        stat_value(stat, "procs_blocked"),
-    );
-    out.push((
-        Figure::Procs,
-        Sample {
-            v: vec![running as f64, blocked as f64],
-            text: format!("{running} running · {blocked} blocked · {total} threads"),
-        },
-    ));
-    out
+    let load = System::load_average();
+    let loads = vec![load.one, load.five, load.fifteen];
+    Some(Sample {
+        text: format!("{:.2} · {:.2} · {:.2}", loads[0], loads[1], loads[2]),
+        v: loads,
+    })
 }
 
-fn uptime() -> Option<Sample> {
-    let text = fs::read_to_string("/proc/uptime").ok()?;
-    let secs: f64 = text.split_whitespace().next()?.parse().ok()?;
-    let secs = secs as u64;
+#[cfg(target_os = "linux")]
+fn procs(tasks: linux::Tasks) -> Sample {
+    let linux::Tasks {
+        running,
+        blocked,
+        threads,
+    } = tasks;
+    Sample {
+        v: vec![running as f64, blocked as f64],
+        text: format!("{running} running · {blocked} blocked · {threads} threads"),
+    }
+}
+
+fn uptime(secs: u64) -> Sample {
     let (days, hours, minutes, seconds) =
         (secs / 86_400, secs / 3_600 % 24, secs / 60 % 60, secs % 60);
-    Some(Sample {
+    Sample {
         v: vec![(secs as f64 / 3_600.0 * 100.0).round() / 100.0],
         text: if days > 0 {
             format!("{days} d {hours:02}:{minutes:02}:{seconds:02}")
         } else {
             format!("{hours:02}:{minutes:02}:{seconds:02}")
         },
-    })
+    }
 }
 
-/// (busy, total) jiffies of each `cpu*` line; busy excludes idle and iowait.
-fn cpu_lines(stat: &str) -> Vec<(u64, u64)> {
-    stat.lines()
-        .filter(|line| line.starts_with("cpu"))
-        .map(|line| {
-            let values: Vec<u64> = line
-                .split_whitespace()
-                .skip(1)
-                .filter_map(|x| x.parse().ok())
-                .collect();
-            // user nice system idle iowait irq softirq steal (guest is counted in user).
-            let total: u64 = values.iter().take(8).sum();
-            let idle = values.get(3).copied().unwrap_or(0) + values.get(4).copied().unwrap_or(0);
-            (total.saturating_sub(idle), total)
+/// Received and sent bytes over all interfaces but loopback (`lo` on Linux, `lo0` on macOS,
+/// the loopback pseudo-interface on Windows).
+fn net_bytes(networks: &Networks) -> (u64, u64) {
+    networks
+        .iter()
+        .filter(|(name, _)| !is_loopback(name))
+        .fold((0, 0), |(rx, tx), (_, data)| {
+            (rx + data.total_received(), tx + data.total_transmitted())
         })
-        .collect()
 }
 
-/// The first number after `key` on its line of `/proc/stat`.
-fn stat_value(stat: &str, key: &str) -> u64 {
-    stat.lines()
-        .find_map(|line| {
-            let mut parts = line.split_whitespace();
-            (parts.next()? == key).then(|| parts.next()?.parse().ok())?
-        })
-        .unwrap_or(0)
+fn is_loopback(name: &str) -> bool {
+    name == "lo" || name == "lo0" || name.to_ascii_lowercase().contains("loopback")
 }
 
-/// Received and sent bytes over all interfaces but loopback.
-fn net_bytes() -> (u64, u64) {
-    let text = fs::read_to_string("/proc/net/dev").unwrap_or_default();
-    text.lines()
-        .filter_map(|line| {
-            let (name, rest) = line.split_once(':')?;
-            if name.trim() == "lo" {
-                return None;
-            }
-            let values: Vec<u64> = rest
-                .split_whitespace()
-                .filter_map(|x| x.parse().ok())
-                .collect();
-            Some((*values.first()?, *values.get(8)?))
+/// Bytes read and written on the mounted disks, each device once (a device mounted at several
+/// places, as bind mounts in containers are, is counted once).
+fn disk_bytes(disks: &Disks) -> (u64, u64) {
+    let mut seen = HashSet::new();
+    disks
+        .list()
+        .iter()
+        .filter(|disk| seen.insert(disk.name().to_owned()))
+        .fold((0, 0), |(r, w), disk| {
+            let usage = disk.usage();
+            (r + usage.total_read_bytes, w + usage.total_written_bytes)
         })
-        .fold((0, 0), |(rx, tx), (r, t)| (rx + r, tx + t))
-}
-
-/// Bytes read and written on whole disks (those listed in `/sys/block`, loop devices excluded).
-fn disk_bytes() -> (u64, u64) {
-    let text = fs::read_to_string("/proc/diskstats").unwrap_or_default();
-    text.lines()
-        .filter_map(|line| {
-            let parts: Vec<&str> = line.split_whitespace().collect();
-            let name = *parts.get(2)?;
-            if name.starts_with("loop") || !Path::new("/sys/block").join(name).exists() {
-                return None;
-            }
-            let sectors = |i: usize| parts.get(i)?.parse::<u64>().ok();
-            Some((sectors(5)? * 512, sectors(9)? * 512))
-        })
-        .fold((0, 0), |(r, w), (a, b)| (r + a, w + b))
 }
 
 fn round1(x: f64) -> f64 {
@@ -397,13 +381,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_stat() {
-        let stat =
-            "cpu  10 0 10 70 10 0 0 0 0 0\ncpu0 5 0 5 35 5 0 0 0 0 0\nctxt 42\nprocesses 7\n";
-        assert_eq!(cpu_lines(stat), vec![(20, 100), (10, 50)]);
-        assert_eq!(stat_value(stat, "ctxt"), 42);
-        assert_eq!(stat_value(stat, "processes"), 7);
-        assert_eq!(stat_value(stat, "missing"), 0);
+    fn uptime_reads_as_a_clock() {
+        assert_eq!(uptime(3_725).text, "01:02:05");
+        assert_eq!(uptime(90_061).text, "1 d 01:01:01");
+        assert!(is_loopback("lo") && is_loopback("lo0") && !is_loopback("eth0"));
     }
 
     #[test]
@@ -411,11 +392,16 @@ mod tests {
         let mut sampler = Sampler::default();
         let _ = sampler.sample();
         std::thread::sleep(std::time::Duration::from_millis(20));
-        let figures: Vec<_> = sampler.sample().into_iter().map(|(f, _)| f).collect();
-        if Path::new("/proc/stat").exists() {
-            for figure in Figure::ALL {
-                assert!(figures.contains(&figure), "{figure:?} missing");
-            }
+        let samples = sampler.sample();
+        let figures: Vec<_> = samples.iter().map(|(f, _)| *f).collect();
+        for figure in Figure::ALL {
+            assert_eq!(
+                figures.contains(&figure),
+                figure.available(),
+                "{figure:?} on this platform"
+            );
         }
+        let (_, cpu) = &samples[figures.iter().position(|f| *f == Figure::Cpu).unwrap()];
+        assert!((0.0..=100.0).contains(&cpu.v[0]), "{cpu:?}");
     }
 }

@@ -109,7 +109,7 @@ for entry in entries:
     if content is not None:
         Draft202012Validator.check_schema(content)
 names = [e["properties"]["event"].get("const") for e in entries]
-for name in ["sample", "metrics", "channels", "message", "sse-reset", "sse-busy", "sse-reauth"]:
+for name in ["sample", "metrics", "channels", "message", "sse-reset", "sse-busy", "sse-reauth", "sse-end"]:
     if name not in names:
         fail(f"itemSchema has no entry for `{name}`: {names}")
 parameters = {(p["in"], p["name"]) for p in operation["parameters"]}

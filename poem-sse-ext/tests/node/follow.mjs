@@ -1,6 +1,6 @@
 // Follows one stream with the `eventsource` package (WHATWG-compliant) and reports, one JSON
 // line each, what a page would see: `open`, every event (the hub's own included), `error` with
-// the readyState, and `closed` once the source gave up for good (a 204, say). Exits then, or
+// the readyState, and `closed` once the source gave up for good (a finished run's 204, say). Exits then, or
 // after 60 s whatever happens. Usage: node follow.mjs <url>
 import { EventSource } from 'eventsource';
 
@@ -14,7 +14,7 @@ const report = (line) => console.log(JSON.stringify({ t: Date.now() - started, .
 
 const source = new EventSource(url);
 source.addEventListener('open', () => report({ kind: 'open' }));
-for (const type of ['message', 'sse-reset', 'sse-busy', 'sse-reauth']) {
+for (const type of ['message', 'sse-reset', 'sse-busy', 'sse-reauth', 'sse-end']) {
   source.addEventListener(type, (event) =>
     report({ kind: 'event', type, data: event.data, lastEventId: event.lastEventId }),
   );
