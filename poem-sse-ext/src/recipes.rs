@@ -70,7 +70,7 @@
 //!
 //! # Testing a stream with poem's `TestClient`
 //!
-//! poem's [`TestClient`](poem::test::TestClient) (feature `test` of poem, in
+//! poem's [`TestClient`](https://docs.rs/poem/latest/poem/test/struct.TestClient.html) (feature `test` of poem, in
 //! `[dev-dependencies]`) calls the endpoint in process, and
 //! `TestResponse::sse_stream` parses the body into events. A stream never ends by itself: read
 //! the events the test expects, each under a timeout, and drop the rest. The first frame is the
