@@ -255,10 +255,21 @@ async fn publish_answers_and_errors() {
     assert_eq!(stream.status(), StatusCode::OK);
     assert_eq!(stream.header("content-type"), Some("text/event-stream"));
     let events = stream.next_events(4, WAIT).await.unwrap();
-    let data: Vec<&str> = events.iter().map(|e| e.data.as_str()).collect();
+    // A notification object gets the time it was published as its first field; every other
+    // byte is as it was sent.
+    let data: Vec<String> = events.iter().map(|e| without_stamp(&e.data)).collect();
     assert_eq!(
         data,
         [r#"{"text":"one"}"#, "two, sent as it is", "[3]", exact]
+    );
+    assert!(
+        events[0].data.starts_with(r#"{"at":"20"#),
+        "{}",
+        events[0].data
+    );
+    assert!(
+        !events[1].data.contains("\"at\""),
+        "a string is never stamped"
     );
     let got: Vec<&str> = events.iter().map(|e| e.last_event_id.as_str()).collect();
     assert_eq!(got, ids);
@@ -466,4 +477,21 @@ fn start_up_errors_are_clear() {
     let (status, stderr) = run_to_exit(&dir, &["--allow-origin", "dash.example"]);
     assert!(!status.success());
     assert!(stderr.contains("expected an origin like"), "{stderr}");
+}
+
+/// `data` without the `"at":"<time>",` the demo puts first in a notification object.
+fn without_stamp(data: &str) -> String {
+    match data.strip_prefix(r#"{"at":""#) {
+        Some(rest) => match rest.split_once(r#"","#) {
+            Some((at, fields)) => {
+                assert!(
+                    at.ends_with('Z') && at.len() == 24,
+                    "not an RFC 3339 UTC time: {at}"
+                );
+                format!("{{{fields}")
+            }
+            None => data.to_owned(),
+        },
+        None => data.to_owned(),
+    }
 }
