@@ -6,7 +6,6 @@
 //! (`redis::...`). A story that needs redis-server or Chromium prints one `skipped:` line when
 //! it is missing (and fails under `CI=true`).
 
-mod browser_support;
 mod common;
 
 use std::{
@@ -14,16 +13,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use browser_support::{eval, wait_for_reporting, with_browser, Driver};
-use common::{test_dir, Demo};
+use common::{test_dir, webdriver::Chromium, Demo};
 use reqwest::{header, redirect, StatusCode};
 use serde_json::json;
 use testkit::{free_port, redis::RedisServer, SseConnection};
 
 const WAIT: Duration = Duration::from_secs(5);
-
-/// One browser at a time: the machine may have two cores.
-static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The replay store a story runs on.
 #[derive(Debug, Clone, Copy)]
@@ -342,94 +337,83 @@ const ME_REPORT: &str =
 /// `Last-Event-ID`. Notes published steadily across two renewals are each delivered once and on
 /// the page once, in order, and the EventSource never CLOSED (CLOSED is final: the page would stay `closed`).
 async fn the_me_page_renews_its_session_at_sse_reauth_and_misses_nothing(store: Store) {
-    let Some((chromium, chromedriver)) = testkit::chromium() else {
+    let Some(chromium) = Chromium::find().await else {
         return;
     };
-    let _one_browser = BROWSER.lock().await;
     let started = Instant::now();
     let args = ["--session-ttl", "3s", "--retry", "300ms"];
     let Some(demo) = store.start("auth-me-browser", &args).await else {
         return;
     };
-    let driver = Driver::start(&chromedriver).await;
-    let profile = demo.dir.join("profile");
-    let demo = &demo;
-    with_browser(&driver, &chromium, &profile, |browser| async move {
-        let browser = &browser;
-        let wait = |what: &'static str, expr: &'static str, timeout: Duration| {
-            wait_for_reporting(browser, what, expr, ME_REPORT, timeout)
-        };
-        browser
-            .goto(&demo.url("/login"))
-            .await
-            .unwrap_or_else(|err| panic!("opening /login: {err}"));
-        browser
-            .execute(
-                "document.querySelector('[name=user]').value = 'alice';
-                 document.querySelector('form button').click();",
-                vec![],
-            )
-            .await
-            .unwrap_or_else(|err| panic!("signing in: {err}"));
-        wait(
-            "/me with its stream open",
-            "location.pathname === '/me' && window.meStatus && meStatus.state === 'open'",
-            Duration::from_secs(10),
+    let browser = chromium.start(&demo.dir.join("profile")).await;
+    let wait = |what: &'static str, expr: &'static str, timeout: Duration| {
+        browser.wait_for_reporting(what, expr, ME_REPORT, timeout)
+    };
+    browser.open(&demo.url("/login")).await;
+    browser
+        .run(
+            "document.querySelector('[name=user]').value = 'alice';
+             document.querySelector('form button').click();",
+            vec![],
         )
         .await;
-
-        let http = common::client();
-        let mut published = Vec::new();
-        loop {
-            let text = format!("note {}", published.len());
-            let id = common::publish(&http, demo, "user.alice", &json!({ "data": text })).await;
-            published.push((id, text));
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            if published.len() % 5 == 0 && eval(browser, "meStatus.renewed").await.as_u64() >= Some(2)
-            {
-                break;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "not two renewals in 30 s: {:#}",
-                eval(browser, ME_REPORT).await
-            );
-        }
-        // And after the last renewal's reconnect.
-        for _ in 0..3 {
-            let text = format!("note {}", published.len());
-            let id = common::publish(&http, demo, "user.alice", &json!({ "data": text })).await;
-            published.push((id, text));
-        }
-        let expect = format!(
-            "document.querySelectorAll('#me-feed .items li').length >= {}",
-            published.len()
-        );
-        wait_for_reporting(browser, "every note", &expect, ME_REPORT, WAIT).await;
-        let shown = eval(
-            browser,
-            "[...document.querySelectorAll('#me-feed .items li')].map(li => [li.dataset.id, li.textContent]).reverse()",
-        )
-        .await;
-        let shown: Vec<(String, String)> = serde_json::from_value(shown.clone())
-            .unwrap_or_else(|err| panic!("the feed {shown}: {err}"));
-        assert_eq!(shown, published, "oldest first, each once");
-        let status = eval(browser, "meStatus").await;
-        assert_eq!(status["state"], "open", "never CLOSED: {status}");
-        // Each once from the server too, not only on the page (which hides a repeat).
-        assert_eq!(status["delivered"], published.len(), "{status}");
-        assert!(status["reauths"].as_u64() >= Some(2), "{status}");
-        let metrics = common::get_json(&http, &demo.url("/api/hub/metrics")).await;
-        assert!(
-            metrics["closed"]["reauth"].as_u64() >= Some(2),
-            "{metrics:#}"
-        );
-        println!(
-            "{store:?}: {} notes across {} renewals, in {:?}",
-            published.len(),
-            status["renewed"],
-            started.elapsed()
-        );
-    })
+    wait(
+        "/me with its stream open",
+        "location.pathname === '/me' && window.meStatus && meStatus.state === 'open'",
+        Duration::from_secs(10),
+    )
     .await;
+
+    let http = common::client();
+    let mut published = Vec::new();
+    loop {
+        let text = format!("note {}", published.len());
+        let id = common::publish(&http, &demo, "user.alice", &json!({ "data": text })).await;
+        published.push((id, text));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if published.len() % 5 == 0 && browser.eval("meStatus.renewed").await.as_u64() >= Some(2) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "not two renewals in 30 s: {:#}",
+            browser.eval(ME_REPORT).await
+        );
+    }
+    // And after the last renewal's reconnect.
+    for _ in 0..3 {
+        let text = format!("note {}", published.len());
+        let id = common::publish(&http, &demo, "user.alice", &json!({ "data": text })).await;
+        published.push((id, text));
+    }
+    let expect = format!(
+        "document.querySelectorAll('#me-feed .items li').length >= {}",
+        published.len()
+    );
+    browser
+        .wait_for_reporting("every note", &expect, ME_REPORT, WAIT)
+        .await;
+    let shown = browser
+        .eval("[...document.querySelectorAll('#me-feed .items li')].map(li => [li.dataset.id, li.textContent]).reverse()")
+        .await;
+    let shown: Vec<(String, String)> = serde_json::from_value(shown.clone())
+        .unwrap_or_else(|err| panic!("the feed {shown}: {err}"));
+    assert_eq!(shown, published, "oldest first, each once");
+    let status = browser.eval("meStatus").await;
+    assert_eq!(status["state"], "open", "never CLOSED: {status}");
+    // Each once from the server too, not only on the page (which hides a repeat).
+    assert_eq!(status["delivered"], published.len(), "{status}");
+    assert!(status["reauths"].as_u64() >= Some(2), "{status}");
+    let metrics = common::get_json(&http, &demo.url("/api/hub/metrics")).await;
+    assert!(
+        metrics["closed"]["reauth"].as_u64() >= Some(2),
+        "{metrics:#}"
+    );
+    println!(
+        "{store:?}: {} notes across {} renewals, in {:?}",
+        published.len(),
+        status["renewed"],
+        started.elapsed()
+    );
+    let _ = browser.close().await;
 }

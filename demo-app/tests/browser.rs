@@ -7,159 +7,32 @@
 mod common;
 
 use std::{
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    path::Path,
     time::{Duration, Instant},
 };
 
-use common::{client, get_json, test_dir, Demo};
-use fantoccini::{Client, ClientBuilder};
+use common::{client, get_json, test_dir, webdriver::Chromium, Demo};
 use serde_json::{json, Value};
 use testkit::free_port;
 
-/// One browser at a time: the machine may have two cores.
-static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// chromedriver on a free loopback port, killed on drop.
-struct Driver {
-    child: Child,
-    port: u16,
-}
-
-impl Driver {
-    async fn start(driver: &Path) -> Driver {
-        let port = free_port();
-        let child = Command::new(driver)
-            .arg(format!("--port={port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting chromedriver");
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "chromedriver not listening after 15 s"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Driver { child, port }
-    }
-
-    async fn browser(&self, chromium: &Path, profile: &Path) -> Client {
-        let mut caps = serde_json::Map::new();
-        caps.insert("acceptInsecureCerts".into(), json!(true));
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({
-                "binary": chromium,
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                    "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync",
-                    "--ignore-certificate-errors", "--disable-dev-shm-usage",
-                    format!("--user-data-dir={}", profile.display()),
-                    "--window-size=1280,900",
-                ],
-            }),
-        );
-        let mut builder =
-            ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
-        builder.capabilities(caps);
-        let url = format!("http://127.0.0.1:{}", self.port);
-        tokio::time::timeout(Duration::from_secs(30), builder.connect(&url))
-            .await
-            .expect("chromium did not start within 30 s")
-            .expect("starting a WebDriver session")
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Evaluates `expr` (a JS expression) until it is truthy, at most `timeout`; returns its value.
-async fn wait_for(browser: &Client, what: &str, expr: &str, timeout: Duration) -> Value {
-    let script = format!("return {expr};");
-    let started = Instant::now();
-    let mut last = Value::Null;
-    while started.elapsed() < timeout {
-        last = browser
-            .execute(&script, vec![])
-            .await
-            .unwrap_or(Value::Null);
-        let truthy = match &last {
-            Value::Null => false,
-            Value::Bool(b) => *b,
-            Value::Array(a) => !a.is_empty(),
-            _ => true,
-        };
-        if truthy {
-            return last;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let status = browser
-        .execute(
-            "return window.sseStatus ? window.sseStatus() : null;",
-            vec![],
-        )
-        .await
-        .unwrap_or(Value::Null);
-    panic!(
-        "timed out after {timeout:?} waiting for {what} (last value {last}); widgets: {status:#}"
-    );
-}
-
-async fn status(browser: &Client) -> Vec<Value> {
-    let value = browser
-        .execute("return window.sseStatus();", vec![])
-        .await
-        .unwrap();
-    value.as_array().cloned().unwrap_or_default()
-}
-
-async fn eval(browser: &Client, expr: &str) -> Value {
-    browser
-        .execute(&format!("return {expr};"), vec![])
-        .await
-        .unwrap()
-}
-
-fn chromium() -> Option<(PathBuf, PathBuf)> {
-    testkit::chromium()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_notifications_and_restart_over_https_h2() {
-    let Some((chromium, chromedriver)) = chromium() else {
+    let Some(chromium) = Chromium::find().await else {
         return;
     };
-    let _one_browser = BROWSER.lock().await;
     let dir = test_dir("browser-tls");
     let port = free_port();
     let mut demo = Demo::start(&dir, port, &["--retry", "500ms"]).await;
-    let driver = Driver::start(&chromedriver).await;
-    let browser = driver.browser(&chromium, &dir.join("profile")).await;
+    let browser = chromium.start(&dir.join("profile")).await;
     let http = client();
 
     // The dashboard renders, and every widget's EventSource is open and receiving.
-    browser.goto(&demo.url("/")).await.unwrap();
-    let widgets = eval(
-        &browser,
-        "document.querySelectorAll('[data-channel]').length",
-    )
-    .await;
+    browser.open(&demo.url("/")).await;
+    let widgets = browser
+        .eval("document.querySelectorAll('[data-channel]').length")
+        .await;
     assert!(widgets.as_u64().unwrap() >= 8, "{widgets}");
-    wait_for(
-        &browser,
+    browser.wait_for(
         "every widget open with two events",
         "window.sseStatus && sseStatus().length >= 8 && sseStatus().every(s => s.state === 'open' && s.events >= 2)",
         Duration::from_secs(15),
@@ -170,35 +43,29 @@ async fn dashboard_notifications_and_restart_over_https_h2() {
     assert!(open >= 8, "{metrics}");
 
     // HTTP/2: the page, the script, and what each widget reports.
-    let nav = eval(
-        &browser,
-        "performance.getEntriesByType('navigation')[0].nextHopProtocol",
-    )
-    .await;
+    let nav = browser
+        .eval("performance.getEntriesByType('navigation')[0].nextHopProtocol")
+        .await;
     assert_eq!(nav, "h2");
-    let script = eval(
-        &browser,
+    let script = browser.eval(
         "performance.getEntriesByType('resource').find(e => e.name.endsWith('/assets/client.js')).nextHopProtocol",
     )
     .await;
     assert_eq!(script, "h2");
-    for widget in status(&browser).await {
+    for widget in browser.sse_status().await {
         assert_eq!(widget["protocol"], "h2", "{widget}");
     }
     assert_eq!(
-        eval(
-            &browser,
-            "document.getElementById('page-proto').textContent"
-        )
-        .await,
+        browser
+            .eval("document.getElementById('page-proto').textContent")
+            .await,
         "h2"
     );
 
     // Let the charts draw a few points, then keep a picture: in target/ on every run, and as the
     // README's docs/screenshot.png when UPDATE_SCREENSHOT=1 (so a test run leaves git clean).
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let png = browser.screenshot().await.unwrap();
-    assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
+    let png = browser.screenshot_png("the dashboard").await;
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let target = root.join("target");
     std::fs::create_dir_all(&target).unwrap();
@@ -208,31 +75,23 @@ async fn dashboard_notifications_and_restart_over_https_h2() {
     }
 
     // The hub page: its own metrics, live, with a head id per channel.
-    browser.goto(&demo.url("/hub")).await.unwrap();
-    let hub = wait_for(
-        &browser,
+    browser.open(&demo.url("/hub")).await;
+    let hub = browser.wait_for(
         "hub metrics with per-channel head ids",
         "(() => { const s = sseStatus()[0]; const rows = [...document.querySelectorAll('.channels tbody tr')]; return s.state === 'open' && s.events >= 1 && rows.some(r => r.textContent.includes('sys.cpu')) ? rows.map(r => r.textContent) : null; })()",
         Duration::from_secs(10),
     )
     .await;
     assert!(hub.to_string().contains("sys.cpu"), "{hub}");
-    let open = eval(
-        &browser,
-        "Number(document.querySelector('[data-key=open_streams]').textContent)",
-    )
-    .await;
+    let open = browser
+        .eval("Number(document.querySelector('[data-key=open_streams]').textContent)")
+        .await;
     assert!(open.as_f64().unwrap() >= 1.0, "{open}");
 
     // A notification posted through the API appears on the page within a second.
-    browser.goto(&demo.url("/notifications")).await.unwrap();
-    wait_for(
-        &browser,
-        "the feed open",
-        "window.sseStatus && sseStatus()[0].state === 'open'",
-        Duration::from_secs(10),
-    )
-    .await;
+    browser
+        .open_live(&demo.url("/notifications"), Duration::from_secs(10))
+        .await;
     let text = format!("hello from the API {}", std::process::id());
     let posted = Instant::now();
     let created = http
@@ -243,33 +102,33 @@ async fn dashboard_notifications_and_restart_over_https_h2() {
         .unwrap();
     assert_eq!(created.status(), 201);
     let check = format!("document.querySelector('.items').textContent.includes({text:?})");
-    wait_for(&browser, "the notification", &check, Duration::from_secs(1)).await;
+    browser
+        .wait_for("the notification", &check, Duration::from_secs(1))
+        .await;
     println!("notification shown {:?} after the POST", posted.elapsed());
 
     // The form posts through the same API.
     browser
-        .execute(
+        .run(
             "document.querySelector('#notify [name=text]').value = 'from the form';
              document.querySelector('#notify button').click();",
             vec![],
         )
-        .await
-        .unwrap();
-    wait_for(
-        &browser,
-        "the form's notification",
-        "document.querySelector('.items').textContent.includes('from the form')",
-        Duration::from_secs(2),
-    )
-    .await;
-    let before = status(&browser).await.remove(0);
+        .await;
+    browser
+        .wait_for(
+            "the form's notification",
+            "document.querySelector('.items').textContent.includes('from the form')",
+            Duration::from_secs(2),
+        )
+        .await;
+    let before = browser.sse_status().await.remove(0);
 
     // Restart on the same port: the page reconnects by itself, gets the reset (new epoch of the
     // in-memory store) and refreshes its state (the new process has no notifications yet).
     let restarted = Instant::now();
     demo.restart().await;
-    let after = wait_for(
-        &browser,
+    let after = browser.wait_for(
         "the reset and reconnect",
         "(() => { const s = sseStatus()[0]; return s.resets >= 1 && s.state === 'open' ? s : null; })()",
         Duration::from_secs(20),
@@ -292,14 +151,14 @@ async fn dashboard_notifications_and_restart_over_https_h2() {
     assert_ne!(epoch(&after), epoch(&before), "{before} -> {after}");
     assert!(after["reconnects"].as_u64().unwrap() >= 1, "{after}");
     assert_eq!(
-        eval(
-            &browser,
-            "document.querySelector('.reset-reason').textContent"
-        )
-        .await,
+        browser
+            .eval("document.querySelector('.reset-reason').textContent")
+            .await,
         " (epoch)"
     );
-    let feed = eval(&browser, "document.querySelector('.items').textContent").await;
+    let feed = browser
+        .eval("document.querySelector('.items').textContent")
+        .await;
     assert!(
         !feed.as_str().unwrap().contains(&text),
         "state refreshed: {feed}"
@@ -310,13 +169,13 @@ async fn dashboard_notifications_and_restart_over_https_h2() {
         .send()
         .await
         .unwrap();
-    wait_for(
-        &browser,
-        "a notification after the restart",
-        "document.querySelector('.items').textContent.includes('after the restart')",
-        Duration::from_secs(2),
-    )
-    .await;
+    browser
+        .wait_for(
+            "a notification after the restart",
+            "document.querySelector('.items').textContent.includes('after the restart')",
+            Duration::from_secs(2),
+        )
+        .await;
     // The reconnect closed the EventSource it replaced: one stream for the one widget.
     let metrics = get_json(&http, &demo.url("/api/hub/metrics")).await;
     assert_eq!(metrics["open_streams"], 1, "{metrics}");
@@ -330,14 +189,12 @@ async fn dashboard_notifications_and_restart_over_https_h2() {
 /// streams in 30 s). The hub refuses those names now, so the test dispatches them itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_event_named_error_or_open_leaves_one_stream_per_widget() {
-    let Some((chromium, chromedriver)) = chromium() else {
+    let Some(chromium) = Chromium::find().await else {
         return;
     };
-    let _one_browser = BROWSER.lock().await;
     let dir = test_dir("browser-error-event");
     let demo = Demo::start(&dir, free_port(), &[]).await;
-    let driver = Driver::start(&chromedriver).await;
-    let browser = driver.browser(&chromium, &dir.join("profile")).await;
+    let browser = chromium.start(&dir.join("profile")).await;
     let http = client();
     let open_streams = || async {
         let metrics = get_json(&http, &demo.url("/api/hub/metrics")).await;
@@ -346,22 +203,22 @@ async fn a_server_event_named_error_or_open_leaves_one_stream_per_widget() {
 
     // The hub page: one EventSource per widget (the dashboard's one stream is in
     // dashboard_set.rs).
-    browser.goto(&demo.url("/hub")).await.unwrap();
-    let widgets = wait_for(
-        &browser,
-        "every widget open",
-        "window.sseStatus && sseStatus().every(s => s.state === 'open') && sseStatus().length",
-        Duration::from_secs(15),
-    )
-    .await
-    .as_u64()
-    .unwrap();
+    browser.open(&demo.url("/hub")).await;
+    let widgets = browser
+        .wait_for(
+            "every widget open",
+            "window.sseStatus && sseStatus().every(s => s.state === 'open') && sseStatus().length",
+            Duration::from_secs(15),
+        )
+        .await
+        .as_u64()
+        .unwrap();
     assert_eq!(open_streams().await, widgets);
 
     // Three `error` and one `open` event on every widget's EventSource, as the browser would
     // dispatch them from the server; each EventSource is marked to recognise it afterwards.
     browser
-        .execute(
+        .run(
             "sseEventSources().forEach((es, i) => {
                es.marked = i;
                for (const type of ['error', 'error', 'open', 'error']) {
@@ -370,23 +227,21 @@ async fn a_server_event_named_error_or_open_leaves_one_stream_per_widget() {
              });",
             vec![],
         )
-        .await
-        .unwrap();
+        .await;
     // The old client reconnected 1 to 2 s after such an event.
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(
         open_streams().await,
         widgets,
         "{:#?}",
-        status(&browser).await
+        browser.sse_status().await
     );
-    let same = eval(
-        &browser,
+    let same = browser.eval(
         "sseEventSources().every((es, i) => es.marked === i && es.readyState === EventSource.OPEN)",
     )
     .await;
-    assert_eq!(same, true, "{:#?}", status(&browser).await);
-    for widget in status(&browser).await {
+    assert_eq!(same, true, "{:#?}", browser.sse_status().await);
+    for widget in browser.sse_status().await {
         assert_eq!(widget["reconnects"], 0, "{widget}");
         assert_eq!(widget["state"], "open", "{widget}");
     }
@@ -395,26 +250,21 @@ async fn a_server_event_named_error_or_open_leaves_one_stream_per_widget() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_page_works_over_plain_http1() {
-    let Some((chromium, chromedriver)) = chromium() else {
+    let Some(chromium) = Chromium::find().await else {
         return;
     };
-    let _one_browser = BROWSER.lock().await;
     let dir = test_dir("browser-plain");
     let demo = Demo::start(&dir, free_port(), &["--plain"]).await;
-    let driver = Driver::start(&chromedriver).await;
-    let browser = driver.browser(&chromium, &dir.join("profile")).await;
+    let browser = chromium.start(&dir.join("profile")).await;
 
-    browser.goto(&demo.url("/")).await.unwrap();
-    let nav = eval(
-        &browser,
-        "performance.getEntriesByType('navigation')[0].nextHopProtocol",
-    )
-    .await;
+    browser.open(&demo.url("/")).await;
+    let nav = browser
+        .eval("performance.getEntriesByType('navigation')[0].nextHopProtocol")
+        .await;
     assert_eq!(nav, "http/1.1");
     // A browser opens at most six HTTP/1.1 connections per host; the dashboard's widgets share
     // one stream, so every one of them streams.
-    let open = wait_for(
-        &browser,
+    let open = browser.wait_for(
         "widgets streaming over HTTP/1.1",
         "(() => { const s = sseStatus(); return s.length === 11 && s.every(s => s.state === 'open' && s.events >= 1) ? s : null; })()",
         Duration::from_secs(15),
@@ -424,11 +274,9 @@ async fn the_same_page_works_over_plain_http1() {
         assert_eq!(widget["protocol"], "http/1.1", "{widget}");
     }
     assert_eq!(
-        eval(
-            &browser,
-            "document.getElementById('page-proto').textContent"
-        )
-        .await,
+        browser
+            .eval("document.getElementById('page-proto').textContent")
+            .await,
         "http/1.1"
     );
     browser.close().await.unwrap();

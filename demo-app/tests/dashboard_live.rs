@@ -6,19 +6,13 @@
 //! Skipped with one `skipped:` line when Chromium or chromedriver is missing (never under
 //! `CI=true`). Every wait is bounded; everything runs on loopback.
 
-mod browser_support;
 mod common;
 
 use std::time::{Duration, Instant};
 
-use browser_support::{eval, wait_for, Driver};
-use common::{client, test_dir, Demo};
-use fantoccini::Client;
+use common::{client, test_dir, webdriver::Chromium, Demo};
 use serde_json::{json, Value};
 use testkit::free_port;
-
-/// One browser at a time: the machine may have two cores.
-static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// `14:30:05`.
 fn is_clock(label: &str) -> bool {
@@ -27,11 +21,6 @@ fn is_clock(label: &str) -> bool {
         && b[2] == b':'
         && b[5] == b':'
         && [0, 1, 3, 4, 6, 7].iter().all(|&i| b[i].is_ascii_digit())
-}
-
-async fn widgets(browser: &Client) -> Vec<Value> {
-    let status = eval(browser, "window.sseStatus ? sseStatus() : []").await;
-    status.as_array().cloned().unwrap_or_default()
 }
 
 fn widget<'a>(all: &'a [Value], channel: &str) -> &'a Value {
@@ -49,20 +38,17 @@ fn labels(value: &Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn charts_show_clock_time_units_and_legends_and_hub_rates_hold_still() {
-    let Some((chromium, chromedriver)) = testkit::chromium() else {
+    let Some(chromium) = Chromium::find().await else {
         return;
     };
-    let _one_browser = BROWSER.lock().await;
     let dir = test_dir("charts");
     let demo = Demo::start(&dir, free_port(), &[]).await;
     // A few samples in the store before the page is rendered: the chart starts from them.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let driver = Driver::start(&chromedriver).await;
-    let browser = driver.browser(&chromium, &dir.join("profile")).await;
+    let browser = chromium.start(&dir.join("profile")).await;
 
-    browser.goto(&demo.url("/")).await.unwrap();
-    let all = wait_for(
-        &browser,
+    browser.open(&demo.url("/")).await;
+    let all = browser.wait_for(
         "every chart drawn with its axes",
         "(() => { const s = window.sseStatus ? sseStatus() : []; \
            return s.length === 11 && s.every(w => w.state === 'open' && w.chart && w.chart.xLabels.length >= 2) ? s : null; })()",
@@ -101,12 +87,11 @@ async fn charts_show_clock_time_units_and_legends_and_hub_rates_hold_still() {
         json!(["1 min", "5 min", "15 min"]),
         "{load:#}"
     );
-    assert_eq!(eval(&browser, "cspViolations()").await, json!([]));
+    assert_eq!(browser.eval("cspViolations()").await, json!([]));
 
     // The hub page: events/s and open streams, each on its own axis.
-    browser.goto(&demo.url("/hub")).await.unwrap();
-    let hub = wait_for(
-        &browser,
+    browser.open(&demo.url("/hub")).await;
+    let hub = browser.wait_for(
         "the hub chart",
         "(() => { const w = window.sseStatus && sseStatus()[0]; \
            return w && w.chart && w.chart.xLabels.length >= 2 && w.chart.yLabels.rate.length ? w : null; })()",
@@ -126,7 +111,7 @@ async fn charts_show_clock_time_units_and_legends_and_hub_rates_hold_still() {
         "{hub:#}"
     );
     assert!(!labels(&chart["yLabels"]["streams"]).is_empty(), "{hub:#}");
-    assert_eq!(eval(&browser, "cspViolations()").await, json!([]));
+    assert_eq!(browser.eval("cspViolations()").await, json!([]));
 
     // The dashboard's sources publish 11 events a second, in one burst: once the rate's window
     // is full, every reading is near 11 (between two readings it was 0 or 22).
@@ -135,11 +120,9 @@ async fn charts_show_clock_time_units_and_legends_and_hub_rates_hold_still() {
     let mut readings = Vec::new();
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(6) {
-        let shown = eval(
-            &browser,
-            "Number(document.querySelector('[data-key=events_per_sec]').textContent)",
-        )
-        .await;
+        let shown = browser
+            .eval("Number(document.querySelector('[data-key=events_per_sec]').textContent)")
+            .await;
         readings.push(shown.as_f64().unwrap_or(f64::NAN));
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -155,10 +138,9 @@ const TOKEN: &str = "s3cret";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notifications_carry_their_time_and_refusals_and_stale_data_say_what_happened() {
-    let Some((chromium, chromedriver)) = testkit::chromium() else {
+    let Some(chromium) = Chromium::find().await else {
         return;
     };
-    let _one_browser = BROWSER.lock().await;
     let dir = test_dir("stale");
     let args = ["--retry", "500ms", "--publish-token", TOKEN];
     let mut demo = Demo::start(&dir, free_port(), &args).await;
@@ -168,29 +150,22 @@ async fn notifications_carry_their_time_and_refusals_and_stale_data_say_what_hap
         let body = json!({"event": "notification", "data": {"text": text}});
         http.post(url).bearer_auth(TOKEN).json(&body).send()
     };
-    let driver = Driver::start(&chromedriver).await;
-    let browser = driver.browser(&chromium, &dir.join("profile")).await;
+    let browser = chromium.start(&dir.join("profile")).await;
 
     // A notification published while the page is open shows `HH:MM:SS - text`.
-    browser.goto(&demo.url("/notifications")).await.unwrap();
-    wait_for(
-        &browser,
-        "the feed open",
-        "window.sseStatus && sseStatus()[0].state === 'open'",
-        Duration::from_secs(10),
-    )
-    .await;
+    browser
+        .open_live(&demo.url("/notifications"), Duration::from_secs(10))
+        .await;
     let posted = notify("deployed v2").await.unwrap();
     assert_eq!(posted.status(), 201);
-    let live = wait_for(
-        &browser,
+    let live = browser.wait_for(
         "the live notification",
         "(() => { const li = document.querySelector('.feed li'); return li && li.textContent.endsWith('deployed v2') ? li.textContent : null; })()",
         Duration::from_secs(5),
     )
     .await;
     let live = live.as_str().unwrap_or_default().to_owned();
-    let state = eval(&browser, "JSON.stringify(sseStatus()[0])").await;
+    let state = browser.eval("JSON.stringify(sseStatus()[0])").await;
     let (time, text) = live
         .split_once(" - ")
         .unwrap_or_else(|| panic!("no time in {live:?}; {state}"));
@@ -208,15 +183,13 @@ async fn notifications_carry_their_time_and_refusals_and_stale_data_say_what_hap
 
     // A refused post says what the server said, not a status code or a TypeError.
     browser
-        .execute(
+        .run(
             "document.querySelector('#notify [name=text]').value = 'no token';
              document.querySelector('#notify button').click();",
             vec![],
         )
-        .await
-        .unwrap();
-    let refused = wait_for(
-        &browser,
+        .await;
+    let refused = browser.wait_for(
         "the refusal",
         "(() => { const t = document.getElementById('notify-status').textContent; return t.startsWith('failed') ? t : null; })()",
         Duration::from_secs(5),
@@ -229,10 +202,9 @@ async fn notifications_carry_their_time_and_refusals_and_stale_data_say_what_hap
 
     // The server stops: the feed says since when its data is stale, and a post says the server
     // can not be reached.
-    let stopped_at = eval(&browser, "Date.now()").await;
+    let stopped_at = browser.eval("Date.now()").await;
     demo.stop().await;
-    let stale = wait_for(
-        &browser,
+    let stale = browser.wait_for(
         "the feed stale",
         "(() => { const t = document.querySelector('.conn .stale').textContent; return t ? t : null; })()",
         Duration::from_secs(5),
@@ -241,26 +213,23 @@ async fn notifications_carry_their_time_and_refusals_and_stale_data_say_what_hap
     let stale = stale.as_str().unwrap_or_default().to_owned();
     let since = stale.strip_prefix("stale since ").unwrap_or_default();
     assert!(is_clock(since), "{stale}");
-    let expected = eval(
-        &browser,
+    let expected = browser.eval(
         &format!("(() => {{ const d = new Date({stopped_at}); return [d.getHours(), d.getMinutes(), d.getSeconds()].map(n => String(n).padStart(2, '0')).join(':'); }})()"),
     )
     .await;
-    let after = eval(&browser, "(() => { const d = new Date(); return [d.getHours(), d.getMinutes(), d.getSeconds()].map(n => String(n).padStart(2, '0')).join(':'); })()").await;
+    let after = browser.eval("(() => { const d = new Date(); return [d.getHours(), d.getMinutes(), d.getSeconds()].map(n => String(n).padStart(2, '0')).join(':'); })()").await;
     assert!(
         expected.as_str() <= Some(since) && Some(since) <= after.as_str(),
         "{expected} <= {since} <= {after}"
     );
     browser
-        .execute(
+        .run(
             "document.querySelector('#notify [name=token]').value = 's3cret';
              document.querySelector('#notify button').click();",
             vec![],
         )
-        .await
-        .unwrap();
-    let unreachable = wait_for(
-        &browser,
+        .await;
+    let unreachable = browser.wait_for(
         "the post while the server is down",
         "(() => { const t = document.getElementById('notify-status').textContent; return t.includes('can not be reached') ? t : null; })()",
         Duration::from_secs(10),
@@ -273,8 +242,7 @@ async fn notifications_carry_their_time_and_refusals_and_stale_data_say_what_hap
 
     // Back: live again, and no longer stale.
     demo.start_again().await;
-    wait_for(
-        &browser,
+    browser.wait_for(
         "the feed live and fresh",
         "sseStatus()[0].state === 'open' && document.querySelector('.conn .stale').textContent === ''",
         Duration::from_secs(20),
@@ -282,17 +250,15 @@ async fn notifications_carry_their_time_and_refusals_and_stale_data_say_what_hap
     .await;
 
     // The dashboard: every widget says it, on the one stream of the set.
-    browser.goto(&demo.url("/")).await.unwrap();
-    wait_for(
-        &browser,
+    browser.open(&demo.url("/")).await;
+    browser.wait_for(
         "every widget open",
         "window.sseStatus && sseStatus().length === 11 && sseStatus().every(w => w.state === 'open')",
         Duration::from_secs(15),
     )
     .await;
     demo.stop().await;
-    let stale = wait_for(
-        &browser,
+    let stale = browser.wait_for(
         "every widget stale",
         "(() => { const t = [...document.querySelectorAll('.conn .stale')].map(s => s.textContent); \
            return t.length === 11 && t.every(s => /^stale since \\d\\d:\\d\\d:\\d\\d$/.test(s)) ? t : null; })()",
@@ -301,45 +267,41 @@ async fn notifications_carry_their_time_and_refusals_and_stale_data_say_what_hap
     .await;
     println!("dashboard while the server is down: {}", stale[0]);
     demo.start_again().await;
-    wait_for(
-        &browser,
+    browser.wait_for(
         "every widget live and fresh",
         "sseStatus().every(w => w.state === 'open') && [...document.querySelectorAll('.conn .stale')].every(s => s.textContent === '')",
         Duration::from_secs(20),
     )
     .await;
-    let fresh = widgets(&browser).await;
+    let fresh = browser.sse_status().await;
     assert!(
         fresh.iter().all(|w| w["staleSince"].is_null()),
         "{fresh:#?}"
     );
 
     // /me's form too says what the server said (this server wants a token it does not send).
-    browser.goto(&demo.url("/login")).await.unwrap();
+    browser.open(&demo.url("/login")).await;
     browser
-        .execute(
+        .run(
             "document.querySelector('[name=user]').value = 'ada'; document.querySelector('main form').submit();",
             vec![],
         )
-        .await
-        .unwrap();
-    wait_for(
-        &browser,
-        "the /me page",
-        "location.pathname === '/me' && window.meStatus && meStatus.state === 'open'",
-        Duration::from_secs(10),
-    )
-    .await;
+        .await;
     browser
-        .execute(
+        .wait_for(
+            "the /me page",
+            "location.pathname === '/me' && window.meStatus && meStatus.state === 'open'",
+            Duration::from_secs(10),
+        )
+        .await;
+    browser
+        .run(
             "document.querySelector('#me-post [name=text]').value = 'a note';
              document.querySelector('#me-post button').click();",
             vec![],
         )
-        .await
-        .unwrap();
-    let refused = wait_for(
-        &browser,
+        .await;
+    let refused = browser.wait_for(
         "the /me refusal",
         "(() => { const t = document.getElementById('me-status').textContent; return t.startsWith('refused') ? t : null; })()",
         Duration::from_secs(5),

@@ -7,132 +7,15 @@
 
 mod common;
 
-use std::{
-    path::Path,
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+use std::time::{Duration, Instant};
+
+use common::{
+    client, get_json, test_dir,
+    webdriver::{Browser, Chromium},
+    Demo,
 };
-
-use common::{client, get_json, test_dir, Demo};
-use fantoccini::{Client, ClientBuilder};
-use serde_json::{json, Value};
+use serde_json::Value;
 use testkit::free_port;
-
-/// One browser at a time: the machine may have two cores.
-static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// chromedriver on a free loopback port, killed on drop.
-struct Driver {
-    child: Child,
-    port: u16,
-}
-
-impl Driver {
-    async fn start(driver: &Path) -> Driver {
-        let port = free_port();
-        let child = Command::new(driver)
-            .arg(format!("--port={port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting chromedriver");
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "chromedriver not listening after 15 s"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Driver { child, port }
-    }
-
-    async fn browser(&self, chromium: &Path, profile: &Path) -> Client {
-        let mut caps = serde_json::Map::new();
-        caps.insert("acceptInsecureCerts".into(), json!(true));
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({
-                "binary": chromium,
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                    "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync",
-                    "--ignore-certificate-errors", "--disable-dev-shm-usage",
-                    format!("--user-data-dir={}", profile.display()),
-                    "--window-size=1280,900",
-                ],
-            }),
-        );
-        let mut builder =
-            ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
-        builder.capabilities(caps);
-        let url = format!("http://127.0.0.1:{}", self.port);
-        tokio::time::timeout(Duration::from_secs(30), builder.connect(&url))
-            .await
-            .expect("chromium did not start within 30 s")
-            .expect("starting a WebDriver session")
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Evaluates `expr` (a JS expression) until it is truthy, at most `timeout`; returns its value.
-async fn wait_for(browser: &Client, what: &str, expr: &str, timeout: Duration) -> Value {
-    let script = format!("return {expr};");
-    let started = Instant::now();
-    let mut last = Value::Null;
-    while started.elapsed() < timeout {
-        last = browser
-            .execute(&script, vec![])
-            .await
-            .unwrap_or(Value::Null);
-        let truthy = match &last {
-            Value::Null => false,
-            Value::Bool(b) => *b,
-            Value::Array(a) => !a.is_empty(),
-            _ => true,
-        };
-        if truthy {
-            return last;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let status = browser
-        .execute(
-            "return window.sseStatus ? window.sseStatus() : null;",
-            vec![],
-        )
-        .await
-        .unwrap_or(Value::Null);
-    panic!(
-        "timed out after {timeout:?} waiting for {what} (last value {last}); widgets: {status:#}"
-    );
-}
-
-async fn status(browser: &Client) -> Vec<Value> {
-    let value = browser
-        .execute("return window.sseStatus();", vec![])
-        .await
-        .unwrap();
-    value.as_array().cloned().unwrap_or_default()
-}
-
-async fn eval(browser: &Client, expr: &str) -> Value {
-    browser
-        .execute(&format!("return {expr};"), vec![])
-        .await
-        .unwrap()
-}
 
 /// Streams open on the demo, a set of channels counting once.
 async fn streams(http: &reqwest::Client, demo: &Demo) -> u64 {
@@ -163,11 +46,12 @@ async fn settle_at(http: &reqwest::Client, demo: &Demo, n: u64) {
 
 /// Every widget of the tab is live (its tab holds the stream, or receives from the one that
 /// does) with at least `events` events; answers how many widgets.
-async fn all_live(browser: &Client, events: u32) -> u64 {
+async fn all_live(browser: &Browser, events: u32) -> u64 {
     let expr = format!(
         "window.sseStatus && sseStatus().length >= 11 && sseStatus().every(s => (s.state === 'open' || s.state === 'following') && s.events >= {events}) && sseStatus().length"
     );
-    wait_for(browser, "every widget live", &expr, Duration::from_secs(20))
+    browser
+        .wait_for("every widget live", &expr, Duration::from_secs(20))
         .await
         .as_u64()
         .unwrap_or_else(|| panic!("a widget count"))
@@ -200,7 +84,7 @@ const NO_GAP: &str = r#"(async () => {
   return out;
 })()"#;
 
-async fn no_gap(browser: &Client) {
+async fn no_gap(browser: &Browser) {
     let script = format!("const done = arguments[0]; {NO_GAP}.then(done, e => done(String(e)));");
     let result = browser
         .execute_async(&script, vec![])
@@ -217,32 +101,26 @@ async fn no_gap(browser: &Client) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_plain_http1_every_widget_is_live_on_one_stream_and_fetch_answers_at_once() {
-    let Some((chromium, chromedriver)) = testkit::chromium() else {
+    let Some(chromium) = Chromium::find().await else {
         return;
     };
-    let _one_browser = BROWSER.lock().await;
     let dir = test_dir("set-plain");
     let demo = Demo::start(&dir, free_port(), &["--plain"]).await;
-    let driver = Driver::start(&chromedriver).await;
-    let browser = driver.browser(&chromium, &dir.join("profile")).await;
+    let browser = chromium.start(&dir.join("profile")).await;
     let http = client();
 
-    browser.goto(&demo.url("/")).await.unwrap();
-    let nav = eval(
-        &browser,
-        "performance.getEntriesByType('navigation')[0].nextHopProtocol",
-    )
-    .await;
+    browser.open(&demo.url("/")).await;
+    let nav = browser
+        .eval("performance.getEntriesByType('navigation')[0].nextHopProtocol")
+        .await;
     assert_eq!(nav, "http/1.1");
-    let widgets = eval(
-        &browser,
-        "document.querySelectorAll('[data-channel]').length",
-    )
-    .await;
+    let widgets = browser
+        .eval("document.querySelectorAll('[data-channel]').length")
+        .await;
     assert_eq!(widgets, 11);
     // All 11 live, not the 5 or 6 a browser's six HTTP/1.1 connections allowed one stream each.
     assert_eq!(all_live(&browser, 2).await, 11);
-    for widget in status(&browser).await {
+    for widget in browser.sse_status().await {
         assert_eq!(widget["role"], "leader", "{widget}");
         assert_eq!(widget["state"], "open", "{widget}");
     }
@@ -268,46 +146,42 @@ async fn over_plain_http1_every_widget_is_live_on_one_stream_and_fetch_answers_a
     // The events the page dispatches are its widgets' own: a server `error` or `open` on the
     // one EventSource (a MessageEvent) opens no second stream.
     browser
-        .execute(
+        .run(
             "const es = sseEventSources()[0]; es.marked = true;
              for (const type of ['error', 'open', 'error']) {
                es.dispatchEvent(new MessageEvent(type, { data: 'from the server' }));
              }",
             vec![],
         )
-        .await
-        .unwrap();
+        .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(streams(&http, &demo).await, 1);
-    let same = eval(
-        &browser,
+    let same = browser.eval(
         "sseEventSources()[0].marked === true && sseEventSources()[0].readyState === EventSource.OPEN",
     )
     .await;
-    assert_eq!(same, true, "{:#?}", status(&browser).await);
+    assert_eq!(same, true, "{:#?}", browser.sse_status().await);
     browser.close().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_tabs_hold_one_stream_and_another_takes_over_exactly_when_the_leader_closes() {
-    let Some((chromium, chromedriver)) = testkit::chromium() else {
+    let Some(chromium) = Chromium::find().await else {
         return;
     };
-    let _one_browser = BROWSER.lock().await;
     let dir = test_dir("set-tabs");
     let demo = Demo::start(&dir, free_port(), &[]).await;
-    let driver = Driver::start(&chromedriver).await;
-    let browser = driver.browser(&chromium, &dir.join("profile")).await;
+    let browser = chromium.start(&dir.join("profile")).await;
     let http = client();
 
     let first = browser.window().await.unwrap();
-    browser.goto(&demo.url("/")).await.unwrap();
+    browser.open(&demo.url("/")).await;
     assert_eq!(all_live(&browser, 1).await, 11);
     let mut tabs = vec![first];
     for _ in 0..2 {
         let tab = browser.new_window(true).await.unwrap().handle;
         browser.switch_to_window(tab.clone()).await.unwrap();
-        browser.goto(&demo.url("/")).await.unwrap();
+        browser.open(&demo.url("/")).await;
         tabs.push(tab);
     }
     // Every tab live, over HTTP/2, and one stream for the three.
@@ -315,18 +189,16 @@ async fn three_tabs_hold_one_stream_and_another_takes_over_exactly_when_the_lead
     for tab in &tabs {
         browser.switch_to_window(tab.clone()).await.unwrap();
         assert_eq!(all_live(&browser, 2).await, 11);
-        let role = eval(&browser, "sseSet.role").await;
+        let role = browser.eval("sseSet.role").await;
         if role == "leader" {
             assert!(leader.is_none(), "two leaders");
             leader = Some(tab.clone());
         }
     }
     assert_eq!(
-        eval(
-            &browser,
-            "performance.getEntriesByType('navigation')[0].nextHopProtocol"
-        )
-        .await,
+        browser
+            .eval("performance.getEntriesByType('navigation')[0].nextHopProtocol")
+            .await,
         "h2"
     );
     let leader = leader.unwrap_or_else(|| panic!("no tab holds the stream"));
@@ -337,7 +209,8 @@ async fn three_tabs_hold_one_stream_and_another_takes_over_exactly_when_the_lead
     browser.close_window().await.unwrap();
     let rest: Vec<_> = tabs.into_iter().filter(|t| *t != leader).collect();
     browser.switch_to_window(rest[0].clone()).await.unwrap();
-    let before = eval(&browser, "sseStatus()[0].events")
+    let before = browser
+        .eval("sseStatus()[0].events")
         .await
         .as_u64()
         .unwrap();
@@ -346,11 +219,9 @@ async fn three_tabs_hold_one_stream_and_another_takes_over_exactly_when_the_lead
     while new_leader.is_none() {
         for tab in &rest {
             browser.switch_to_window(tab.clone()).await.unwrap();
-            if eval(
-                &browser,
-                "sseSet.role === 'leader' && sseSet.state === 'open'",
-            )
-            .await
+            if browser
+                .eval("sseSet.role === 'leader' && sseSet.state === 'open'")
+                .await
                 == true
             {
                 new_leader = Some(tab.clone());
@@ -369,14 +240,10 @@ async fn three_tabs_hold_one_stream_and_another_takes_over_exactly_when_the_lead
     for tab in &rest {
         browser.switch_to_window(tab.clone()).await.unwrap();
         let more = format!("sseStatus().every(s => s.events >= {} + 3)", before);
-        wait_for(
-            &browser,
-            "events after the takeover",
-            &more,
-            Duration::from_secs(15),
-        )
-        .await;
-        for widget in status(&browser).await {
+        browser
+            .wait_for("events after the takeover", &more, Duration::from_secs(15))
+            .await;
+        for widget in browser.sse_status().await {
             assert_eq!(widget["resets"], 0, "{widget}");
         }
         // No event lost or repeated across the takeover, in either tab.

@@ -11,10 +11,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use common::{
     client, test_dir,
-    webdriver::{eval, wait_for, Driver},
+    webdriver::{Browser, Chromium},
     Demo,
 };
-use fantoccini::Client;
 use serde_json::{json, Value};
 use testkit::free_port;
 
@@ -40,15 +39,15 @@ async fn start_run(demo: &Demo, body: Value) -> String {
 }
 
 /// The page's view of its run, once `runStatus` exists.
-async fn run_status(browser: &Client) -> Value {
-    wait_for(
-        browser,
-        "the run's script",
-        "window.runStatus && runStatus()",
-        STATUS,
-        Duration::from_secs(10),
-    )
-    .await
+async fn run_status(browser: &Browser) -> Value {
+    browser
+        .wait_for_reporting(
+            "the run's script",
+            "window.runStatus && runStatus()",
+            STATUS,
+            Duration::from_secs(10),
+        )
+        .await
 }
 
 /// When the demo logged a line containing every one of `needles` (its timestamp).
@@ -62,59 +61,55 @@ fn logged_at(log: &str, needles: &[&str]) -> Option<SystemTime> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_mid_run_two_tabs_stop_and_a_closed_event_source_after_the_end() {
-    let Some((chromium, chromedriver)) = testkit::chromium() else {
+    let Some(chromium) = Chromium::find().await else {
         return;
     };
     let dir = test_dir("generate-browser");
     let demo = Demo::start(&dir, free_port(), &["--retry", "300ms"]).await;
-    let driver = Driver::start(&chromedriver).await;
-    let browser = driver.browser(&chromium, &dir.join("profile")).await;
+    let browser = chromium.start(&dir.join("profile")).await;
 
     // The form starts a run; the page follows it.
     let prompt = format!("a lighthouse keeper {}", std::process::id());
     let tokens = 160;
-    browser.goto(&demo.url("/generate")).await.unwrap();
+    browser.open(&demo.url("/generate")).await;
     browser
-        .execute(
+        .run(
             "const f = document.getElementById('generate');
              f.prompt.value = arguments[0]; f.tokens.value = arguments[1]; f.rate.value = 40;
              f.querySelector('button').click();",
             vec![json!(prompt), json!(tokens)],
         )
-        .await
-        .unwrap();
+        .await;
     let started = run_status(&browser).await;
     let id = started["id"].as_str().unwrap().to_owned();
-    wait_for(
-        &browser,
-        "twenty tokens",
-        "runStatus().events >= 20",
-        STATUS,
-        Duration::from_secs(10),
-    )
-    .await;
+    browser
+        .wait_for_reporting(
+            "twenty tokens",
+            "runStatus().events >= 20",
+            STATUS,
+            Duration::from_secs(10),
+        )
+        .await;
 
     // Reload mid-run: the server renders the text so far and its id, the stream goes on from it.
     browser.refresh().await.unwrap();
     let reloaded = run_status(&browser).await;
     assert_eq!(reloaded["status"], "running", "{reloaded}");
-    let rendered = eval(
-        &browser,
-        "JSON.parse(document.getElementById('state').textContent).run.text.length",
-    )
-    .await;
+    let rendered = browser
+        .eval("JSON.parse(document.getElementById('state').textContent).run.text.length")
+        .await;
     assert!(
         rendered.as_u64().unwrap() > 0,
         "the page rendered the text so far"
     );
-    let done = wait_for(
-        &browser,
-        "the run done",
-        "runStatus().status === 'done' && runStatus()",
-        STATUS,
-        Duration::from_secs(20),
-    )
-    .await;
+    let done = browser
+        .wait_for_reporting(
+            "the run done",
+            "runStatus().status === 'done' && runStatus()",
+            STATUS,
+            Duration::from_secs(20),
+        )
+        .await;
     assert_eq!(
         done["text"].as_str().unwrap(),
         expected_text(&prompt, tokens),
@@ -124,14 +119,14 @@ async fn reload_mid_run_two_tabs_stop_and_a_closed_event_source_after_the_end() 
 
     // The server ended the stream; the EventSource reconnected once with the end's id, got 204,
     // and stays closed: no reconnect loop.
-    wait_for(
-        &browser,
-        "the EventSource closed",
-        "runStatus().readyState === 2",
-        STATUS,
-        Duration::from_secs(5),
-    )
-    .await;
+    browser
+        .wait_for_reporting(
+            "the EventSource closed",
+            "runStatus().readyState === 2",
+            STATUS,
+            Duration::from_secs(5),
+        )
+        .await;
     let answered_204 = |log: &str| {
         log.lines()
             .filter(|line| line.contains("has the end: 204") && line.contains(&id))
@@ -144,44 +139,43 @@ async fn reload_mid_run_two_tabs_stop_and_a_closed_event_source_after_the_end() 
         1,
         "the browser did not come back"
     );
-    assert_eq!(eval(&browser, "runStatus().readyState").await, 2);
+    assert_eq!(browser.eval("runStatus().readyState").await, 2);
 
     // Two tabs follow one run; Stop in one cancels it for both.
     let long = start_run(&demo, json!({"prompt": prompt, "tokens": 5000, "rate": 40})).await;
     let page = demo.url(&format!("/generate/{long}"));
-    browser.goto(&page).await.unwrap();
+    browser.open(&page).await;
     let first_tab = browser.window().await.unwrap();
     let second_tab = browser.new_window(true).await.unwrap().handle;
     browser.switch_to_window(second_tab.clone()).await.unwrap();
-    browser.goto(&page).await.unwrap();
+    browser.open(&page).await;
     run_status(&browser).await;
     for tab in [&first_tab, &second_tab] {
         browser.switch_to_window(tab.clone()).await.unwrap();
-        wait_for(
-            &browser,
-            "tokens in both tabs",
-            "runStatus().events >= 5",
-            STATUS,
-            Duration::from_secs(10),
-        )
-        .await;
+        browser
+            .wait_for_reporting(
+                "tokens in both tabs",
+                "runStatus().events >= 5",
+                STATUS,
+                Duration::from_secs(10),
+            )
+            .await;
     }
     let pressed = Instant::now();
     browser
-        .execute("document.getElementById('run-stop').click();", vec![])
-        .await
-        .unwrap();
+        .run("document.getElementById('run-stop').click();", vec![])
+        .await;
     let mut texts = Vec::new();
     for tab in [&second_tab, &first_tab] {
         browser.switch_to_window(tab.clone()).await.unwrap();
-        let stopped = wait_for(
-            &browser,
-            "cancelled shown",
-            "runStatus().status === 'cancelled' && runStatus()",
-            STATUS,
-            Duration::from_secs(5),
-        )
-        .await;
+        let stopped = browser
+            .wait_for_reporting(
+                "cancelled shown",
+                "runStatus().status === 'cancelled' && runStatus()",
+                STATUS,
+                Duration::from_secs(5),
+            )
+            .await;
         texts.push(stopped["text"].as_str().unwrap().to_owned());
     }
     println!(

@@ -7,7 +7,6 @@
 //! Headless Chromium over WebDriver against the real binary, on loopback; skipped with one
 //! `skipped:` line when Chromium or chromedriver is missing (never under `CI=true`).
 
-mod browser_support;
 mod common;
 
 use std::{
@@ -15,9 +14,12 @@ use std::{
     time::Duration,
 };
 
-use browser_support::{eval, wait_for, Driver};
-use common::{client, publish, test_dir, Demo};
-use fantoccini::{Client, Locator};
+use common::{
+    client, publish, test_dir,
+    webdriver::{Browser, Chromium},
+    Demo,
+};
+use fantoccini::Locator;
 use serde_json::{json, Value};
 use testkit::free_port;
 
@@ -55,7 +57,7 @@ const MEASURE: &str = r##"(() => {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_page_fits_a_phone_and_a_laptop_with_its_post_button_on_screen() {
-    let Some((chromium, chromedriver)) = testkit::chromium() else {
+    let Some(chromium) = Chromium::find().await else {
         return;
     };
     let dir = test_dir("layout");
@@ -90,8 +92,7 @@ async fn every_page_fits_a_phone_and_a_laptop_with_its_post_button_on_screen() {
     pages.push(("generate", "/generate"));
     pages.push(("run", &run_page));
 
-    let driver = Driver::start(&chromedriver).await;
-    let browser = driver.browser(&chromium, &dir.join("profile")).await;
+    let browser = chromium.start(&dir.join("profile")).await;
     sign_in(&browser, &demo, "phone").await;
 
     let shots = target_dir().join("screenshots");
@@ -101,13 +102,9 @@ async fn every_page_fits_a_phone_and_a_laptop_with_its_post_button_on_screen() {
     for (width, height) in WIDTHS {
         set_viewport(&browser, width, height).await;
         for &(name, path) in &pages {
-            browser
-                .goto(&demo.url(path))
-                .await
-                .unwrap_or_else(|e| panic!("{path}: {e}"));
+            browser.open(&demo.url(path)).await;
             // Live and drawn: the page's streams are open (the login page has none).
-            wait_for(
-                &browser,
+            browser.wait_for(
                 &format!("{path} open"),
                 "document.readyState === 'complete' && (!window.sseStatus || sseStatus().every(s => s.state === 'open'))",
                 Duration::from_secs(15),
@@ -119,14 +116,10 @@ async fn every_page_fits_a_phone_and_a_laptop_with_its_post_button_on_screen() {
                 500
             }))
             .await;
-            let m = eval(&browser, MEASURE).await;
+            let m = browser.eval(MEASURE).await;
             failures.extend(judge(&m, name, width));
 
-            let png = browser
-                .screenshot()
-                .await
-                .unwrap_or_else(|e| panic!("screenshot of {path}: {e}"));
-            assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot of {path}");
+            let png = browser.screenshot_png(path).await;
             let file = shots.join(format!("{name}-{width}.png"));
             std::fs::write(&file, &png).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
             if update_docs && IN_README.contains(&(name, width)) {
@@ -182,13 +175,15 @@ fn judge(m: &Value, name: &str, width: u32) -> Vec<String> {
 }
 
 /// Sets the window so that the page's viewport is exactly `width` x `height` CSS pixels.
-async fn set_viewport(browser: &Client, width: u32, height: u32) {
+async fn set_viewport(browser: &Browser, width: u32, height: u32) {
     browser
         .set_window_size(width, height)
         .await
         .unwrap_or_else(|e| panic!("resizing to {width}x{height}: {e}"));
     // Headless windows have no frame, but measure and correct in case one has.
-    let inner = eval(browser, "[window.innerWidth, window.innerHeight]").await;
+    let inner = browser
+        .eval("[window.innerWidth, window.innerHeight]")
+        .await;
     let (iw, ih) = (
         inner[0].as_u64().unwrap_or(0) as u32,
         inner[1].as_u64().unwrap_or(0) as u32,
@@ -205,11 +200,8 @@ async fn set_viewport(browser: &Client, width: u32, height: u32) {
 }
 
 /// Signs in through the login form, as a person would.
-async fn sign_in(browser: &Client, demo: &Demo, user: &str) {
-    browser
-        .goto(&demo.url("/login"))
-        .await
-        .unwrap_or_else(|e| panic!("/login: {e}"));
+async fn sign_in(browser: &Browser, demo: &Demo, user: &str) {
+    browser.open(&demo.url("/login")).await;
     let form = browser
         .form(Locator::Css("form[action='/login']"))
         .await
@@ -220,13 +212,13 @@ async fn sign_in(browser: &Client, demo: &Demo, user: &str) {
     form.submit()
         .await
         .unwrap_or_else(|e| panic!("signing in: {e}"));
-    wait_for(
-        browser,
-        "the private page after signing in",
-        "location.pathname === '/me'",
-        Duration::from_secs(10),
-    )
-    .await;
+    browser
+        .wait_for(
+            "the private page after signing in",
+            "location.pathname === '/me'",
+            Duration::from_secs(10),
+        )
+        .await;
 }
 
 /// Where cargo puts build output: `CARGO_TARGET_DIR` when set, else the `target` directory this

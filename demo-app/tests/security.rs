@@ -1,13 +1,11 @@
 //! The pages' web security against the real binary: security headers on every page, and
 //! notifications that look like markup stay text, in the server-rendered page and live.
 
-mod browser_support;
 mod common;
 
 use std::time::Duration;
 
-use browser_support::{eval, wait_for, Driver};
-use common::{client, publish, test_dir, Demo};
+use common::{client, publish, test_dir, webdriver::Chromium, Demo};
 use serde_json::json;
 use testkit::free_port;
 
@@ -62,7 +60,7 @@ const MARKUP: [&str; 2] = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn markup_in_notifications_is_shown_as_text_rendered_and_live() {
-    let Some((chromium, chromedriver)) = testkit::chromium() else {
+    let Some(chromium) = Chromium::find().await else {
         return;
     };
     let dir = test_dir("xss");
@@ -73,22 +71,15 @@ async fn markup_in_notifications_is_shown_as_text_rendered_and_live() {
     for text in MARKUP {
         publish(&http, &demo, "notifications", &notify(text)).await;
     }
-    let driver = Driver::start(&chromedriver).await;
-    let browser = driver.browser(&chromium, &dir.join("profile")).await;
-    browser.goto(&demo.url("/notifications")).await.unwrap();
-    wait_for(
-        &browser,
-        "the feed's stream open",
-        "window.sseStatus && sseStatus().every(s => s.state === 'open')",
-        Duration::from_secs(10),
-    )
-    .await;
+    let browser = chromium.start(&dir.join("profile")).await;
+    browser
+        .open_live(&demo.url("/notifications"), Duration::from_secs(10))
+        .await;
     // While the page is open: client.js adds these.
     for text in MARKUP {
         publish(&http, &demo, "notifications", &notify(text)).await;
     }
-    let shown = wait_for(
-        &browser,
+    let shown = browser.wait_for(
         "four notifications in the feed",
         "(() => { const li = [...document.querySelectorAll('.feed li')].map(l => l.textContent); \
          return li.length >= 4 ? li : null; })()",
@@ -114,12 +105,10 @@ async fn markup_in_notifications_is_shown_as_text_rendered_and_live() {
         })
         .collect();
     assert_eq!(shown, expected, "newest first, as text");
-    let created = eval(
-        &browser,
-        "document.querySelectorAll('main img, main script, .feed li *').length",
-    )
-    .await;
+    let created = browser
+        .eval("document.querySelectorAll('main img, main script, .feed li *').length")
+        .await;
     assert_eq!(created, 0, "no element was made from a notification");
-    assert_eq!(eval(&browser, "window.__xss === undefined").await, true);
+    assert_eq!(browser.eval("window.__xss === undefined").await, true);
     let _ = browser.close().await;
 }
