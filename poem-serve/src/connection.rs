@@ -40,6 +40,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::{
     body::TimedBody,
+    coalesce::Coalesce,
     lean::{Lean, Next, Rewind},
     per_ip::IpSlot,
     shutdown::ShutdownTrigger,
@@ -54,6 +55,8 @@ pub(crate) struct Shared<E> {
     pub(crate) first_request_timeout: Duration,
     /// Whether HTTP/1.1 event streams take the lean path ([`crate::lean`]).
     pub(crate) lean_event_streams: bool,
+    /// Whether hyper's writes yield to the tasks already woken first ([`crate::coalesce`]).
+    pub(crate) coalesce_writes: bool,
     /// The longest a request body may go without data; `None` for no bound.
     pub(crate) request_body_timeout: Option<Duration>,
     pub(crate) shutdown: ShutdownTrigger,
@@ -125,7 +128,8 @@ impl<E: Endpoint + 'static> Connection<E> {
         };
         // Boxed: hyper's connection state is large, and this task stays as small as the lean
         // path's while it serves a stream.
-        Box::pin(self.serve_hyper(Rewind::new(read, io), scheme, local, remote, deadline)).await;
+        let io = Coalesce::new(Rewind::new(read, io), self.shared.coalesce_writes);
+        Box::pin(self.serve_hyper(io, scheme, local, remote, deadline)).await;
     }
 
     /// Serves HTTP on `io` with hyper; closes it at `deadline` unless a request has arrived by

@@ -49,6 +49,7 @@
 //! | [`StreamServer::max_connections_per_ip`] | 256; more are closed at once |
 //! | [`StreamServer::tcp_keepalive`] | 60 s |
 //! | [`StreamServer::tcp_nodelay`] | on (frames go out at once) |
+//! | [`StreamServer::coalesce_writes`] | on: HTTP/2 frames woken by one event share a write |
 //! | [`StreamServer::tcp_user_timeout`] | 60 s: a client that stopped reading is disconnected |
 //! | [`StreamServer::shutdown_grace`] | 1 s |
 //! | [`StreamServer::bind`] | a listen backlog of [`DEFAULT_BACKLOG`] (4096) |
@@ -90,6 +91,7 @@
 
 mod accept;
 mod body;
+mod coalesce;
 mod connection;
 mod lean;
 mod per_ip;
