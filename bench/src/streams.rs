@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::now_us;
 use crate::net::{Conn, HttpVersion, Target};
-use crate::sse::{Event, Parser};
+use crate::sse::{EventRef, Parser};
 
 /// Largest sequence span one stream tracks (bounds the memory a lying server can cost).
 const MAX_SEQ_SPAN: u64 = 1 << 24;
@@ -401,18 +401,21 @@ async fn stream_body(ctx: &StreamCtx, rep: &mut StreamReport, lat: &mut Vec<u64>
     Ok(())
 }
 
-fn on_event(ev: Event, rep: &mut StreamReport, lat: &mut Vec<u64>, live: &Live) {
+fn on_event(ev: EventRef<'_>, rep: &mut StreamReport, lat: &mut Vec<u64>, live: &Live) {
     let now = now_us();
     rep.received += 1;
     live.events.fetch_add(1, Ordering::Relaxed);
     if !ev.last_event_id.is_empty() {
-        rep.last_event_id = Some(ev.last_event_id);
+        // Reuses the string's buffer: no allocation per event.
+        let id = rep.last_event_id.get_or_insert_with(String::new);
+        id.clear();
+        id.push_str(ev.last_event_id);
     }
     if ev.event_type != "message" {
         rep.other_types += 1;
         return;
     }
-    let Ok(p) = serde_json::from_str::<Payload>(&ev.data) else {
+    let Ok(p) = serde_json::from_str::<Payload>(ev.data) else {
         rep.malformed += 1;
         return;
     };
@@ -469,26 +472,23 @@ mod tests {
         };
         let mut lat = Vec::new();
         let ts = now_us();
-        let mk = |data: String| Event {
-            event_type: "message".into(),
-            data,
-            last_event_id: "x".into(),
-        };
+        fn mk(data: &str) -> EventRef<'_> {
+            EventRef {
+                event_type: "message",
+                data,
+                last_event_id: "x",
+            }
+        }
         for seq in [0u64, 2, 1, 2] {
             on_event(
-                mk(format!(r#"{{"c":1,"seq":{seq},"ts":{ts}}}"#)),
+                mk(&format!(r#"{{"c":1,"seq":{seq},"ts":{ts}}}"#)),
                 &mut rep,
                 &mut lat,
                 &live,
             );
         }
-        on_event(
-            mk(r#"{"c":0,"seq":3,"ts":1}"#.into()),
-            &mut rep,
-            &mut lat,
-            &live,
-        );
-        on_event(mk("not json".into()), &mut rep, &mut lat, &live);
+        on_event(mk(r#"{"c":0,"seq":3,"ts":1}"#), &mut rep, &mut lat, &live);
+        on_event(mk("not json"), &mut rep, &mut lat, &live);
         assert_eq!(rep.received, 6);
         assert_eq!(rep.duplicates, 1);
         assert_eq!(rep.reorders, 1);

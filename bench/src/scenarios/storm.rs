@@ -70,6 +70,10 @@ pub(super) async fn measure(s: &mut Session, scale: &Scale, out: &mut Outcome) -
     // "At once": every connection is dialled immediately (the kernel's backlog is the limit).
     plan.dial_concurrency = n;
     let overflows0 = procfs::listen_overflows();
+    let cpu0 = (
+        procfs::cpu_time(s.server.pid)?,
+        procfs::cpu_time(std::process::id())?,
+    );
     let t0 = Instant::now();
     let set = StreamSet::start(target, &Arc::new(plan));
     let done = set
@@ -78,14 +82,19 @@ pub(super) async fn measure(s: &mut Session, scale: &Scale, out: &mut Outcome) -
         })
         .await;
     let took = t0.elapsed().as_secs_f64();
+    // Which side the time went to: the server's CPU and this load generator's while it ran.
+    let server_cpu = procfs::cpu_time(s.server.pid)?.saturating_sub(cpu0.0);
+    let client_cpu = procfs::cpu_time(std::process::id())?.saturating_sub(cpu0.1);
     let caught = set.live.caught_up.load(Ordering::Relaxed);
     let delivered = close(set, &prep.published).await;
     let integrity = delivered.integrity;
     out.integrity.add(&integrity);
     let mut note = format!(
-        "{}{caught}/{n} caught up; {}",
+        "{}{caught}/{n} caught up; {}; CPU meanwhile: server {:.2} s, load generator {:.2} s",
         overflow_note(overflows0),
-        integrity.summary()
+        integrity.summary(),
+        server_cpu.as_secs_f64(),
+        client_cpu.as_secs_f64(),
     );
     if !delivered.stream_errors.is_empty() {
         note.push_str(&format!("; errors: {}", delivered.stream_errors.join("; ")));
