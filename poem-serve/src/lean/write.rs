@@ -1,6 +1,11 @@
 //! Writing a response on the lean path: the head, then each body frame the moment it exists.
 
-use std::{future::poll_fn, io, pin::Pin, task::Poll};
+use std::{
+    future::poll_fn,
+    io,
+    pin::Pin,
+    task::{ready, Poll},
+};
 
 use http_body_util::combinators::BoxBody;
 use hyper::body::{Body as _, Bytes};
@@ -228,13 +233,58 @@ fn encode_head(parts: &Parts) -> Vec<u8> {
     head
 }
 
-/// Writes `data` as one chunk, in one write where the socket takes it all.
+/// Writes `data` as one chunk: the size line, the data and the closing line feed in one vectored
+/// write where the socket takes it all, with nothing copied or allocated per frame.
 async fn write_chunk<I: AsyncWrite + Unpin>(io: &mut I, data: &Bytes) -> io::Result<()> {
-    let mut frame = Vec::with_capacity(data.len() + 20);
-    frame.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
-    frame.extend_from_slice(data);
-    frame.extend_from_slice(b"\r\n");
-    io.write_all(&frame).await
+    let mut size = [0u8; 18];
+    let size = chunk_size_line(data.len(), &mut size);
+    let mut parts = [size, &data[..], b"\r\n"];
+    let mut first = 0;
+    // Polled by hand, so that the slices live only within a poll: this future is part of every
+    // lean connection's task.
+    poll_fn(|cx| {
+        while first < parts.len() {
+            let slices = parts.map(io::IoSlice::new);
+            let written = ready!(Pin::new(&mut *io).poll_write_vectored(cx, &slices[first..]))?;
+            if written == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            first = advance(&mut parts, written);
+        }
+        Poll::Ready(Ok(()))
+    })
+    .await
+}
+
+/// Drops the first `n` bytes from `parts`; returns the index of the first part with bytes left.
+fn advance(parts: &mut [&[u8]; 3], mut n: usize) -> usize {
+    for part in parts.iter_mut() {
+        let take = n.min(part.len());
+        *part = &part[take..];
+        n -= take;
+    }
+    parts
+        .iter()
+        .position(|part| !part.is_empty())
+        .unwrap_or(parts.len())
+}
+
+/// `len` in hex and `\r\n`, written into `buf`.
+fn chunk_size_line(len: usize, buf: &mut [u8; 18]) -> &[u8] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut at = 16;
+    let mut rest = len;
+    loop {
+        at -= 1;
+        buf[at] = HEX[rest & 0xf];
+        rest >>= 4;
+        if rest == 0 {
+            break;
+        }
+    }
+    buf[16] = b'\r';
+    buf[17] = b'\n';
+    &buf[at..]
 }
 
 #[cfg(test)]
@@ -278,6 +328,30 @@ mod tests {
             out.ends_with("\r\n\r\n9\r\ndata: a\n\n\r\na\r\ndata: bb\n\n\r\n0\r\n\r\n"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn chunk_size_lines_are_hex() {
+        let mut buf = [0; 18];
+        assert_eq!(chunk_size_line(0, &mut buf), b"0\r\n");
+        assert_eq!(chunk_size_line(9, &mut buf), b"9\r\n");
+        assert_eq!(chunk_size_line(0x1a2b, &mut buf), b"1a2b\r\n");
+        assert_eq!(
+            chunk_size_line(usize::MAX, &mut buf),
+            b"ffffffffffffffff\r\n"
+        );
+    }
+
+    /// A socket that takes a few bytes at a time still gets the whole chunk, in order.
+    #[tokio::test]
+    async fn a_chunk_is_written_whole_through_short_writes() {
+        let (mut client, mut server) = tokio::io::duplex(3);
+        let data = Bytes::from(vec![b'x'; 40]);
+        let writing = tokio::spawn(async move { write_chunk(&mut server, &data).await });
+        let mut out = vec![0; 2 + 2 + 40 + 2];
+        client.read_exact(&mut out).await.unwrap();
+        writing.await.unwrap().unwrap();
+        assert_eq!(out, [&b"28\r\n"[..], &[b'x'; 40], b"\r\n"].concat());
     }
 
     #[tokio::test]
