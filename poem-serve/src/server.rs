@@ -118,15 +118,15 @@ impl StreamServer {
         self
     }
 
-    /// Whether a connection served by hyper lets the tasks already woken run before it writes
-    /// (on by default), so that the frames of many HTTP/2 streams woken by one event leave in one
-    /// system call and one TCP segment instead of one each.
+    /// Whether a connection served by hyper sends what it writes once the tasks already woken
+    /// have run (on by default), so that the frames of many HTTP/2 streams woken by one event
+    /// leave in one system call and one TCP segment instead of one each.
     ///
-    /// With 2,000 HTTP/2 streams over 20 connections receiving 10,000 events a second, this
-    /// halved the server's CPU per event (8.2 µs to 4.0) and sent a tenth of the segments; a
-    /// frame then waits for the tasks that were ready before its connection's, a few hundred
-    /// microseconds more at the median there. There is no timer, and `TCP_NODELAY` stays on.
-    /// Off, a connection writes each time it runs.
+    /// With 2,000 HTTP/2 streams over 20 connections receiving 10,000 events a second, this cut
+    /// the server's CPU per event by 38% (5.3 µs to 3.3) and the TCP segments nine-fold; the
+    /// median publish→receive latency rose by 0.2 ms (0.73 to 0.95 ms), the 99th percentile
+    /// stayed at 1.5 ms and the 99.9th fell (2.6 to 1.8 ms). There is no timer, and
+    /// `TCP_NODELAY` stays on. Off, a connection writes each time it runs.
     pub fn coalesce_writes(mut self, on: bool) -> Self {
         self.coalesce_writes = on;
         self
