@@ -35,6 +35,15 @@ mod widgets;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, str::FromStr, time::Duration};
+
+use clap::Parser;
+use poem::{get, post, EndpointExt, Route};
+use poem_serve::{ReloadingTls, StreamServer};
+use poem_sse_ext::Hub;
+
+use crate::{origin::Origin, publish::PublishPolicy, session::Sessions};
+
 /// Turns transparent huge pages off for this process. mimalloc advises the kernel to back its
 /// arenas with 2 MiB pages (`MADV_HUGEPAGE`), and it returns memory it no longer uses a few
 /// milliseconds later: during a burst of stream set-ups the kernel then zeroes a whole 2 MiB page
@@ -52,15 +61,6 @@ fn no_transparent_huge_pages() {
         );
     }
 }
-
-use std::{net::SocketAddr, path::PathBuf, process::ExitCode, str::FromStr, time::Duration};
-
-use clap::Parser;
-use poem::{get, post, EndpointExt, Route};
-use poem_serve::{ReloadingTls, StreamServer};
-use poem_sse_ext::Hub;
-
-use crate::{origin::Origin, publish::PublishPolicy, session::Sessions};
 
 /// Server-rendered live dashboards over Server-Sent Events (HTTP/2 + TLS by default).
 #[derive(Debug, Parser)]

@@ -55,7 +55,8 @@ pub(crate) struct Shared<E> {
     pub(crate) first_request_timeout: Duration,
     /// Whether HTTP/1.1 event streams take the lean path ([`crate::lean`]).
     pub(crate) lean_event_streams: bool,
-    /// Whether hyper's writes yield to the tasks already woken first ([`crate::coalesce`]).
+    /// Whether what hyper writes waits for the tasks already woken, to leave together
+    /// ([`crate::coalesce`]).
     pub(crate) coalesce_writes: bool,
     /// The longest a request body may go without data; `None` for no bound.
     pub(crate) request_body_timeout: Option<Duration>,
