@@ -11,9 +11,11 @@ use crate::{
     admission::{Grant, Opener},
     authorize::{Authorizer, Check},
     body::{Shutdown, SseBody},
+    error::SubscribeError,
     hub::Hub,
     refusal::RefusedStream,
     response::sse_response,
+    subscriber::Subscriber,
     wire::retry_frame,
 };
 
@@ -128,27 +130,12 @@ impl SseEndpoint {
         channel: &str,
         grant: Option<Grant>,
     ) -> Result<Response, RefusedStream> {
-        let resume = resume_point(req);
-        let opener = Opener {
-            client: self.client_address(req),
-            grant,
-        };
-        match self
+        let (resume, opener) = self.opener(req, grant);
+        let subscribed = self
             .hub
             .subscribe_as(channel, resume.as_deref(), &opener)
-            .await
-        {
-            Ok(subscriber) => {
-                subscriber
-                    .span()
-                    .record("protocol", tracing::field::debug(req.version()));
-                Ok(self.respond(subscriber, req))
-            }
-            Err(error) => {
-                let retry_after = self.hub.config().refusal_retry(error.streak());
-                Err(RefusedStream::new(error, retry_after, self.soft_refusals))
-            }
-        }
+            .await;
+        self.answer(subscribed, req)
     }
 
     /// Answers `req` with the stream of the set `channels` under `grant` (see
@@ -163,27 +150,41 @@ impl SseEndpoint {
         channels: &[&str],
         grant: Option<Grant>,
     ) -> Result<Response, RefusedStream> {
-        let resume = resume_point(req);
+        let (resume, opener) = self.opener(req, grant);
+        let subscribed = self
+            .hub
+            .subscribe_set(channels, resume.as_deref(), &opener)
+            .await;
+        self.answer(subscribed, req)
+    }
+
+    /// The stream of a subscription as this endpoint answers it, or its refusal.
+    fn answer(
+        &self,
+        subscribed: Result<Subscriber, SubscribeError>,
+        req: &Request,
+    ) -> Result<Response, RefusedStream> {
+        let subscriber = subscribed.map_err(|error| self.refusal(error))?;
+        subscriber
+            .span()
+            .record("protocol", tracing::field::debug(req.version()));
+        Ok(self.respond(subscriber, req))
+    }
+
+    /// Where a stream opened by `req` resumes (see [`resume_point`]), and who opens it.
+    pub(crate) fn opener(&self, req: &Request, grant: Option<Grant>) -> (Option<String>, Opener) {
         let opener = Opener {
             client: self.client_address(req),
             grant,
         };
-        match self
-            .hub
-            .subscribe_set(channels, resume.as_deref(), &opener)
-            .await
-        {
-            Ok(subscriber) => {
-                subscriber
-                    .span()
-                    .record("protocol", tracing::field::debug(req.version()));
-                Ok(self.respond(subscriber, req))
-            }
-            Err(error) => {
-                let retry_after = self.hub.config().refusal_retry(error.streak());
-                Err(RefusedStream::new(error, retry_after, self.soft_refusals))
-            }
-        }
+        (resume_point(req), opener)
+    }
+
+    /// A refused subscription as this endpoint answers it: soft, or a status, with the hub's
+    /// jittered retry hint for the refused client's streak.
+    pub(crate) fn refusal(&self, error: SubscribeError) -> RefusedStream {
+        let retry_after = self.hub.config().refusal_retry(error.streak());
+        RefusedStream::new(error, retry_after, self.soft_refusals)
     }
 
     async fn grant(&self, req: &Request, channel: &str) -> Result<Option<Grant>> {

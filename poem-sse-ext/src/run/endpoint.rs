@@ -6,10 +6,8 @@ use poem::{http::StatusCode, web::Json, Endpoint, IntoResponse, Request, Respons
 
 use super::{error::RunError, follow::Follow, id::RunId, Runs};
 use crate::{
-    admission::Opener,
     authorize::{Authorizer, Check},
-    endpoint::{resume_point, SseEndpoint},
-    refusal::RefusedStream,
+    endpoint::SseEndpoint,
 };
 
 impl Runs {
@@ -21,7 +19,6 @@ impl Runs {
             sse: self.hub().endpoint(),
             param: Arc::from("id"),
             authorizer: None,
-            soft_refusals: true,
         }
     }
 
@@ -54,7 +51,6 @@ pub struct RunEndpoint {
     sse: SseEndpoint,
     param: Arc<str>,
     authorizer: Option<Arc<dyn Authorizer>>,
-    soft_refusals: bool,
 }
 
 impl RunEndpoint {
@@ -95,7 +91,6 @@ impl RunEndpoint {
     #[must_use]
     pub fn refuse_with_status(mut self) -> Self {
         self.sse = self.sse.refuse_with_status();
-        self.soft_refusals = false;
         self
     }
 }
@@ -110,11 +105,7 @@ impl Endpoint for RunEndpoint {
             Some(authorizer) => Some(authorizer.authorize(&req, &id.channel()).await?),
             None => None,
         };
-        let resume = resume_point(&req);
-        let opener = Opener {
-            client: self.sse.client_address(&req),
-            grant,
-        };
+        let (resume, opener) = self.sse.opener(&req, grant);
         match self
             .runs
             .follow_as(id.as_str(), resume.as_deref(), &opener)
@@ -125,10 +116,7 @@ impl Endpoint for RunEndpoint {
                 tracing::debug!(run = %id, reason = %end.reason, "run follower has the end: 204");
                 Ok(StatusCode::NO_CONTENT.into_response())
             }
-            Err(RunError::Subscribe(error)) => {
-                let retry_after = self.runs.hub().config().refusal_retry(error.streak());
-                Err(RefusedStream::new(error, retry_after, self.soft_refusals).into())
-            }
+            Err(RunError::Subscribe(error)) => Err(self.sse.refusal(error).into()),
             Err(error) => Err(error.into()),
         }
     }
