@@ -116,9 +116,25 @@ fn stream() -> Result<EventStreamDoc, EventError> {
 }
 
 fn publish(channel: &Value) -> Value {
+    let published = |description: &str, duplicate: bool| {
+        json!({"description": description, "content": {"application/json": {"schema": {
+            "type": "object",
+            "required": ["id", "duplicate"],
+            "properties": {
+                "id": {"type": "string", "description": "Resume after it with `Last-Event-ID`."},
+                "duplicate": {"const": duplicate},
+            },
+        }}}})
+    };
     json!({
         "summary": "Publish an event on a channel",
-        "parameters": [channel],
+        "parameters": [channel, {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": false,
+            "description": "Publish at most once: a retry with the same key within the hub's idempotency window stores nothing and is answered `200` with the first id.",
+            "schema": {"type": "string", "pattern": "^[!-~]{1,256}$"},
+        }],
         "requestBody": {
             "required": true,
             "content": {"application/json": {"schema": {
@@ -127,24 +143,22 @@ fn publish(channel: &Value) -> Value {
                 "additionalProperties": false,
                 "properties": {
                     "event": {"type": "string", "description": "The event name; `message` when absent. Not empty, no line breaks, not `error` or `open`, not starting with `sse-`."},
-                    "data": {"description": "A string is sent as it is; any other value as JSON."},
+                    "data": {"description": "A string is sent as its text; any other value as its JSON text, byte for byte. A `notification` event's object without an `at` field gets `\"at\": \"<publish time, RFC 3339 UTC>\"` as its first field."},
                 },
             }}},
         },
         "responses": {
-            "201": {"description": "Published.", "content": {"application/json": {"schema": {
-                "type": "object",
-                "required": ["id"],
-                "properties": {"id": {"type": "string", "description": "Resume after it with `Last-Event-ID`."}},
-            }}}},
-            "400": error("Invalid JSON, or an invalid event name."),
+            "201": published("Published.", false),
+            "200": published("The `Idempotency-Key` was used within the window: nothing was stored; the id is the first publish's.", true),
+            "400": error("Invalid JSON, an invalid event name, or an invalid `Idempotency-Key`."),
             "401": error("`--publish-token` is set and the bearer token is missing or wrong."),
             "403": error("A browser's post from a page of another origin."),
             "404": error("An invalid channel name."),
             "413": error(&format!("The body is larger than {MAX_BODY_BYTES} bytes, or the event than the channel's history bound.")),
             "415": error("The `Content-Type` is not `application/json`."),
             "500": error("The store holds something else under the channel's key."),
-            "503": retry_later("Shutting down, too many channels, or the store failed (`outcome_unknown`: it timed out, and the event may be stored all the same)."),
+            "503": retry_later("Shutting down, too many channels, or the store failed: nothing was stored."),
+            "504": retry_later("The store timed out: the outcome is unknown (`outcome_unknown`), and the event may be stored all the same; retry with the same `Idempotency-Key`."),
         },
     })
 }
@@ -180,6 +194,36 @@ fn text(description: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every answer the publish handler gives (see `crate::publish`) is in the document, with
+    /// the header that makes a retry safe.
+    #[test]
+    fn publishing_is_described_with_every_answer() {
+        let doc = document();
+        let op = &doc["paths"]["/api/channels/{channel}/events"]["post"];
+        let mut statuses: Vec<&str> = op["responses"]
+            .as_object()
+            .map(|responses| responses.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        statuses.sort_unstable();
+        assert_eq!(
+            statuses,
+            ["200", "201", "400", "401", "403", "404", "413", "415", "500", "503", "504"]
+        );
+        assert!(op["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|p| p["name"] == "Idempotency-Key" && p["in"] == "header"));
+        let duplicate = &op["responses"]["200"]["content"]["application/json"]["schema"];
+        assert_eq!(duplicate["properties"]["duplicate"]["const"], true);
+        assert!(
+            op["requestBody"]["content"]["application/json"]["schema"]["properties"]["data"]
+                ["description"]
+                .as_str()
+                .is_some_and(|text| text.contains("`at`"))
+        );
+    }
 
     #[test]
     fn the_stream_is_described_with_every_event() {
