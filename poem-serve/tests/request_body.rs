@@ -111,15 +111,16 @@ async fn a_slow_body_that_keeps_coming_is_read_whole() {
     let mut uploads = serve_upload().await;
     let mut client = TcpStream::connect(uploads.addr).await.unwrap();
     client
-        .write_all(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n")
+        .write_all(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\n")
         .await
         .unwrap();
-    // Five chunks, each well inside the timeout; together more than twice as long as it.
-    for byte in b"hello" {
-        tokio::time::sleep(BODY_TIMEOUT / 2).await;
+    // Nine chunks, each a quarter of the timeout apart (a busy machine may delay one by half
+    // the timeout and the claim still holds); together more than twice as long as it.
+    for byte in b"hello, yo" {
+        tokio::time::sleep(BODY_TIMEOUT / 4).await;
         client.write_all(&[*byte]).await.unwrap();
     }
-    assert_eq!(next_seen(&mut uploads).await.unwrap(), 5);
+    assert_eq!(next_seen(&mut uploads).await.unwrap(), 9);
 }
 
 #[tokio::test]
