@@ -77,11 +77,11 @@ impl LogCursor {
                     }));
                 }
                 Read::Gap {
-                    head_key,
+                    resume_key,
                     breaks,
                     reset,
                 } => {
-                    self.position = head_key;
+                    self.position = resume_key;
                     self.breaks = breaks;
                     self.skipped_to = None;
                     return Poll::Ready(Some(CursorItem::Reset(reset)));
@@ -119,6 +119,10 @@ impl LogCursor {
         let state = self.log.read();
         if self.position == state.head_key {
             return Some(state.head_id.clone());
+        }
+        // Where a break left it, with the log appended to since.
+        if let Some(last) = state.last_break.as_ref().filter(|b| b.key == self.position) {
+            return Some(last.id.clone());
         }
         let at = state
             .entries

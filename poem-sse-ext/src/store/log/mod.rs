@@ -60,8 +60,15 @@ struct LogState {
     /// How many times [`ChannelLog::break_at`] ran. A cursor remembers the count it last saw, so
     /// that a break resets it whatever its position (even one placed above the head).
     breaks: u64,
-    /// The reason of the newest break (meaningful once `breaks > 0`).
-    break_reason: ResetReason,
+    /// The newest break, once there was one.
+    last_break: Option<Break>,
+}
+
+/// Where the log restarted after a break, and why.
+struct Break {
+    key: u128,
+    id: EventId,
+    reason: ResetReason,
 }
 
 #[derive(Clone, Copy)]
@@ -76,6 +83,30 @@ impl LogState {
         self.floor
             .filter(|floor| floor.key > position)
             .map(|floor| floor.reason)
+    }
+
+    /// The reset of a cursor that has not seen the newest break, and the key it continues
+    /// after: the break's own, so that what was appended since still arrives, however late the
+    /// cursor reads; the head if entries after the break were evicted since (lost as well).
+    fn break_reset(&self) -> (Reset, u128) {
+        match &self.last_break {
+            Some(last) if self.floor.is_some_and(|floor| floor.key == last.key) => {
+                let reset = Reset {
+                    reason: last.reason,
+                    resume_from: last.id.clone(),
+                };
+                (reset, last.key)
+            }
+            last => {
+                let reset = Reset {
+                    reason: last
+                        .as_ref()
+                        .map_or(ResetReason::Evicted, |last| last.reason),
+                    resume_from: self.head_id.clone(),
+                };
+                (reset, self.head_key)
+            }
+        }
     }
 }
 
@@ -109,7 +140,7 @@ impl ChannelLog {
                 head_id,
                 floor: None,
                 breaks: 0,
-                break_reason: ResetReason::Evicted,
+                last_break: None,
             }),
             appended: watch::Sender::new(0),
             fanout: runtime.as_ref().map(|_| Arc::new(Notify::new())),
@@ -232,10 +263,10 @@ impl ChannelLog {
             state.entries.clear();
             state.bytes = 0;
             state.head_key = key;
-            state.head_id = id;
+            state.head_id = id.clone();
             state.floor = Some(Floor { key, reason });
             state.breaks = state.breaks.wrapping_add(1);
-            state.break_reason = reason;
+            state.last_break = Some(Break { key, id, reason });
         }
         // Cursors waiting for an append must wake to see the break.
         self.announce();
@@ -377,14 +408,18 @@ impl ChannelLog {
         replay_through: u128,
     ) -> Read {
         let state = self.read();
-        let gap = if breaks == state.breaks {
-            state.gap_below(position)
-        } else {
-            Some(state.break_reason)
-        };
-        if let Some(reason) = gap {
+        if breaks != state.breaks {
+            let (reset, resume_key) = state.break_reset();
             return Read::Gap {
-                head_key: state.head_key,
+                resume_key,
+                breaks: state.breaks,
+                reset,
+            };
+        }
+        if let Some(reason) = state.gap_below(position) {
+            // Behind an eviction: on at the head, as a slow reader's cursor always goes.
+            return Read::Gap {
+                resume_key: state.head_key,
                 breaks: state.breaks,
                 reset: Reset {
                     reason,
@@ -469,7 +504,8 @@ enum Read {
     Nothing,
     Frames(Frames),
     Gap {
-        head_key: u128,
+        /// The key the cursor continues after.
+        resume_key: u128,
         breaks: u64,
         reset: Reset,
     },

@@ -163,6 +163,58 @@ fn frame(text: &str) -> Bytes {
     Bytes::from(format!("data: {text}\n\n"))
 }
 
+/// A cursor that reads a break only after the backend's new entries were appended (its task ran
+/// late) still gets every one of them after its reset: the break says where it continues.
+#[test]
+fn a_cursor_that_reads_a_break_late_still_gets_what_followed_it() {
+    let log = log(Retention::default());
+    for n in 1..=3 {
+        append(&log, &n.to_string());
+    }
+    let mut late = log.cursor(3, 3);
+    log.break_at(ResetReason::Epoch, 0, EventId::new("e-0"));
+    for key in 1..=2 {
+        let id = EventId::new(format!("n-{key}"));
+        assert_eq!(
+            log.append_entry(key, id, frame(&format!("new-{key}"))),
+            Ok(true)
+        );
+    }
+    assert_eq!(
+        next_now(&mut late),
+        Some(CursorItem::Reset(Reset {
+            reason: ResetReason::Epoch,
+            resume_from: EventId::new("e-0"),
+        }))
+    );
+    assert_eq!(late.last_id(), Some(EventId::new("e-0")));
+    match next_now(&mut late) {
+        Some(CursorItem::Frames { chunk, count, .. }) => {
+            assert_eq!(count, 2);
+            assert_eq!(&chunk[..], b"data: new-1\n\ndata: new-2\n\n");
+        }
+        other => panic!("expected the two new frames, got {other:?}"),
+    }
+
+    // Unless what followed the break was evicted too: then on at the head, one reset.
+    let small = ChannelLog::new(Retention::default().max_events(2), 0, EventId::new("e-0"));
+    append(&small, "1");
+    let mut later = small.cursor(1, 1);
+    small.break_at(ResetReason::Evicted, 5, EventId::new("e-5"));
+    for key in 6..=9 {
+        let id = EventId::new(format!("e-{key}"));
+        assert_eq!(small.append_entry(key, id, frame("x")), Ok(true));
+    }
+    assert_eq!(
+        next_now(&mut later),
+        Some(CursorItem::Reset(Reset {
+            reason: ResetReason::Evicted,
+            resume_from: EventId::new("e-9"),
+        }))
+    );
+    assert_eq!(next_now(&mut later), None);
+}
+
 #[test]
 fn a_break_resets_every_cursor_once_with_its_reason_then_continues_after_it() {
     let log = log(Retention::default());
