@@ -15,8 +15,10 @@ use tokio_stream::wrappers::WatchStream;
 
 mod cursor;
 mod evict;
+mod gaps;
 
 pub use cursor::{CursorItem, LogCursor};
+use gaps::{Break, Floor};
 
 use super::{budget::HistoryBudget, EventId, Recent, Reset, ResetReason, Retention, StoreError};
 
@@ -29,7 +31,8 @@ use super::{budget::HistoryBudget, EventId, Recent, Reset, ResetReason, Retentio
 ///
 /// A gap is one signal whatever caused it: a cursor that has missed events (it fell behind the
 /// retained tail, or the backend broke the history with [`break_at`](Self::break_at)) yields one
-/// [`CursorItem::Reset`] and continues from the head.
+/// [`CursorItem::Reset`] and continues from the head (after a break: from the break, so that
+/// what the backend appended since still arrives).
 pub struct ChannelLog {
     state: RwLock<LogState>,
     /// Bumped after every append, *after* the write lock is released. A cursor marks the version
@@ -62,52 +65,6 @@ struct LogState {
     breaks: u64,
     /// The newest break, once there was one.
     last_break: Option<Break>,
-}
-
-/// Where the log restarted after a break, and why.
-struct Break {
-    key: u128,
-    id: EventId,
-    reason: ResetReason,
-}
-
-#[derive(Clone, Copy)]
-struct Floor {
-    key: u128,
-    reason: ResetReason,
-}
-
-impl LogState {
-    /// Why a cursor at `position` has missed events, if it has.
-    fn gap_below(&self, position: u128) -> Option<ResetReason> {
-        self.floor
-            .filter(|floor| floor.key > position)
-            .map(|floor| floor.reason)
-    }
-
-    /// The reset of a cursor that has not seen the newest break, and the key it continues
-    /// after: the break's own, so that what was appended since still arrives, however late the
-    /// cursor reads; the head if entries after the break were evicted since (lost as well).
-    fn break_reset(&self) -> (Reset, u128) {
-        match &self.last_break {
-            Some(last) if self.floor.is_some_and(|floor| floor.key == last.key) => {
-                let reset = Reset {
-                    reason: last.reason,
-                    resume_from: last.id.clone(),
-                };
-                (reset, last.key)
-            }
-            last => {
-                let reset = Reset {
-                    reason: last
-                        .as_ref()
-                        .map_or(ResetReason::Evicted, |last| last.reason),
-                    resume_from: self.head_id.clone(),
-                };
-                (reset, self.head_key)
-            }
-        }
-    }
 }
 
 struct Entry {
@@ -244,34 +201,6 @@ impl ChannelLog {
         Ok(true)
     }
 
-    /// Records that the backend lost history this log can not replace (a shared stream was
-    /// trimmed past the point this process had read, or was deleted and recreated): the one gap
-    /// signal, as for an eviction, never a frame in the log.
-    ///
-    /// Every cursor made before the break yields one [`CursorItem::Reset`] with `reason` and
-    /// `resume_from: id`, whatever its position, then continues after `key`. A resume point below
-    /// `key` gets `reason` from [`check_resume`](Self::check_resume) and
-    /// [`cursor_after`](Self::cursor_after). The retained entries are dropped (none of them can be
-    /// replayed without the gap behind it), and the head becomes `(key, id)`, which may be below
-    /// the old head: keys start again from the break.
-    pub fn break_at(&self, reason: ResetReason, key: u128, id: EventId) {
-        {
-            let mut state = self.write();
-            if let Some(budget) = &self.budget {
-                budget.removed(state.entries.len(), state.bytes);
-            }
-            state.entries.clear();
-            state.bytes = 0;
-            state.head_key = key;
-            state.head_id = id.clone();
-            state.floor = Some(Floor { key, reason });
-            state.breaks = state.breaks.wrapping_add(1);
-            state.last_break = Some(Break { key, id, reason });
-        }
-        // Cursors waiting for an append must wake to see the break.
-        self.announce();
-    }
-
     /// Evicts entries older than the age bound. Appends do this too; call it before reading
     /// history so that no expired event is replayed.
     pub fn evict_expired(&self) {
@@ -284,20 +213,6 @@ impl ChannelLog {
         if expired {
             let mut state = self.write();
             self.evict(&mut state, now);
-        }
-    }
-
-    /// Whether a cursor at `key` can read on without a gap: `None` if so, otherwise the reason.
-    /// A key above the head was never issued; a key below the newest eviction missed events.
-    pub fn check_resume(&self, key: u128) -> Option<ResetReason> {
-        Self::check(&self.read(), key)
-    }
-
-    fn check(state: &LogState, key: u128) -> Option<ResetReason> {
-        if key > state.head_key {
-            Some(ResetReason::Unknown)
-        } else {
-            state.gap_below(key)
         }
     }
 
