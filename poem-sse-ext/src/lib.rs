@@ -82,6 +82,7 @@ mod shutdown;
 pub mod store;
 mod subscriber;
 mod trace;
+mod waiters;
 pub mod wire;
 
 pub use admission::{ConnectRate, Grant, Opener, RefusalReason};

@@ -8,10 +8,12 @@ use std::{
 
 use bytes::Bytes;
 use futures_util::Stream;
-use tokio_stream::wrappers::WatchStream;
 
 use super::{ChannelLog, Read};
-use crate::store::{EventId, Reset};
+use crate::{
+    store::{EventId, Reset},
+    waiters::Waiter,
+};
 
 /// What a [`LogCursor`] yields.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +44,8 @@ pub struct LogCursor {
     pub(super) breaks: u64,
     /// The id [`LogCursor::skip_to`] placed the cursor at, until it moves on.
     pub(super) skipped_to: Option<EventId>,
-    pub(super) changes: WatchStream<u64>,
+    /// Its place among the log's waiters, from its first wait until it is dropped.
+    pub(super) waiter: Waiter,
 }
 
 impl std::fmt::Debug for LogCursor {
@@ -61,39 +64,33 @@ impl LogCursor {
         cx: &mut Context<'_>,
         max_bytes: usize,
     ) -> Poll<Option<CursorItem>> {
-        loop {
-            match self
-                .log
-                .read_after(self.position, self.breaks, max_bytes, self.replay_through)
-            {
-                Read::Frames(frames) => {
-                    self.position = frames.last_key;
-                    self.skipped_to = None;
-                    return Poll::Ready(Some(CursorItem::Frames {
-                        chunk: frames.chunk,
-                        count: frames.count,
-                        replayed: frames.replayed,
-                        lag: frames.live_since.map(|at| at.elapsed()),
-                    }));
-                }
-                Read::Gap {
-                    resume_key,
-                    breaks,
-                    reset,
-                } => {
-                    self.position = resume_key;
-                    self.breaks = breaks;
-                    self.skipped_to = None;
-                    return Poll::Ready(Some(CursorItem::Reset(reset)));
-                }
-                Read::Nothing => {}
+        // Registered before reading: an append after the read wakes the task.
+        self.log.waiters.register(&mut self.waiter, cx.waker());
+        match self
+            .log
+            .read_after(self.position, self.breaks, max_bytes, self.replay_through)
+        {
+            Read::Frames(frames) => {
+                self.position = frames.last_key;
+                self.skipped_to = None;
+                Poll::Ready(Some(CursorItem::Frames {
+                    chunk: frames.chunk,
+                    count: frames.count,
+                    replayed: frames.replayed,
+                    lag: frames.live_since.map(|at| at.elapsed()),
+                }))
             }
-            // Registers the waker; an append since the last wake-up makes this ready at once.
-            match Pin::new(&mut self.changes).poll_next(cx) {
-                Poll::Ready(Some(_)) => continue,
-                Poll::Ready(None) => return Poll::Ready(None),
-                Poll::Pending => return Poll::Pending,
+            Read::Gap {
+                resume_key,
+                breaks,
+                reset,
+            } => {
+                self.position = resume_key;
+                self.breaks = breaks;
+                self.skipped_to = None;
+                Poll::Ready(Some(CursorItem::Reset(reset)))
             }
+            Read::Nothing => Poll::Pending,
         }
     }
 
@@ -137,6 +134,12 @@ impl LogCursor {
         let line = frame.strip_prefix(b"id: ")?;
         let end = line.iter().position(|&b| b == b'\n')?;
         std::str::from_utf8(&line[..end]).ok().map(EventId::new)
+    }
+}
+
+impl Drop for LogCursor {
+    fn drop(&mut self) {
+        self.log.waiters.unregister(&mut self.waiter);
     }
 }
 

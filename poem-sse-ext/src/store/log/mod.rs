@@ -7,11 +7,7 @@ use std::{
 };
 
 use bytes::{Bytes, BytesMut};
-use tokio::{
-    sync::{watch, Notify},
-    time::Instant,
-};
-use tokio_stream::wrappers::WatchStream;
+use tokio::{sync::Notify, time::Instant};
 
 mod cursor;
 mod evict;
@@ -21,13 +17,14 @@ pub use cursor::{CursorItem, LogCursor};
 use gaps::{Break, Floor};
 
 use super::{budget::HistoryBudget, EventId, Recent, Reset, ResetReason, Retention, StoreError};
+use crate::waiters::{Waiter, Waiters};
 
 /// The ordered, bounded log of one channel's encoded frames.
 ///
 /// Every entry has a key, a `u128` that orders entries (the in-memory store uses the sequence
 /// number; a Redis store packs the stream id's `ms` and `seq`). Keys only grow, except across a
-/// [`break_at`](Self::break_at). Cursors hold a key and read the entries after it; a [`watch`]
-/// channel wakes them when something is appended.
+/// [`break_at`](Self::break_at). Cursors hold a key and read the entries after it; each registers
+/// its waker once, and every append wakes them all.
 ///
 /// A gap is one signal whatever caused it: a cursor that has missed events (it fell behind the
 /// retained tail, or the backend broke the history with [`break_at`](Self::break_at)) yields one
@@ -35,13 +32,13 @@ use super::{budget::HistoryBudget, EventId, Recent, Reset, ResetReason, Retentio
 /// what the backend appended since still arrives).
 pub struct ChannelLog {
     state: RwLock<LogState>,
-    /// Bumped after every append, *after* the write lock is released. A cursor marks the version
-    /// seen before it reads the log, so an append that lands between its read and its wait still
-    /// wakes it: no lost wake-ups, and no per-subscriber queue.
-    appended: watch::Sender<u64>,
-    /// Waking every waiting cursor is O(subscribers). So that an append costs the same whether
-    /// nobody or 100,000 streams listen, it only signals this `Notify`; the channel's fan-out task
-    /// then bumps `appended`. Appends made while a fan-out pass runs coalesce into the next pass
+    /// The cursors' wakers, woken after every append, *after* the write lock is released. A
+    /// cursor registers before it reads the log, so an append that lands between its read and
+    /// its wait still wakes it: no lost wake-ups, and no per-subscriber queue.
+    waiters: Waiters,
+    /// Waking every cursor is O(subscribers). So that an append costs the same whether nobody or
+    /// 100,000 streams listen, it only signals this `Notify`; the channel's fan-out task then
+    /// wakes `waiters`. Appends made while a fan-out pass runs coalesce into the next pass
     /// (a `Notify` permit), and none is missed: the bump always follows the append it announces.
     /// `None` when the log was made outside a tokio runtime: appends then wake cursors inline.
     fanout: Option<Arc<Notify>>,
@@ -99,7 +96,7 @@ impl ChannelLog {
                 breaks: 0,
                 last_break: None,
             }),
-            appended: watch::Sender::new(0),
+            waiters: Waiters::default(),
             fanout: runtime.as_ref().map(|_| Arc::new(Notify::new())),
             retention,
             budget,
@@ -243,15 +240,13 @@ impl ChannelLog {
     }
 
     fn cursor_in(self: &Arc<Self>, state: &LogState, key: u128, replay_through: u128) -> LogCursor {
-        let mut changes = self.appended.subscribe();
-        changes.mark_unchanged();
         LogCursor {
             log: Arc::clone(self),
             position: key,
             replay_through,
             breaks: state.breaks,
             skipped_to: None,
-            changes: WatchStream::from_changes(changes),
+            waiter: Waiter::default(),
         }
     }
 
@@ -285,7 +280,7 @@ impl ChannelLog {
     }
 
     fn wake_cursors(&self) {
-        self.appended.send_modify(|n| *n = n.wrapping_add(1));
+        self.waiters.wake_all();
     }
 
     fn check_size(&self, frame: &Bytes) -> Result<(), StoreError> {

@@ -103,6 +103,63 @@ async fn appends_coalesce_in_the_fan_out_task_which_ends_with_the_log() {
 }
 
 #[test]
+fn a_waiting_cursor_holds_one_registration_which_it_gives_back_when_dropped() {
+    let log = log(Retention::default());
+    let woken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let waker = futures_util::task::waker(Arc::new(CountWakes(Arc::clone(&woken))));
+    let mut cx = Context::from_waker(&waker);
+    let mut cursors: Vec<_> = (0..3).map(|_| log.cursor(0, 0)).collect();
+    for _ in 0..2 {
+        for cursor in &mut cursors {
+            assert!(cursor.poll_next_chunk(&mut cx, 1 << 10).is_pending());
+        }
+    }
+    assert_eq!(
+        log.waiters.len(),
+        3,
+        "one registration per cursor, however often it waits"
+    );
+    append(&log, "x");
+    assert_eq!(woken.load(std::sync::atomic::Ordering::SeqCst), 3);
+    // Still registered after the wake-up: the next append wakes them again, no poll needed.
+    append(&log, "y");
+    assert_eq!(woken.load(std::sync::atomic::Ordering::SeqCst), 6);
+    cursors.pop();
+    assert_eq!(log.waiters.len(), 2, "a dropped cursor leaves");
+    drop(cursors);
+    assert_eq!(log.waiters.len(), 0);
+}
+
+struct CountWakes(Arc<std::sync::atomic::AtomicUsize>);
+
+impl futures_util::task::ArcWake for CountWakes {
+    fn wake_by_ref(arc_self: &Arc<Self>) {
+        arc_self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// An append races a new cursor's first read on two threads, again and again: a wake-up lost
+/// between the read and the wait would leave that cursor waiting for an event it missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_wake_up_is_lost_between_a_read_and_a_wait() {
+    let log = log(Retention::default());
+    for n in 0..500 {
+        let mut cursor = log.cursor(log.head().0, 0);
+        let reader = tokio::spawn(async move { cursor.next().await });
+        let writer = {
+            let log = Arc::clone(&log);
+            tokio::spawn(async move { append(&log, &n.to_string()) })
+        };
+        let _ = writer.await;
+        let read = tokio::time::timeout(Duration::from_secs(2), reader).await;
+        assert!(
+            matches!(read, Ok(Ok(Some(CursorItem::Frames { .. })))),
+            "round {n}: the cursor missed the append"
+        );
+    }
+}
+
+#[test]
 fn count_and_byte_bounds_evict_and_a_behind_cursor_gets_a_reset() {
     let log = log(Retention::default().max_events(2).max_bytes(1 << 20));
     let mut behind = log.cursor(0, 0);
