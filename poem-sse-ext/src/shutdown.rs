@@ -7,30 +7,39 @@ use std::{
         atomic::{AtomicBool, Ordering},
         Arc,
     },
-    task::{Context, Poll, Waker},
+    task::{Context, Poll},
 };
 
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+use crate::waiters::{Waiter, Waiters};
 
 /// Fires when shutdown begins, for futures and streams that are polled once per event.
 ///
 /// Polling a `CancellationToken`'s future takes the token's mutex, and every stream and
 /// connection shares one token: done on every poll, it was the hottest user-space symbol per
-/// delivered event. This signal reads an atomic flag instead, and polls the token's future only
-/// to register a waker: once, and again only when the waker changes (the task being polled is
-/// different). A registered waker stays registered, so shutdown still wakes an idle task.
-pub(crate) struct ShutdownSignal {
-    /// Set before the token is cancelled; `None` for a token cancelled by others.
-    flag: Option<Arc<AtomicBool>>,
-    cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
-    registered: Option<Waker>,
+/// delivered event. A signal of a [`ShutdownTrigger`] reads an atomic flag instead, and its
+/// waker waits among the trigger's [`Waiters`]: registered once (again only when the task being
+/// polled changes), with no future kept per stream, so shutdown still wakes an idle task.
+pub(crate) enum ShutdownSignal {
+    /// A trigger's: its flag, and a place among its waiters.
+    Trigger { shared: Arc<Shared>, waiter: Waiter },
+    /// A token cancelled by others (no flag is set before it): its future, polled each time.
+    Token(Pin<Box<WaitForCancellationFutureOwned>>),
 }
 
-/// The sending side: sets the flag, then cancels the token (which wakes the registered tasks).
-/// The token must only be cancelled through [`ShutdownTrigger::fire`]; hand out child tokens.
+/// What a trigger and its signals share.
+#[derive(Default, Debug)]
+pub(crate) struct Shared {
+    fired: AtomicBool,
+    waiters: Waiters,
+}
+
+/// The sending side: sets the flag, wakes the signals, then cancels the token (for the child
+/// tokens handed out). The token must only be cancelled through [`ShutdownTrigger::fire`].
 #[derive(Clone, Default, Debug)]
 pub(crate) struct ShutdownTrigger {
-    flag: Arc<AtomicBool>,
+    shared: Arc<Shared>,
     token: CancellationToken,
 }
 
@@ -41,13 +50,14 @@ impl ShutdownTrigger {
     }
 
     pub(crate) fn fire(&self) {
-        // The flag first: a task that is woken by the token must find it set.
-        self.flag.store(true, Ordering::Release);
+        // The flag first: a task that is woken must find it set.
+        self.shared.fired.store(true, Ordering::Release);
+        self.shared.waiters.wake_all();
         self.token.cancel();
     }
 
     pub(crate) fn is_fired(&self) -> bool {
-        self.flag.load(Ordering::Acquire) || self.token.is_cancelled()
+        self.shared.fired.load(Ordering::Acquire) || self.token.is_cancelled()
     }
 
     /// A token cancelled when the trigger fires; cancelling it does not fire the trigger.
@@ -56,10 +66,9 @@ impl ShutdownTrigger {
     }
 
     pub(crate) fn signal(&self) -> ShutdownSignal {
-        ShutdownSignal {
-            flag: Some(Arc::clone(&self.flag)),
-            cancelled: Box::pin(self.token.clone().cancelled_owned()),
-            registered: None,
+        ShutdownSignal::Trigger {
+            shared: Arc::clone(&self.shared),
+            waiter: Waiter::default(),
         }
     }
 }
@@ -67,33 +76,30 @@ impl ShutdownTrigger {
 impl ShutdownSignal {
     /// A signal for a token cancelled by others (no flag is set before it): polled each time.
     pub(crate) fn from_token(token: CancellationToken) -> Self {
-        Self {
-            flag: None,
-            cancelled: Box::pin(token.cancelled_owned()),
-            registered: None,
-        }
+        Self::Token(Box::pin(token.cancelled_owned()))
     }
 
-    /// Whether shutdown began; registers `cx`'s waker if it is not registered yet.
+    /// Whether shutdown began; registers the task's waker otherwise.
     pub(crate) fn poll_fired(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some(flag) = &self.flag else {
-            return self.cancelled.as_mut().poll(cx).is_ready();
-        };
-        if flag.load(Ordering::Acquire) {
-            return true;
+        match self {
+            Self::Trigger { shared, waiter } => {
+                if shared.fired.load(Ordering::Acquire) {
+                    return true;
+                }
+                // Registered before the second look: a fire in between still wakes the task.
+                shared.waiters.register(waiter, cx.waker());
+                shared.fired.load(Ordering::Acquire)
+            }
+            Self::Token(cancelled) => cancelled.as_mut().poll(cx).is_ready(),
         }
-        if self
-            .registered
-            .as_ref()
-            .is_some_and(|waker| waker.will_wake(cx.waker()))
-        {
-            return false;
+    }
+}
+
+impl Drop for ShutdownSignal {
+    fn drop(&mut self) {
+        if let Self::Trigger { shared, waiter } = self {
+            shared.waiters.unregister(waiter);
         }
-        if self.cancelled.as_mut().poll(cx).is_ready() {
-            return true;
-        }
-        self.registered = Some(cx.waker().clone());
-        false
     }
 }
 
@@ -126,6 +132,25 @@ mod tests {
             .await
             .is_ok());
         assert!(trigger.is_fired());
+    }
+
+    #[tokio::test]
+    async fn a_waiting_signal_holds_one_place_which_it_gives_back_when_dropped() {
+        let trigger = ShutdownTrigger::new();
+        let mut signals: Vec<_> = (0..3).map(|_| trigger.signal()).collect();
+        let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+        for _ in 0..2 {
+            for signal in &mut signals {
+                assert!(!signal.poll_fired(&mut cx));
+            }
+        }
+        assert_eq!(trigger.shared.waiters.len(), 3);
+        signals.pop();
+        assert_eq!(trigger.shared.waiters.len(), 2);
+        trigger.fire();
+        assert!(signals.iter_mut().all(|signal| signal.poll_fired(&mut cx)));
+        drop(signals);
+        assert_eq!(trigger.shared.waiters.len(), 0);
     }
 
     #[tokio::test]
