@@ -10,7 +10,9 @@
 #                                writes its report under cargo's target directory (bench/smoke/)
 #
 # Options: --reps N, --scenarios idle,load,load_h2,maxrate,storm,shutdown,cleanup,crowd,
-#          --servers product,poem,axum,python (and product-hyper: the product with HTTP/1.1 streams
+#          --servers product,poem,axum,python,floor (floor: a bare hyper server whose stream
+#          sends one frame and waits, measured idle only: what hyper itself keeps per stream;
+#          and product-hyper: the product with HTTP/1.1 streams
 #          through hyper, --no-lean-streams; product-redis: the product on a Redis store of its
 #          own, when redis-server is installed), --release / --debug, --python (smoke: include the
 #          FastAPI peer, creating its venv if needed).
@@ -23,7 +25,7 @@ ROOT=$(pwd)
 SMOKE=0
 REPS=""
 SCENARIOS=""
-SERVERS="product,poem,axum,python"
+SERVERS="product,poem,axum,python,floor"
 PROFILE=""
 WANT_PYTHON=""
 while [ $# -gt 0 ]; do
@@ -140,6 +142,7 @@ fi
 GIT_REV=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 POEM_V=$(grep -A1 '^name = "poem"$' Cargo.lock | sed -n 's/version = "\(.*\)"/\1/p' | head -1)
 AXUM_V=$(grep -A1 '^name = "axum"$' Cargo.lock | sed -n 's/version = "\(.*\)"/\1/p' | head -1)
+HYPER_V=$(grep -A1 '^name = "hyper"$' Cargo.lock | sed -n 's/version = "\(.*\)"/\1/p' | head -1)
 
 SERVERS_JSON="$OUT_DIR/servers.json"
 {
@@ -183,6 +186,13 @@ SERVERS_JSON="$OUT_DIR/servers.json"
     printf '%s  {"name": "FastAPI + sse-starlette", "h2": "none",\n' "$sep"
     printf '   "cmd": ["%s/bench/.venv/bin/python", "%s/bench/python/app.py", "--listen", "{addr}", "--heartbeat", "15s"],\n' "$ROOT" "$ROOT"
     printf '   "version": "%s on uvicorn (uvloop, httptools), one process; no HTTP/2"}\n' "$PY_VERSION"
+    sep=","
+  fi
+  if has floor; then
+    printf '%s  {"name": "hyper floor", "h2": "h2c", "scenarios": ["idle"],\n' "$sep"
+    printf '   "cmd": ["%s/peer-floor", "--listen", "{addr}"],\n' "$BIN"
+    printf '   "version": "hyper %s, a bare server whose stream sends one frame and then waits: no SSE, measured idle only (bench/src/bin/peer_floor.rs)"}\n' "$HYPER_V"
+    sep=","
   fi
   echo "]"
 } > "$SERVERS_JSON"

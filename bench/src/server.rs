@@ -33,6 +33,10 @@ pub struct ServerSpec {
     /// Version text for the report.
     #[serde(default)]
     pub version: String,
+    /// The only scenarios that mean something for this server (a reference that serves no
+    /// events measures `idle` alone); the others are not run and read n/a. Default: all.
+    #[serde(default)]
+    pub scenarios: Option<Vec<String>>,
 }
 
 fn default_h2() -> String {

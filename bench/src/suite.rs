@@ -75,6 +75,13 @@ impl Suite {
         for rep in 0..self.reps {
             for spec in &specs {
                 for scenario in &list {
+                    if spec
+                        .scenarios
+                        .as_ref()
+                        .is_some_and(|only| !only.contains(scenario))
+                    {
+                        continue;
+                    }
                     let t = Instant::now();
                     let out = scenarios::run(&ctx, spec, scenario).await;
                     eprintln!(

@@ -27,6 +27,7 @@ fn peer_poem() -> ServerSpec {
         tls_cmd: None,
         cwd: None,
         version: String::new(),
+        scenarios: None,
     }
 }
 

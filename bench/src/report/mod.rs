@@ -112,6 +112,7 @@ mod tests {
                 tls_cmd: None,
                 cwd: None,
                 version: String::new(),
+                scenarios: None,
             })
             .collect();
         let info = RunInfo {
