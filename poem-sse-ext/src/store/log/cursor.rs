@@ -38,8 +38,8 @@ pub enum CursorItem {
 /// A position in a [`ChannelLog`] plus a waker: all that an open stream holds.
 pub struct LogCursor {
     pub(super) log: Arc<ChannelLog>,
-    pub(super) position: u128,
-    pub(super) replay_through: u128,
+    pub(super) position: Key,
+    pub(super) replay_through: Key,
     /// The log's break count when the cursor last read it.
     pub(super) breaks: u64,
     /// The id [`LogCursor::skip_to`] placed the cursor at, until it moves on.
@@ -51,7 +51,7 @@ pub struct LogCursor {
 impl std::fmt::Debug for LogCursor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LogCursor")
-            .field("position", &self.position)
+            .field("position", &self.position.get())
             .finish_non_exhaustive()
     }
 }
@@ -66,12 +66,14 @@ impl LogCursor {
     ) -> Poll<Option<CursorItem>> {
         // Registered before reading: an append after the read wakes the task.
         self.log.waiters.register(&mut self.waiter, cx.waker());
-        match self
-            .log
-            .read_after(self.position, self.breaks, max_bytes, self.replay_through)
-        {
+        match self.log.read_after(
+            self.position.get(),
+            self.breaks,
+            max_bytes,
+            self.replay_through.get(),
+        ) {
             Read::Frames(frames) => {
-                self.position = frames.last_key;
+                self.position = Key::new(frames.last_key);
                 self.skipped_to = None;
                 Poll::Ready(Some(CursorItem::Frames {
                     chunk: frames.chunk,
@@ -85,7 +87,7 @@ impl LogCursor {
                 breaks,
                 reset,
             } => {
-                self.position = resume_key;
+                self.position = Key::new(resume_key);
                 self.breaks = breaks;
                 self.skipped_to = None;
                 Poll::Ready(Some(CursorItem::Reset(reset)))
@@ -96,7 +98,7 @@ impl LogCursor {
 
     /// The key of the last frame delivered (or of the start position).
     pub fn position(&self) -> u128 {
-        self.position
+        self.position.get()
     }
 
     /// Moves the cursor forward to `key`, the position of `id` (never back): the entries up to it
@@ -104,8 +106,8 @@ impl LogCursor {
     /// issued but this log has not received yet. A break of the log since the cursor was made
     /// still resets it.
     pub fn skip_to(&mut self, key: u128, id: EventId) {
-        if key > self.position {
-            self.position = key;
+        if key > self.position.get() {
+            self.position = Key::new(key);
             self.skipped_to = Some(id);
         }
     }
@@ -114,16 +116,17 @@ impl LogCursor {
     /// it: where a client that read this cursor resumes.
     pub fn last_id(&self) -> Option<EventId> {
         let state = self.log.read();
-        if self.position == state.head_key {
+        let position = self.position.get();
+        if position == state.head_key {
             return Some(state.head_id.clone());
         }
         // Where a break left it, with the log appended to since.
-        if let Some(last) = state.last_break.as_ref().filter(|b| b.key == self.position) {
+        if let Some(last) = state.last_break.as_ref().filter(|b| b.key == position) {
             return Some(last.id.clone());
         }
         let at = state
             .entries
-            .binary_search_by_key(&self.position, |entry| entry.key)
+            .binary_search_by_key(&position, |entry| entry.key)
             .ok();
         let Some(at) = at else {
             // Not in the log: the resume point a skip placed the cursor at, if nothing was
@@ -134,6 +137,22 @@ impl LogCursor {
         let line = frame.strip_prefix(b"id: ")?;
         let end = line.iter().position(|&b| b == b'\n')?;
         std::str::from_utf8(&line[..end]).ok().map(EventId::new)
+    }
+}
+
+/// A `u128` key kept as two words. A `u128` is aligned to 16 bytes, which padded the cursor and
+/// every struct that holds one (the body of each open stream) by 8 bytes or more.
+#[derive(Clone, Copy)]
+pub(super) struct Key([u64; 2]);
+
+impl Key {
+    pub(super) fn new(key: u128) -> Self {
+        // The high and the low word: the casts keep exactly those bits.
+        Self([(key >> 64) as u64, key as u64])
+    }
+
+    pub(super) fn get(self) -> u128 {
+        (u128::from(self.0[0]) << 64) | u128::from(self.0[1])
     }
 }
 

@@ -242,8 +242,8 @@ impl ChannelLog {
     fn cursor_in(self: &Arc<Self>, state: &LogState, key: u128, replay_through: u128) -> LogCursor {
         LogCursor {
             log: Arc::clone(self),
-            position: key,
-            replay_through,
+            position: cursor::Key::new(key),
+            replay_through: cursor::Key::new(replay_through),
             breaks: state.breaks,
             skipped_to: None,
             waiter: Waiter::default(),
