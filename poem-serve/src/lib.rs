@@ -77,7 +77,7 @@
 //! ([`StreamServer::lean_event_streams`]) a request that asks for one — an HTTP/1.1 `GET` that
 //! accepts `text/event-stream`, with no body and no upgrade, as every `EventSource` sends — is
 //! parsed with `httparse`, and its response is written a chunk per frame the moment the body
-//! yields it, with nothing kept between frames: 2.9 KiB per idle stream in the same
+//! yields it, with nothing kept between frames: 2.8 KiB per idle stream in the same
 //! measurement, the subscriber and the socket's task included. Keep-alive and pipelining work as
 //! HTTP/1.1 says; a client that closes ends its stream at once. The first request of any other
 //! kind hands the connection to hyper for the rest of its life, and HTTP/2 is hyper's from the
