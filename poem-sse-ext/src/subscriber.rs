@@ -4,8 +4,7 @@ use std::{
     fmt,
     future::Future,
     pin::Pin,
-    sync::LazyLock,
-    sync::{atomic::Ordering, Arc},
+    sync::{atomic::Ordering, Arc, LazyLock},
     task::{Context, Poll},
     time::Duration,
 };

@@ -63,7 +63,8 @@ impl Waiters {
     /// even drop another waiter), a batch at a time; one registered meanwhile may be missed, but
     /// it registered after the event and checks for it next.
     pub(crate) fn wake_all(&self) {
-        let mut batch: Vec<Waker> = Vec::with_capacity(BATCH);
+        // Allocated on the first waker: an append to a channel nobody reads allocates nothing.
+        let mut batch: Vec<Waker> = Vec::new();
         let mut next = 0;
         loop {
             let end = {
@@ -71,6 +72,9 @@ impl Waiters {
                 let end = slots.capacity();
                 while next < end && batch.len() < BATCH {
                     if let Some(waker) = slots.get(next) {
+                        if batch.capacity() == 0 {
+                            batch.reserve_exact(BATCH);
+                        }
                         batch.push(waker.clone());
                     }
                     next += 1;

@@ -39,7 +39,7 @@ pub struct ChannelLog {
     /// Waking every cursor is O(subscribers). So that an append costs the same whether nobody or
     /// 100,000 streams listen, it only signals this `Notify`; the channel's fan-out task then
     /// wakes `waiters`. Appends made while a fan-out pass runs coalesce into the next pass
-    /// (a `Notify` permit), and none is missed: the bump always follows the append it announces.
+    /// (a `Notify` permit), and none is missed: the wake-up always follows the append it announces.
     /// `None` when the log was made outside a tokio runtime: appends then wake cursors inline.
     fanout: Option<Arc<Notify>>,
     retention: Retention,
