@@ -90,8 +90,8 @@ impl Parser {
                 chunk = rest;
             }
         }
-        while let Some(pos) = chunk.iter().position(|&b| b == b'\n' || b == b'\r') {
-            self.line.extend_from_slice(&chunk[..pos]);
+        while let Some(pos) = memchr::memchr2(b'\n', b'\r', chunk) {
+            let line = &chunk[..pos];
             let was_cr = chunk[pos] == b'\r';
             chunk = &chunk[pos + 1..];
             if was_cr {
@@ -101,10 +101,16 @@ impl Parser {
                     None => self.pending_cr = true,
                 }
             }
-            let line = std::mem::take(&mut self.line);
-            self.process_line(&line, &mut on_event);
-            self.line = line;
-            self.line.clear();
+            if self.line.is_empty() {
+                // A whole line inside this chunk is read where it is, not copied.
+                self.process_line(line, &mut on_event);
+            } else {
+                self.line.extend_from_slice(line);
+                let line = std::mem::take(&mut self.line);
+                self.process_line(&line, &mut on_event);
+                self.line = line;
+                self.line.clear();
+            }
         }
         self.line.extend_from_slice(chunk);
     }
@@ -128,15 +134,15 @@ impl Parser {
         match field {
             b"event" => {
                 self.event_type.clear();
-                self.event_type.push_str(&String::from_utf8_lossy(value));
+                push_lossy(&mut self.event_type, value);
             }
             b"data" => {
-                self.data.push_str(&String::from_utf8_lossy(value));
+                push_lossy(&mut self.data, value);
                 self.data.push('\n');
             }
             b"id" if !value.contains(&0) => {
                 self.last_event_id.clear();
-                self.last_event_id.push_str(&String::from_utf8_lossy(value));
+                push_lossy(&mut self.last_event_id, value);
             }
             // Digits only, so parsing can only fail on overflow: the field is ignored then.
             b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
@@ -168,6 +174,15 @@ impl Parser {
         // The buffers stay, with their capacity, for the next event.
         self.data.clear();
         self.event_type.clear();
+    }
+}
+
+/// Appends `bytes` decoded as UTF-8, invalid sequences replaced by U+FFFD (as a browser decodes a
+/// stream). Valid text, the usual case, takes the fast validation path.
+fn push_lossy(dst: &mut String, bytes: &[u8]) {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => dst.push_str(text),
+        Err(_) => dst.push_str(&String::from_utf8_lossy(bytes)),
     }
 }
 
@@ -216,6 +231,15 @@ mod tests {
         }
         let bytes: Vec<&[u8]> = whole.chunks(1).collect();
         assert_eq!(parse_chunks(&bytes).0, expected);
+    }
+
+    #[test]
+    fn invalid_utf8_becomes_replacement_characters_and_split_characters_survive() {
+        let (events, _) = parse_chunks(&[b"data: a\xFFb\n\n"]);
+        assert_eq!(events, vec![ev("message", "a\u{FFFD}b", "")]);
+        // "é" is two bytes; a chunk boundary between them is not an invalid sequence.
+        let (events, _) = parse_chunks(&[b"id: \xC3", b"\xA9\ndata: \xC3", b"\xA9\n\n"]);
+        assert_eq!(events, vec![ev("message", "\u{E9}", "\u{E9}")]);
     }
 
     #[test]
