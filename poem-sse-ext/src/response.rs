@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
 use poem::{
-    http::{header, HeaderValue, Version},
+    http::{header, HeaderName, HeaderValue, Version},
     Body, IntoResponse, Response,
 };
 use tokio_util::sync::CancellationToken;
@@ -138,11 +138,17 @@ pub(crate) fn sse_response<S>(body: SseBody<S>, version: Option<Version>) -> Res
 where
     S: Stream<Item = bytes::Bytes> + Unpin + Send + 'static,
 {
+    // Constants, made at compile time: a header given as `&str` is parsed and copied into a new
+    // allocation on every stream.
+    const EVENT_STREAM: HeaderValue = HeaderValue::from_static("text/event-stream");
+    const NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache");
+    // nginx and compatible proxies: do not buffer this response.
+    const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
+    const NO: HeaderValue = HeaderValue::from_static("no");
     let mut response = Response::builder()
-        .content_type("text/event-stream")
-        .header(header::CACHE_CONTROL, "no-cache")
-        // nginx and compatible proxies: do not buffer this response.
-        .header("x-accel-buffering", HeaderValue::from_static("no"))
+        .header(header::CONTENT_TYPE, EVENT_STREAM)
+        .header(header::CACHE_CONTROL, NO_CACHE)
+        .header(X_ACCEL_BUFFERING, NO)
         .body(Body::from_bytes_stream(body));
     if matches!(
         version,
