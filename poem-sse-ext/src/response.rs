@@ -145,18 +145,19 @@ where
     // nginx and compatible proxies: do not buffer this response.
     const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
     const NO: HeaderValue = HeaderValue::from_static("no");
-    let mut response = Response::builder()
-        .header(header::CONTENT_TYPE, EVENT_STREAM)
-        .header(header::CACHE_CONTROL, NO_CACHE)
-        .header(X_ACCEL_BUFFERING, NO)
-        .body(Body::from_bytes_stream(body));
+    let mut response = Response::builder().body(Body::from_bytes_stream(body));
+    let headers = response.headers_mut();
+    // Room for ours, what middleware commonly adds (security headers, CORS) and hyper's `date`,
+    // allocated once: a map grown header by header is reallocated and rehashed on the way.
+    headers.reserve(12);
+    headers.insert(header::CONTENT_TYPE, EVENT_STREAM);
+    headers.insert(header::CACHE_CONTROL, NO_CACHE);
+    headers.insert(X_ACCEL_BUFFERING, NO);
     if matches!(
         version,
         Some(Version::HTTP_09 | Version::HTTP_10 | Version::HTTP_11)
     ) {
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+        headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
     }
     response
 }

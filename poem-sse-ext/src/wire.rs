@@ -165,14 +165,10 @@ impl StoredEvent {
 
 /// The frame that sets the client's reconnection delay, sent first on every stream.
 pub(crate) fn retry_frame(delay: Duration) -> Bytes {
+    // Every stream opens with one: the digits go straight into the frame, no `String` between.
+    let millis = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
     let mut buf = BytesMut::with_capacity(32);
-    put_field(
-        &mut buf,
-        "retry",
-        &u64::try_from(delay.as_millis())
-            .unwrap_or(u64::MAX)
-            .to_string(),
-    );
+    put_field(&mut buf, "retry", itoa::Buffer::new().format(millis));
     buf.put_u8(b'\n');
     buf.freeze()
 }
