@@ -132,8 +132,17 @@ impl Conn {
         source: Option<Ipv4Addr>,
         version: HttpVersion,
     ) -> Result<Self> {
+        Self::open_socket(target, socket(target, source)?, version).await
+    }
+
+    /// Opens a connection to `target` on `socket`, made by [`socket`].
+    pub async fn open_socket(
+        target: &Target,
+        socket: TcpSocket,
+        version: HttpVersion,
+    ) -> Result<Self> {
         let fut = async {
-            let io = TokioIo::new(dial(target, source, version).await?);
+            let io = TokioIo::new(dial(target, socket, version).await?);
             let (sender, task) = match version {
                 HttpVersion::H1 => {
                     let (sender, conn) = http1::handshake(io).await?;
@@ -206,7 +215,10 @@ impl Conn {
     }
 }
 
-async fn dial(target: &Target, source: Option<Ipv4Addr>, version: HttpVersion) -> Result<Io> {
+/// A socket for a connection to `target` from `source`, made and bound but not connected. The
+/// storm makes its clients' sockets before its clock starts (clients elsewhere would have theirs):
+/// the core that bounds its figure then spends the time on the connections themselves.
+pub fn socket(target: &Target, source: Option<Ipv4Addr>) -> Result<TcpSocket> {
     let socket = if target.addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
@@ -217,11 +229,15 @@ async fn dial(target: &Target, source: Option<Ipv4Addr>, version: HttpVersion) -
             .bind(SocketAddr::new(IpAddr::V4(ip), 0))
             .with_context(|| format!("bind source {ip}"))?;
     }
+    socket.set_nodelay(true)?;
+    Ok(socket)
+}
+
+async fn dial(target: &Target, socket: TcpSocket, version: HttpVersion) -> Result<Io> {
     let tcp = socket
         .connect(target.addr)
         .await
         .with_context(|| format!("connect {}", target.addr))?;
-    tcp.set_nodelay(true)?;
     if !target.tls {
         return Ok(Io::Plain(tcp));
     }

@@ -16,6 +16,7 @@ use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
 use serde::Deserialize;
+use tokio::net::TcpSocket;
 use tokio::sync::{OnceCell, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -42,6 +43,37 @@ pub struct StreamPlan {
     pub first_seq: Vec<u64>,
     /// A stream counts as caught up once it saw this sequence, per channel index.
     pub catch_up_seq: Vec<Option<u64>>,
+    /// HTTP/1.1 sockets made ahead ([`Sockets::make`]), stream `i` taking the `i`-th; a stream
+    /// without one makes its own.
+    pub sockets: Option<Sockets>,
+}
+
+/// Sockets made and bound ahead of their streams (see [`crate::net::socket`]).
+#[derive(Clone)]
+pub struct Sockets(Arc<[Mutex<Option<TcpSocket>>]>);
+
+impl Sockets {
+    /// One socket per stream of `count`, each from the source address its stream would use.
+    pub fn make(target: &Target, count: usize) -> Result<Self> {
+        let sockets = (0..count)
+            .map(|i| {
+                Ok(Mutex::new(Some(crate::net::socket(
+                    target,
+                    target.source(i),
+                )?)))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self(sockets.into()))
+    }
+
+    /// The `index`-th socket, once.
+    fn take(&self, index: usize) -> Option<TcpSocket> {
+        self.0
+            .get(index)?
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
 }
 
 impl StreamPlan {
@@ -56,6 +88,7 @@ impl StreamPlan {
             last_event_id: vec![None; n],
             first_seq: vec![0; n],
             catch_up_seq: vec![None; n],
+            sockets: None,
         }
     }
 }
@@ -351,7 +384,12 @@ async fn stream_body(ctx: &StreamCtx, rep: &mut StreamReport, lat: &mut Vec<u64>
     let mut conn = match plan.version {
         HttpVersion::H1 => {
             let _permit = ctx.dial.acquire().await?;
-            Conn::open(&ctx.target, ctx.target.source(ctx.index), HttpVersion::H1).await?
+            let made = plan.sockets.as_ref().and_then(|s| s.take(ctx.index));
+            let socket = match made {
+                Some(socket) => socket,
+                None => crate::net::socket(&ctx.target, ctx.target.source(ctx.index))?,
+            };
+            Conn::open_socket(&ctx.target, socket, HttpVersion::H1).await?
         }
         HttpVersion::H2 => {
             let shared = ctx

@@ -14,7 +14,7 @@ use crate::delivery::close;
 use crate::net::{HttpVersion, Target};
 use crate::procfs;
 use crate::publish::{publish, PublishPlan};
-use crate::streams::{StreamPlan, StreamSet};
+use crate::streams::{Sockets, StreamPlan, StreamSet};
 
 pub(super) async fn measure(s: &mut Session, scale: &Scale, out: &mut Outcome) -> Result<()> {
     let target = &s.target;
@@ -69,6 +69,8 @@ pub(super) async fn measure(s: &mut Session, scale: &Scale, out: &mut Outcome) -
     plan.catch_up_seq = vec![Some(scale.storm_behind); chans.len()];
     // "At once": every connection is dialled immediately (the kernel's backlog is the limit).
     plan.dial_concurrency = n;
+    // Made before the clock starts: the clients' own sockets are no work of the server's.
+    plan.sockets = Some(Sockets::make(target, n)?);
     let overflows0 = procfs::listen_overflows();
     let cpu0 = (
         procfs::cpu_time(s.server.pid)?,
