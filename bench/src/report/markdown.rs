@@ -169,8 +169,9 @@ pub fn markdown(
          - Max rate: 1,000 streams on one channel; the offered rate doubles until a step loses more \
          than 0.1 %, misses its offered rate by 5 %, or does not drain within 1 s, then bisects.\n\
          - Storm: 10,000 streams connect, get one event, go away; 100 events per channel are \
-         published; all reconnect at once with `Last-Event-ID` and the time runs until every stream \
-         has the 100th event.\n\
+         published; all reconnect at once with `Last-Event-ID` (their sockets made and bound \
+         beforehand, as clients elsewhere would have them) and the time runs from the first \
+         connect until every stream has the 100th event.\n\
          - Shutdown: SIGTERM with 10,000 open streams; time until the process has exited (killed \
          after 20 s). Peers use their framework's graceful shutdown with a 10 s grace period.\n\
          - Cleanup: 1,000 streams close their sockets; time until `open_streams` of \
