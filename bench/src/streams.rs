@@ -384,12 +384,12 @@ async fn stream_body(ctx: &StreamCtx, rep: &mut StreamReport, lat: &mut Vec<u64>
     let mut conn = match plan.version {
         HttpVersion::H1 => {
             let _permit = ctx.dial.acquire().await?;
-            let made = plan.sockets.as_ref().and_then(|s| s.take(ctx.index));
-            let socket = match made {
-                Some(socket) => socket,
-                None => crate::net::socket(&ctx.target, ctx.target.source(ctx.index))?,
-            };
-            Conn::open_socket(&ctx.target, socket, HttpVersion::H1).await?
+            match plan.sockets.as_ref().and_then(|s| s.take(ctx.index)) {
+                Some(socket) => Conn::open_socket(&ctx.target, socket, HttpVersion::H1).await?,
+                None => {
+                    Conn::open(&ctx.target, ctx.target.source(ctx.index), HttpVersion::H1).await?
+                }
+            }
         }
         HttpVersion::H2 => {
             let shared = ctx

@@ -369,7 +369,8 @@ mod tests {
     /// Every request's future runs through the whole app, and each layer around the routes keeps
     /// its own copy of the request in it; the future is boxed (and so copied) once per request,
     /// and an event stream's set-up is the demo's hot path. The pages' data layers are therefore
-    /// added per route (`AppData`): on the whole app they made this future 6,408 bytes.
+    /// added per route (`AppData`): on the whole app they made this future 5,920 bytes in a debug
+    /// build (6,408 in release); without them it is 3,040 in both.
     #[tokio::test]
     async fn an_event_streams_request_future_carries_no_page_layers() {
         let cli = Cli::parse_from(["demo-app", "--plain"]);
