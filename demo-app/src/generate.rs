@@ -80,7 +80,7 @@ pub fn mount(route: Route, runs: &Runs) -> Route {
         .at("/assets/generate.js", get(generate_js))
         .at("/assets/generate.css", get(generate_css))
         .at("/api/runs", post(start_run.data(runs.clone())))
-        .at("/runs/:id/events", get(runs.endpoint()))
+        .at("/runs/:id/events", runs.endpoint())
         .at("/api/runs/:id/cancel", post(runs.cancel_endpoint()))
 }
 

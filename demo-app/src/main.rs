@@ -277,7 +277,7 @@ fn app(
     sessions: Sessions,
     tls: bool,
 ) -> impl poem::Endpoint {
-    let events = || get(hub.endpoint().authorize_with(sessions.clone()));
+    let events = || hub.endpoint().authorize_with(sessions.clone());
     let data = AppData {
         hub: hub.clone(),
         policy,

@@ -5,7 +5,10 @@ use std::{net::IpAddr, sync::Arc};
 
 use bytes::Bytes;
 use futures_util::Stream;
-use poem::{Endpoint, Request, Response, Result};
+use poem::{
+    http::{header, Method, StatusCode},
+    Endpoint, Request, Response, Result,
+};
 
 use crate::{
     admission::{Grant, Opener},
@@ -32,6 +35,10 @@ impl Hub {
 /// On connect it takes the resume point from `Last-Event-ID` (or the `lastEventId` query
 /// parameter), sends a jittered `retry:` hint, the reset signal when the resume point can not be
 /// honoured, every retained event after it, then live events with heartbeats in between.
+///
+/// It answers `GET` and nothing else: any other method gets `405 Method Not Allowed` with
+/// `Allow: GET`, before authorization or the hub are asked. Mount it as it is, not inside poem's
+/// `get()`, which would box it, and every stream's request future, once more.
 ///
 /// ```
 /// use poem::{Route, EndpointExt, middleware::Tracing};
@@ -259,6 +266,7 @@ impl Endpoint for SseEndpoint {
     /// at a path without it (`/events`), serves the set named by the `channels` query parameter
     /// (`?channels=cpu,mem,load`; see [`Hub::subscribe_set`]).
     async fn call(&self, req: Request) -> Result<Response> {
+        get_only(&req)?;
         if let Some(channel) = req.raw_path_param(&self.param) {
             let grant = self.grant(&req, channel).await?;
             return Ok(self.serve(&req, channel, grant).await?);
@@ -278,6 +286,25 @@ impl Endpoint for SseEndpoint {
         }
         Ok(self.serve_set(&req, &channels, grant).await?)
     }
+}
+
+/// `Ok` for a `GET`; for any other method the `405` an event stream answers, with `Allow: GET`
+/// and a message.
+pub(crate) fn get_only(req: &Request) -> Result<()> {
+    if req.method() == Method::GET {
+        return Ok(());
+    }
+    let message = format!(
+        "{} is not allowed here: an event stream answers GET",
+        req.method()
+    );
+    Err(poem::Error::from_response(
+        Response::builder()
+            .status(StatusCode::METHOD_NOT_ALLOWED)
+            .header(header::ALLOW, "GET")
+            .content_type("text/plain; charset=utf-8")
+            .body(message),
+    ))
 }
 
 /// The channels named by the `channels` query parameter (comma-separated, repeatable).
@@ -310,10 +337,7 @@ pub(crate) fn resume_point(req: &Request) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use poem::{
-        error::ResponseError,
-        http::{header, StatusCode},
-    };
+    use poem::{error::ResponseError, test::TestClient, Route};
 
     use super::*;
 
@@ -353,5 +377,29 @@ mod tests {
             .and_then(|r| r.headers().get(header::RETRY_AFTER))
             .is_some());
         assert!(full.is_some_and(|f| f.to_string().contains("too many open streams")));
+    }
+
+    #[tokio::test]
+    async fn only_get_opens_a_stream_and_other_methods_get_405_with_allow() {
+        let hub = Hub::new();
+        let client = TestClient::new(Route::new().at("/events/:channel", hub.endpoint()));
+        for request in [
+            client.post("/events/a"),
+            client.head("/events/a"),
+            client.put("/events/a"),
+            client.delete("/events/a"),
+        ] {
+            let response = request.send().await;
+            response.assert_status(StatusCode::METHOD_NOT_ALLOWED);
+            response.assert_header(header::ALLOW, "GET");
+        }
+        let response = client.post("/events/a").send().await;
+        response
+            .assert_text("POST is not allowed here: an event stream answers GET")
+            .await;
+        assert_eq!(hub.metrics().opened, 0, "no stream was opened");
+        let stream = client.get("/events/a").send().await;
+        stream.assert_status_is_ok();
+        stream.assert_content_type("text/event-stream");
     }
 }

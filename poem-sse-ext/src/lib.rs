@@ -2,7 +2,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use poem::{get, Route};
+//! use poem::Route;
 //! use poem_sse_ext::{Event, Hub};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -11,7 +11,7 @@
 //!     .history(1_000)                      // events kept per channel for replay
 //!     .heartbeat(Duration::from_secs(15))  // comment after 15 s of silence
 //!     .build();
-//! let app = Route::new().at("/events/:channel", get(hub.endpoint()));
+//! let app = Route::new().at("/events/:channel", hub.endpoint());
 //!
 //! // Anywhere in the app:
 //! let id = hub.publish("prices", Event::json(&serde_json::json!({"eur": 1.08}))?.event("tick")?).await?;

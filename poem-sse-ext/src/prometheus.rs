@@ -17,7 +17,7 @@
 //! let mut registry = Registry::default();
 //! registry.register_collector(Box::new(HubCollector::new(&hub).top_channels(50)));
 //! let app = Route::new()
-//!     .at("/events/:channel", get(hub.endpoint()))
+//!     .at("/events/:channel", hub.endpoint())
 //!     .at("/metrics", get(MetricsEndpoint::new(registry)));
 //!
 //! hub.publish("prices", Event::text("1.08")).await?;

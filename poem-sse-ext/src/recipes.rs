@@ -20,7 +20,6 @@
 //!
 //! ```
 //! use poem::{
-//!     get,
 //!     http::{header, Method, StatusCode},
 //!     middleware::Cors,
 //!     test::TestClient,
@@ -36,7 +35,7 @@
 //!     .allow_method(Method::GET)
 //!     .allow_header("last-event-id") // what a reconnecting EventSource sends
 //!     .allow_credentials(true); // for `withCredentials: true`
-//! let app = Route::new().at("/events/:channel", get(hub.endpoint()).with(cors));
+//! let app = Route::new().at("/events/:channel", hub.endpoint().with(cors));
 //!
 //! // The browser's preflight for a reconnect is answered, with `last-event-id` allowed.
 //! let client = TestClient::new(app);
@@ -80,7 +79,7 @@
 //! use std::time::Duration;
 //!
 //! use futures_util::{Stream, StreamExt};
-//! use poem::{get, test::TestClient, web::sse::Event as Frame, Route};
+//! use poem::{test::TestClient, web::sse::Event as Frame, Route};
 //! use poem_sse_ext::{Event, Hub};
 //!
 //! /// The next event's (id, name, data), skipping `retry:` frames; fails after a second.
@@ -102,7 +101,7 @@
 //! let hub = Hub::builder().build();
 //! let first = hub.publish("news", Event::text("one")).await?;
 //! let second = hub.publish("news", Event::text("two").event("headline")?).await?;
-//! let client = TestClient::new(Route::new().at("/events/:channel", get(hub.endpoint())));
+//! let client = TestClient::new(Route::new().at("/events/:channel", hub.endpoint()));
 //!
 //! // A client that has "one" resumes after it: exactly "two" is replayed, then live events.
 //! let response = client

@@ -19,7 +19,7 @@ const END: &str = "sse-end";
 /// The runs' two routes, as an app mounts them.
 async fn serve_runs(runs: &Runs) -> TestServer {
     let app = Route::new()
-        .at("/runs/:id/events", get(runs.endpoint()))
+        .at("/runs/:id/events", runs.endpoint())
         .at("/api/runs/:id/cancel", post(runs.cancel_endpoint()));
     TestServer::start_with_hub(app, Some(runs.hub().clone())).await
 }
@@ -322,6 +322,29 @@ async fn unknown_runs_answer_404_with_a_message() {
         );
         server.stop().await;
     }
+}
+
+#[tokio::test]
+async fn a_run_is_followed_with_get_only_and_other_methods_leave_it_untouched() {
+    let runs = Runs::builder().build();
+    let server = serve_runs(&runs).await;
+    let (id, _, _) = finished_run(&runs, &["a"]).await;
+    let client = http1();
+    for method in [reqwest::Method::POST, reqwest::Method::DELETE] {
+        let answer = client
+            .request(method.clone(), events_url(&server, &id))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(answer.status(), StatusCode::METHOD_NOT_ALLOWED, "{method}");
+        assert_eq!(answer.headers()["allow"], "GET");
+    }
+    assert_eq!(runs.hub().metrics().opened, 0, "no follower was opened");
+    assert_eq!(
+        status_of(&client, &events_url(&server, &id), None).await,
+        StatusCode::OK
+    );
+    server.stop().await;
 }
 
 #[tokio::test]

@@ -33,13 +33,13 @@ const UNKNOWN_RESUME_ID: &str = "\0";
 ///
 /// ```
 /// use std::time::Duration;
-/// use poem::{Route, get};
+/// use poem::Route;
 /// use poem_sse_ext::{Event, Hub};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let hub = Hub::builder().history(1_000).heartbeat(Duration::from_secs(15)).build();
-/// let app = Route::new().at("/events/:channel", get(hub.endpoint()));
+/// let app = Route::new().at("/events/:channel", hub.endpoint());
 /// let id = hub.publish("prices", Event::json(&[1, 2, 3])?).await?;
 /// assert_eq!(hub.head("prices").await?, id);
 /// # let _ = app;

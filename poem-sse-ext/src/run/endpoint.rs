@@ -12,7 +12,7 @@ use crate::{
 
 impl Runs {
     /// A poem endpoint serving the followers of the run named by the `id` path parameter:
-    /// mount it with `Route::new().at("/runs/:id/events", get(runs.endpoint()))`.
+    /// mount it with `Route::new().at("/runs/:id/events", runs.endpoint())`.
     pub fn endpoint(&self) -> RunEndpoint {
         RunEndpoint {
             runs: self.clone(),
@@ -42,6 +42,7 @@ impl Runs {
 /// | unknown id, or a run past its time to live | `404` with a message |
 /// | resume point is the run's end event | `204 No Content` (a native `EventSource` stays closed) |
 /// | otherwise | `200 text/event-stream`: the events after the resume point, the end event when the run ends, then the response ends |
+/// | any method but `GET` | `405` with `Allow: GET` (mount it as it is, not inside poem's `get()`) |
 ///
 /// Authorization is the channels' hook, [`Authorizer`], given the run's channel name
 /// (`run.<id>`; [`RunId::from_channel`] reads the id back). Made by [`Runs::endpoint`].
@@ -99,6 +100,7 @@ impl Endpoint for RunEndpoint {
     type Output = Response;
 
     async fn call(&self, req: Request) -> Result<Response> {
+        crate::endpoint::get_only(&req)?;
         let raw = req.raw_path_param(&self.param).unwrap_or_default();
         let id = RunId::parse(raw).ok_or_else(|| RunError::not_found(raw))?;
         let grant = match &self.authorizer {

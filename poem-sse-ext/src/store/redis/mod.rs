@@ -38,7 +38,7 @@ use shared::Shared;
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use poem::{get, Route};
+/// use poem::Route;
 /// use poem_sse_ext::{store::{RedisStore, Retention}, Event, Hub};
 ///
 /// # #[tokio::main]
@@ -49,7 +49,7 @@ use shared::Shared;
 ///     .connect()
 ///     .await?;
 /// let hub = Hub::builder().store(store).build();
-/// let app = Route::new().at("/events/:channel", get(hub.endpoint()));
+/// let app = Route::new().at("/events/:channel", hub.endpoint());
 /// // Published here, delivered to the subscribers of every instance on the same Redis:
 /// hub.publish("prices", Event::text("1.08")).await?;
 /// # let _ = app;
