@@ -7,6 +7,7 @@ use std::{
     future::Future,
     io,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
     time::Duration,
 };
@@ -41,21 +42,22 @@ struct Heartbeat {
     timer: Pin<Box<Sleep>>,
 }
 
+/// Makes the last frame a stream sends when shutdown begins. Shared: an endpoint makes one for
+/// all its streams, so a stream's set-up allocates none.
+pub(crate) type FinalFrame = Arc<dyn Fn() -> Bytes + Send + Sync>;
+
 /// Ends a stream when shutdown begins: its signal, and the last frame to send.
 pub(crate) struct Shutdown {
     signal: ShutdownSignal,
-    final_frame: Box<dyn Fn() -> Bytes + Send + Sync>,
+    final_frame: FinalFrame,
 }
 
 impl Shutdown {
     /// Ends the stream when `signal` fires, sending `final_frame()` last.
-    pub(crate) fn new(
-        signal: ShutdownSignal,
-        final_frame: impl Fn() -> Bytes + Send + Sync + 'static,
-    ) -> Self {
+    pub(crate) fn new(signal: ShutdownSignal, final_frame: FinalFrame) -> Self {
         Self {
             signal,
-            final_frame: Box::new(final_frame),
+            final_frame,
         }
     }
 
@@ -199,9 +201,10 @@ mod tests {
     async fn shutdown_ends_a_stream_whose_source_never_runs_dry() {
         let trigger = ShutdownTrigger::new();
         let mut body = SseBody::new(None, stream::repeat(Bytes::from_static(b"data: x\n\n")))
-            .shutdown(Some(Shutdown::new(trigger.signal(), || {
-                Bytes::from_static(b"retry: 5\n\n")
-            })));
+            .shutdown(Some(Shutdown::new(
+                trigger.signal(),
+                Arc::new(|| Bytes::from_static(b"retry: 5\n\n")),
+            )));
         assert_eq!(&next(&mut body).await[..], b"data: x\n\n");
         trigger.fire();
         assert_eq!(&next(&mut body).await[..], b"retry: 5\n\n");
@@ -224,7 +227,7 @@ mod tests {
             .heartbeat(None)
             .shutdown(Some(Shutdown::new(
                 ShutdownSignal::from_token(token.clone()),
-                || Bytes::from_static(b"retry: 5\n\n"),
+                Arc::new(|| Bytes::from_static(b"retry: 5\n\n")),
             )));
         token.cancel();
         assert_eq!(&next(&mut body).await[..], b"retry: 5\n\n");

@@ -13,7 +13,7 @@ use poem::{
 use crate::{
     admission::{Grant, Opener},
     authorize::{Authorizer, Check},
-    body::{Shutdown, SseBody},
+    body::{FinalFrame, Shutdown, SseBody},
     error::SubscribeError,
     hub::Hub,
     refusal::RefusedStream,
@@ -62,6 +62,8 @@ impl Hub {
 #[derive(Clone)]
 pub struct SseEndpoint {
     hub: Hub,
+    /// The last frame of each stream when the hub shuts down, made once for all of them.
+    farewell: FinalFrame,
     param: Arc<str>,
     authorizer: Option<Arc<dyn Authorizer>>,
     trusted_proxies: Arc<[IpAddr]>,
@@ -70,8 +72,16 @@ pub struct SseEndpoint {
 
 impl SseEndpoint {
     fn new(hub: Hub) -> Self {
+        let farewell: FinalFrame = {
+            let hub = hub.clone();
+            Arc::new(move || {
+                let config = hub.config();
+                Shutdown::farewell(config.shutdown_event.as_ref(), config.jittered_retry())
+            })
+        };
         Self {
             hub,
+            farewell,
             param: Arc::from("channel"),
             authorizer: None,
             trusted_proxies: Arc::new([]),
@@ -234,13 +244,7 @@ impl SseEndpoint {
         req: &Request,
     ) -> Response {
         let config = self.hub.config();
-        let farewell = {
-            let hub = self.hub.clone(); // an Arc: nothing per stream is copied for the farewell
-            move || {
-                let config = hub.config();
-                Shutdown::farewell(config.shutdown_event.as_ref(), config.jittered_retry())
-            }
-        };
+        let farewell = Arc::clone(&self.farewell);
         let body = SseBody::new(Some(retry_frame(config.jittered_retry())), subscriber)
             .heartbeat(config.heartbeat)
             .shutdown(Some(Shutdown::new(self.hub.shutdown_signal(), farewell)));

@@ -122,9 +122,10 @@ where
             .unwrap_or((Duration::from_secs(3), Duration::ZERO));
         let frames = Box::pin(self.events.map(|event| event.encode()));
         let shutdown = self.shutdown.map(|token| {
-            Shutdown::new(ShutdownSignal::from_token(token), move || {
-                retry_frame(jittered(base, jitter))
-            })
+            Shutdown::new(
+                ShutdownSignal::from_token(token),
+                std::sync::Arc::new(move || retry_frame(jittered(base, jitter))),
+            )
         });
         let body = SseBody::new(preamble, frames)
             .heartbeat(self.heartbeat)
