@@ -54,52 +54,41 @@
 #![warn(missing_docs, missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod admission;
-mod authorize;
-mod body;
-mod builder;
-pub mod clients;
-mod config;
-mod cursor;
-mod endpoint;
-mod error;
-mod event;
+pub mod guide;
+mod http;
 mod hub;
 mod metrics;
 #[cfg(feature = "openapi")]
 #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
 pub mod openapi;
-#[cfg(feature = "prometheus")]
-#[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
-pub mod prometheus;
-pub mod recipes;
-mod refusal;
-mod registry;
-mod response;
 pub mod run;
-mod set;
-mod shutdown;
 pub mod store;
-mod subscriber;
-mod trace;
-mod waiters;
+mod sync;
 pub mod wire;
 
-pub use admission::{ConnectRate, Grant, Opener, RefusalReason};
-pub use authorize::Authorizer;
-pub use builder::HubBuilder;
-pub use config::HubConfig;
-pub use cursor::{set_cursor, MAX_SET_CHANNELS, MAX_SET_CURSOR_LEN};
-pub use endpoint::SseEndpoint;
-pub use error::{PublishError, ReadError, SubscribeError};
-pub use event::{validate_event_name, Event, EventError, MAX_EVENT_NAME_LEN, MAX_ID_LEN};
-pub use hub::{Hub, RecentEvents};
+#[cfg(feature = "prometheus")]
+#[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
+pub use metrics::prometheus;
+
+pub use guide::{clients, recipes};
+pub use http::{
+    authorize::Authorizer, endpoint::SseEndpoint, refusal::RefusedStream, response::SseResponse,
+};
+pub use hub::{
+    admission::{ConnectRate, Grant, Opener, RefusalReason},
+    builder::HubBuilder,
+    config::HubConfig,
+    error::{PublishError, ReadError, SubscribeError},
+    registry::{validate_channel, ChannelError, TooManyChannels, MAX_CHANNEL_LEN},
+    subscriber::Subscriber,
+    Hub, RecentEvents,
+};
 pub use metrics::{ChannelMetrics, CloseReason, DeliveryLag, HubMetrics, ResetCounts, LAG_BUCKETS};
-pub use refusal::RefusedStream;
-pub use registry::{validate_channel, ChannelError, TooManyChannels, MAX_CHANNEL_LEN};
-pub use response::SseResponse;
 pub use store::EventId;
-pub use subscriber::Subscriber;
 /// The token [`Hub::shutdown_token`] and [`SseResponse::shutdown`] use.
 pub use tokio_util::sync::CancellationToken;
-pub use wire::{Reset, ResetReason, StoredEvent, BUSY_EVENT, REAUTH_EVENT, RESET_EVENT};
+pub use wire::{
+    set_cursor, validate_event_name, Event, EventError, Reset, ResetReason, StoredEvent,
+    BUSY_EVENT, MAX_EVENT_NAME_LEN, MAX_ID_LEN, MAX_SET_CHANNELS, MAX_SET_CURSOR_LEN, REAUTH_EVENT,
+    RESET_EVENT,
+};

@@ -9,16 +9,15 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    admission::{Admission, Grant, Limits, Opener, RefusalReason},
-    config::HubConfig,
-    error::{PublishError, ReadError, SubscribeError},
-    event::Event,
+    hub::admission::{Admission, Grant, Limits, Opener, RefusalReason},
+    hub::config::HubConfig,
+    hub::error::{PublishError, ReadError, SubscribeError},
+    hub::registry::{Channel, ChannelFilter, Registry},
+    hub::subscriber::{Ending, OpenStream, Source, Subscriber},
     metrics::HubMetrics,
-    registry::{Channel, ChannelFilter, Registry},
-    shutdown::{ShutdownSignal, ShutdownTrigger},
     store::{Appended, EventId, ReplayStore, StoreHealth},
-    subscriber::{Ending, OpenStream, Source, Subscriber},
-    trace,
+    sync::shutdown::{ShutdownSignal, ShutdownTrigger},
+    wire::Event,
     wire::StoredEvent,
 };
 
@@ -464,6 +463,14 @@ impl std::fmt::Debug for Hub {
     }
 }
 
+pub(crate) mod admission;
+pub(crate) mod builder;
+pub(crate) mod config;
+pub(crate) mod error;
+pub(crate) mod registry;
+mod set_reader;
 mod sets;
+pub(crate) mod subscriber;
 #[cfg(test)]
 mod tests;
+pub(crate) mod trace;

@@ -1,11 +1,14 @@
 //! [`Hub::subscribe_set`]: several channels on one stream.
 
 use crate::{
-    admission::Opener,
-    cursor::{self, MAX_SET_CHANNELS},
-    error::SubscribeError,
-    set::{Member, SetReader},
-    subscriber::{Source, Subscriber},
+    hub::admission::Opener,
+    hub::error::SubscribeError,
+    hub::set_reader::{Member, SetReader},
+    hub::subscriber::{Source, Subscriber},
+    wire::{
+        set_cursor::{self as cursor},
+        MAX_SET_CHANNELS,
+    },
 };
 
 use super::{Hub, UNKNOWN_RESUME_ID};
@@ -77,7 +80,7 @@ impl Hub {
             let start = sub.cursor.last_id().map(|id| id.to_string());
             members.push(Member::new(entry, sub, start));
         }
-        let span = crate::trace::stream_span(&unique.join(","), resume, opener.client);
+        let span = crate::hub::trace::stream_span(&unique.join(","), resume, opener.client);
         tracing::debug!(parent: &span, "sse stream opened");
         let set = SetReader::new(members, config.max_chunk_bytes);
         Ok(Subscriber::new(Source::Set(Box::new(set)), ending, stream).in_span(span))

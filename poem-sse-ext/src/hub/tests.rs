@@ -1,7 +1,7 @@
 //! The hub's own rules: bad input, one registry.
 
 use super::*;
-use crate::registry::ChannelError;
+use crate::hub::registry::ChannelError;
 
 #[tokio::test]
 async fn publish_rejects_bad_input_and_keeps_what_is_stored() {
@@ -25,7 +25,7 @@ async fn publish_rejects_bad_input_and_keeps_what_is_stored() {
 async fn one_registry_one_cap_one_error() {
     let hub = Hub::builder().max_channels(1).build();
     assert!(hub.publish("a", Event::text("1")).await.is_ok());
-    let refused = crate::registry::TooManyChannels {
+    let refused = crate::hub::registry::TooManyChannels {
         channel: "b".into(),
         limit: 1,
     };

@@ -51,10 +51,10 @@
 use serde_json::{json, Map, Value};
 
 use crate::{
-    admission::RefusalReason,
-    event::{validate_event_name, EventError},
-    registry::MAX_CHANNEL_LEN,
+    hub::admission::RefusalReason,
+    hub::registry::MAX_CHANNEL_LEN,
     run::{EndReason, END_EVENT},
+    wire::{validate_event_name, EventError},
     wire::{ResetReason, BUSY_EVENT, REAUTH_EVENT, RESET_EVENT},
 };
 

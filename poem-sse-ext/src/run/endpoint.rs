@@ -6,8 +6,8 @@ use poem::{http::StatusCode, web::Json, Endpoint, IntoResponse, Request, Respons
 
 use super::{error::RunError, follow::Follow, id::RunId, Runs};
 use crate::{
-    authorize::{Authorizer, Check},
-    endpoint::SseEndpoint,
+    http::authorize::{Authorizer, Check},
+    http::endpoint::SseEndpoint,
 };
 
 impl Runs {
@@ -100,7 +100,7 @@ impl Endpoint for RunEndpoint {
     type Output = Response;
 
     async fn call(&self, req: Request) -> Result<Response> {
-        crate::endpoint::get_only(&req)?;
+        crate::http::endpoint::get_only(&req)?;
         let raw = req.raw_path_param(&self.param).unwrap_or_default();
         let id = RunId::parse(raw).ok_or_else(|| RunError::not_found(raw))?;
         let grant = match &self.authorizer {

@@ -3,7 +3,7 @@
 use poem::{error::ResponseError, http::StatusCode};
 
 use super::end::EndReason;
-use crate::error::{PublishError, ReadError, SubscribeError};
+use crate::hub::error::{PublishError, ReadError, SubscribeError};
 
 /// Why a run operation failed. As an HTTP answer (it is a poem `ResponseError`): `404` for a run
 /// that does not exist (any more), `409` for appending to an ended run, `503` for a full registry

@@ -18,9 +18,9 @@ use super::{
     Runs,
 };
 use crate::{
-    admission::Opener,
+    hub::admission::Opener,
+    hub::subscriber::Subscriber,
     store::{EventId, Reset},
-    subscriber::Subscriber,
     wire::{reset_frame, StoredEvent},
 };
 

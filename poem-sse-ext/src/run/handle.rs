@@ -14,7 +14,7 @@ use super::{
     error::RunError,
     id::RunId,
 };
-use crate::{event::Event, hub::Hub, store::EventId};
+use crate::{hub::Hub, store::EventId, wire::Event};
 
 /// The bounds of every run, from the [`RunsBuilder`](super::RunsBuilder).
 #[derive(Debug, Clone, Copy)]

@@ -87,7 +87,7 @@ mod tests {
         let (a, b) = (RunId::random(), RunId::random());
         assert_ne!(a, b);
         assert_eq!(RunId::parse(a.as_str()), Some(a.clone()));
-        assert!(crate::registry::validate_channel(&a.channel()).is_ok());
+        assert!(crate::hub::registry::validate_channel(&a.channel()).is_ok());
     }
 
     #[test]

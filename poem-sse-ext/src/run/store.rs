@@ -16,11 +16,11 @@ use std::{
 };
 
 use crate::{
-    event::Event,
     store::{
         Appended, BoxFuture, EventId, Recent, ReplayStore, StoreChannel, StoreError, StoreHealth,
         Subscription,
     },
+    wire::Event,
 };
 
 /// Wraps the store of the runs' hub.

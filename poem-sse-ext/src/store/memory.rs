@@ -12,7 +12,7 @@ use super::{
     budget::HistoryBudget, idempotency::IdempotencyKeys, Appended, BoxFuture, ChannelLog, EventId,
     Recent, ReplayStore, Reset, ResetReason, Retention, StoreChannel, StoreError, Subscription,
 };
-use crate::{event::Event, wire::frame_with_id};
+use crate::{wire::frame_with_id, wire::Event};
 
 /// The default bound on the history of all channels together: 256 MiB.
 pub const DEFAULT_HISTORY_BUDGET: usize = 256 << 20;

@@ -34,7 +34,7 @@ use std::{fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 
-use crate::event::Event;
+use crate::wire::Event;
 pub use crate::wire::{EventId, Reset, ResetReason};
 
 mod budget;

@@ -12,7 +12,7 @@ use futures_util::Stream;
 use super::{ChannelLog, Read};
 use crate::{
     store::{EventId, Reset},
-    waiters::Waiter,
+    sync::waiters::Waiter,
 };
 
 /// What a [`LogCursor`] yields.

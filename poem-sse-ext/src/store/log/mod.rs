@@ -17,7 +17,7 @@ pub use cursor::{CursorItem, LogCursor};
 use gaps::{Break, Floor};
 
 use super::{budget::HistoryBudget, EventId, Recent, Reset, ResetReason, Retention, StoreError};
-use crate::waiters::{Waiter, Waiters};
+use crate::sync::waiters::{Waiter, Waiters};
 
 /// The ordered, bounded log of one channel's encoded frames.
 ///

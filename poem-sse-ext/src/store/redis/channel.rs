@@ -14,11 +14,11 @@ use super::{
     shared::Shared,
 };
 use crate::{
-    event::Event,
     store::{
         Appended, BoxFuture, EventId, Recent, Reset, ResetReason, StoreChannel, StoreError,
         Subscription,
     },
+    wire::Event,
 };
 
 /// The handle the hub keeps for one channel.

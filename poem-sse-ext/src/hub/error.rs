@@ -1,10 +1,10 @@
 //! What can go wrong when publishing, reading and subscribing, as types.
 
 use crate::{
-    admission::RefusalReason,
-    event::EventError,
-    registry::{ChannelError, TooManyChannels},
+    hub::admission::RefusalReason,
+    hub::registry::{ChannelError, TooManyChannels},
     store::StoreError,
+    wire::EventError,
 };
 
 /// Why a publish failed. Nothing already stored is affected by a failed publish.

@@ -17,8 +17,8 @@ use futures_util::{Stream, StreamExt};
 use tokio::time::{Instant, Sleep};
 
 use crate::{
-    event::Event,
-    shutdown::ShutdownSignal,
+    sync::shutdown::ShutdownSignal,
+    wire::Event,
     wire::{retry_frame, HEARTBEAT_FRAME},
 };
 
@@ -168,7 +168,7 @@ mod tests {
     use futures_util::stream;
 
     use super::*;
-    use crate::shutdown::ShutdownTrigger;
+    use crate::sync::shutdown::ShutdownTrigger;
 
     async fn next(body: &mut SseBody<impl Stream<Item = Bytes> + Unpin + Send>) -> Bytes {
         match body.next().await {

@@ -14,13 +14,13 @@ use futures_util::Stream;
 use tokio::time::{Instant, Sleep};
 
 use crate::{
-    admission::Admitted,
+    hub::admission::Admitted,
+    hub::registry::{Channel, Registry},
+    hub::set_reader::SetReader,
+    hub::trace,
     metrics::{ChannelStats, CloseReason},
-    registry::{Channel, Registry},
-    set::SetReader,
-    shutdown::{ShutdownSignal, ShutdownTrigger},
     store::{CursorItem, LogCursor, Reset, Subscription},
-    trace,
+    sync::shutdown::{ShutdownSignal, ShutdownTrigger},
     wire::{end_frame, reauth_frame, reset_frame},
 };
 
@@ -216,7 +216,7 @@ impl Subscriber {
         }
     }
 
-    /// The stream's span (see [`crate::trace::stream_span`]), for the endpoint to record the
+    /// The stream's span (see [`crate::hub::trace::stream_span`]), for the endpoint to record the
     /// protocol in.
     pub(crate) fn span(&self) -> &tracing::Span {
         self.stream.span()
@@ -350,7 +350,7 @@ pub(crate) enum StreamCap {
     PerChannel(String, usize),
 }
 
-impl From<StreamCap> for crate::error::SubscribeError {
+impl From<StreamCap> for crate::hub::error::SubscribeError {
     fn from(cap: StreamCap) -> Self {
         match cap {
             StreamCap::Total(limit) => Self::TooManyStreams { limit },

@@ -268,7 +268,7 @@ impl fmt::Debug for Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{event::Event, store::MemoryStore};
+    use crate::{store::MemoryStore, wire::Event};
 
     fn registry(cap: usize) -> Registry {
         Registry::new(Arc::new(MemoryStore::default()), cap, None)

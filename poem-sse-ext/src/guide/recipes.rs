@@ -5,7 +5,7 @@
 //! - [Testing a stream with poem's `TestClient`](#testing-a-stream-with-poems-testclient)
 //! - [Handling `sse-reset` in the browser](#handling-sse-reset-in-the-browser)
 //!
-//! Reading streams from Rust over the network is in [`crate::clients`].
+//! Reading streams from Rust over the network is in [`crate::guide::clients`].
 //!
 //! # CORS for a cross-origin `EventSource`
 //!

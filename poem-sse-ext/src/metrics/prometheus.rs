@@ -78,7 +78,7 @@ pub const DEFAULT_TOP_CHANNELS: usize = 100;
 
 impl Hub {
     /// A poem endpoint that answers a Prometheus scrape with this hub's metrics alone (see
-    /// [`crate::prometheus`]): mount it with `Route::new().at("/metrics", hub.metrics_endpoint())`.
+    /// [`crate::metrics::prometheus`]): mount it with `Route::new().at("/metrics", hub.metrics_endpoint())`.
     #[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
     pub fn metrics_endpoint(&self) -> MetricsEndpoint {
         let mut registry = Registry::default();

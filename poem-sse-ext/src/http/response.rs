@@ -10,11 +10,11 @@ use poem::{
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    body::{Shutdown, SseBody},
-    config::jittered,
-    event::Event,
-    shutdown::ShutdownSignal,
+    http::body::{Shutdown, SseBody},
+    hub::config::jittered,
+    sync::shutdown::ShutdownSignal,
     wire::retry_frame,
+    wire::Event,
 };
 
 /// An SSE response for your own `Stream` of [`Event`]s: poem's `SSE`, fixed.

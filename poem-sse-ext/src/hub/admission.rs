@@ -12,7 +12,7 @@ use std::{
 
 use tokio::time::Instant;
 
-use crate::shutdown::{ShutdownSignal, ShutdownTrigger};
+use crate::sync::shutdown::{ShutdownSignal, ShutdownTrigger};
 
 /// Who opens a stream: what the per-client caps, the rate limit and revocation go by.
 ///

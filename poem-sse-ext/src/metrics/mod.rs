@@ -14,6 +14,10 @@ use serde::Serialize;
 
 use crate::wire::ResetReason;
 
+#[cfg(feature = "prometheus")]
+#[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
+pub mod prometheus;
+
 /// Live counters of one channel.
 #[derive(Debug, Default)]
 pub(crate) struct ChannelStats {

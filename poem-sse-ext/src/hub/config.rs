@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use crate::event::Event;
+use crate::wire::Event;
 
 /// How a hub's streams behave. Built through [`crate::HubBuilder`]; see each setter there.
 #[derive(Debug, Clone)]
@@ -38,7 +38,7 @@ pub struct HubConfig {
     /// Most open streams of one principal (from the authorization's grant); `None` is unlimited.
     pub max_streams_per_principal: Option<usize>,
     /// The connect-rate limit per client address; `None` is unlimited.
-    pub connect_rate: Option<crate::admission::ConnectRate>,
+    pub connect_rate: Option<crate::hub::admission::ConnectRate>,
     /// How long a stream lives before it ends with a retry hint (the client resumes exactly);
     /// `None` is forever.
     pub max_stream_lifetime: Option<Duration>,

@@ -11,14 +11,14 @@ use poem::{
 };
 
 use crate::{
-    admission::{Grant, Opener},
-    authorize::{Authorizer, Check},
-    body::{FinalFrame, Shutdown, SseBody},
-    error::SubscribeError,
+    http::authorize::{Authorizer, Check},
+    http::body::{FinalFrame, Shutdown, SseBody},
+    http::refusal::RefusedStream,
+    http::response::sse_response,
+    hub::admission::{Grant, Opener},
+    hub::error::SubscribeError,
+    hub::subscriber::Subscriber,
     hub::Hub,
-    refusal::RefusedStream,
-    response::sse_response,
-    subscriber::Subscriber,
     wire::retry_frame,
 };
 
@@ -322,7 +322,7 @@ fn set_of(req: &Request) -> Vec<String> {
                 .map(str::to_owned)
                 .collect::<Vec<_>>()
         })
-        .take(crate::cursor::MAX_SET_CHANNELS + 1)
+        .take(crate::wire::set_cursor::MAX_SET_CHANNELS + 1)
         .collect()
 }
 

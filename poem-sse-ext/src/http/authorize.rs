@@ -2,7 +2,7 @@
 
 use poem::{Request, Result};
 
-use crate::{admission::Grant, store::BoxFuture};
+use crate::{hub::admission::Grant, store::BoxFuture};
 
 /// Decides whether a request may read a channel, and grants it for a principal until an expiry.
 ///

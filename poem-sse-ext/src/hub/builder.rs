@@ -3,11 +3,11 @@
 use std::{fmt, sync::Arc, time::Duration};
 
 use crate::{
-    config::HubConfig,
-    event::{Event, EventError},
+    hub::config::HubConfig,
+    hub::registry::ChannelFilter,
     hub::Hub,
-    registry::ChannelFilter,
     store::{MemoryStore, ReplayStore, Retention, DEFAULT_HISTORY_BUDGET},
+    wire::{Event, EventError},
 };
 
 impl Hub {
@@ -143,7 +143,7 @@ impl HubBuilder {
     /// (a token bucket; default unlimited). A client reconnecting in a tight loop is refused
     /// with a retry hint that doubles with each refusal in a row; other clients are not slowed.
     pub fn connect_rate(mut self, burst: u32, per_second: f64) -> Self {
-        self.config.connect_rate = Some(crate::admission::ConnectRate { burst, per_second });
+        self.config.connect_rate = Some(crate::hub::admission::ConnectRate { burst, per_second });
         self
     }
 

@@ -15,7 +15,7 @@ use poem::{
     Body, Response,
 };
 
-use crate::{error::SubscribeError, wire::busy_frame};
+use crate::{hub::error::SubscribeError, wire::busy_frame};
 
 /// A stream that was not opened, as an HTTP answer: `404` with a message for an invalid or
 /// unknown channel, `400` for an invalid set of channels; for a temporary refusal (a cap, the rate limit, shutdown, the store) a soft

@@ -9,11 +9,11 @@ use std::{
 use bytes::{Bytes, BytesMut};
 
 use crate::{
-    cursor,
+    hub::registry::Channel,
+    hub::trace::log_reset,
     metrics::{ChannelStats, StreamStats},
-    registry::Channel,
     store::{CursorItem, LogCursor, Reset, Subscription},
-    trace::log_reset,
+    wire::set_cursor::{self as cursor},
     wire::{put_set_frame, put_set_reset_frame},
 };
 
