@@ -1,7 +1,7 @@
-//! [`SseEndpoint`]: a hub's streams over HTTP. Everything HTTP about a stream lives here: the
-//! resume point from the request, authorization, the response headers, and refusals as answers.
+//! [`SseEndpoint`]: one channel's stream over HTTP, and what every stream endpoint shares (the
+//! resume point from the request, the response, and a refusal as the answer a client survives).
 
-use std::{net::IpAddr, sync::Arc};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::Stream;
@@ -10,133 +10,83 @@ use poem::{
     Endpoint, Request, Response, Result,
 };
 
+use super::{
+    body::{FinalFrame, Shutdown, SseBody},
+    options::StreamOptions,
+    refusal::RefusedStream,
+    response::sse_response,
+};
 use crate::{
-    http::authorize::{Authorizer, Check},
-    http::body::{FinalFrame, Shutdown, SseBody},
-    http::refusal::RefusedStream,
-    http::response::sse_response,
-    hub::admission::{Grant, Opener},
-    hub::error::SubscribeError,
-    hub::subscriber::Subscriber,
-    hub::Hub,
+    hub::{admission::Grant, error::SubscribeError, subscriber::Subscriber, Hub},
     wire::retry_frame,
 };
 
 impl Hub {
-    /// A poem endpoint serving the channel named by the `channel` path parameter: mount it with
-    /// `Route::new().at("/events/:channel", hub.endpoint())`.
+    /// A poem endpoint serving the channel named by the `channel` path parameter: mount it as it
+    /// is, `Route::new().at("/events/:channel", hub.endpoint())`.
     pub fn endpoint(&self) -> SseEndpoint {
-        SseEndpoint::new(self.clone())
+        SseEndpoint {
+            streams: Streams::new(self.clone()),
+            options: StreamOptions::new(),
+        }
     }
 }
 
-/// Serves the stream of the channel named by a path parameter. Made by [`Hub::endpoint`].
+/// Serves the stream of the channel named by a path parameter (`channel`, or
+/// [`StreamOptions::param`]). Made by [`Hub::endpoint`].
 ///
 /// On connect it takes the resume point from `Last-Event-ID` (or the `lastEventId` query
 /// parameter), sends a jittered `retry:` hint, the reset signal when the resume point can not be
 /// honoured, every retained event after it, then live events with heartbeats in between.
 ///
-/// It answers `GET` and nothing else: any other method gets `405 Method Not Allowed` with
-/// `Allow: GET`, before authorization or the hub are asked. Mount it as it is, not inside poem's
-/// `get()`, which would box it, and every stream's request future, once more.
+/// | request | answer |
+/// | --- | --- |
+/// | `GET`, the channel may be opened | `200 text/event-stream`: the stream |
+/// | invalid or unknown channel name | `404` with a message |
+/// | a cap, the connect rate, shutdown, the store | a soft refusal: `200` with a long `retry:` and [`sse-busy`](crate::wire::BUSY_EVENT), then the end (or `503` + `Retry-After` with [`StreamOptions::refuse_with_status`]) |
+/// | refused by the authorizer | its error (`401`, `403`, ...) |
+/// | any method but `GET` | `405` with `Allow: GET` |
+/// | mounted at a path without the parameter | `500`, naming the parameter (a mistake in the route table) |
+///
+/// Mount it as it is, not inside poem's `get()` (it answers `GET` only by itself, and `get()`
+/// would box it and every stream's request future once more):
 ///
 /// ```
-/// use poem::{Route, EndpointExt, middleware::Tracing};
-/// use poem_sse_ext::Hub;
+/// use poem::{http::StatusCode, middleware::Tracing, EndpointExt, Error, Route};
+/// use poem_sse_ext::{http::StreamOptions, Hub};
 ///
 /// let hub = Hub::new();
 /// let app = Route::new()
 ///     .at(
 ///         "/events/:channel",
-///         hub.endpoint().authorize(|req, channel| {
+///         hub.endpoint().options(StreamOptions::new().authorize(|req, channel| {
 ///             // Only let a client read the channels it may see.
 ///             if channel.starts_with("public.") || req.header("authorization").is_some() {
 ///                 Ok(())
 ///             } else {
-///                 Err(poem::Error::from_status(poem::http::StatusCode::FORBIDDEN))
+///                 Err(Error::from_status(StatusCode::FORBIDDEN))
 ///             }
-///         }),
+///         })),
 ///     )
 ///     .with(Tracing);
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct SseEndpoint {
-    hub: Hub,
-    /// The last frame of each stream when the hub shuts down, made once for all of them.
-    farewell: FinalFrame,
-    param: Arc<str>,
-    authorizer: Option<Arc<dyn Authorizer>>,
-    trusted_proxies: Arc<[IpAddr]>,
-    soft_refusals: bool,
+    streams: Streams,
+    options: StreamOptions,
 }
 
 impl SseEndpoint {
-    fn new(hub: Hub) -> Self {
-        let farewell: FinalFrame = {
-            let hub = hub.clone();
-            Arc::new(move || {
-                let config = hub.config();
-                Shutdown::farewell(config.shutdown_event.as_ref(), config.jittered_retry())
-            })
-        };
-        Self {
-            hub,
-            farewell,
-            param: Arc::from("channel"),
-            authorizer: None,
-            trusted_proxies: Arc::new([]),
-            soft_refusals: true,
-        }
-    }
-
-    /// Reads the channel from the path parameter `name` instead of `channel`.
+    /// Reads the request and answers refusals as `options` says (authorization, the path
+    /// parameter, trusted proxies, soft or status refusals).
     #[must_use]
-    pub fn channel_param(mut self, name: &str) -> Self {
-        self.param = Arc::from(name);
-        self
-    }
-
-    /// Checks every request before anything is replayed: `check(req, channel)` returns `Err` to
-    /// refuse (its error becomes the response). Replay respects it: a refused client receives
-    /// nothing from the channel, history included.
-    #[must_use]
-    pub fn authorize(
-        self,
-        check: impl Fn(&Request, &str) -> Result<()> + Send + Sync + 'static,
-    ) -> Self {
-        self.authorize_with(Check(check))
-    }
-
-    /// Authorizes every request with `authorizer` (async, and it returns a [`Grant`]: the
-    /// principal the per-principal cap and [`Hub::revoke`] go by, and an expiry that ends the
-    /// stream mid-way). Runs before anything is replayed, on every connect and reconnect.
-    #[must_use]
-    pub fn authorize_with(mut self, authorizer: impl Authorizer) -> Self {
-        self.authorizer = Some(Arc::new(authorizer));
-        self
-    }
-
-    /// Proxies whose `X-Forwarded-For` names the client: for a connection from one of them, the
-    /// client address (for [`HubBuilder::max_streams_per_client`](crate::HubBuilder::max_streams_per_client)
-    /// and the connect rate) is the rightmost forwarded address that is not a trusted proxy. From
-    /// anyone else the header is ignored, so a client can not pose as another.
-    #[must_use]
-    pub fn trusted_proxies(mut self, proxies: impl IntoIterator<Item = IpAddr>) -> Self {
-        self.trusted_proxies = proxies.into_iter().collect();
-        self
-    }
-
-    /// Answers a temporary refusal with `503` and `Retry-After` instead of the default soft
-    /// refusal (a `200` stream with a retry hint and an `sse-busy` event). Only for clients that
-    /// read statuses: a native `EventSource` never reconnects after a `503`.
-    #[must_use]
-    pub fn refuse_with_status(mut self) -> Self {
-        self.soft_refusals = false;
+    pub fn options(mut self, options: StreamOptions) -> Self {
+        self.options = options;
         self
     }
 
     /// Answers `req` with the stream of `channel` under `grant`, for handlers that choose the
-    /// channel and authorize themselves. The authorizer set on this endpoint is not run here.
+    /// channel and authorize themselves. The authorizer of the options is not run here.
     ///
     /// # Errors
     /// [`RefusedStream`]: `404` for an invalid or unknown channel name; a soft refusal (or `503`)
@@ -147,183 +97,127 @@ impl SseEndpoint {
         channel: &str,
         grant: Option<Grant>,
     ) -> Result<Response, RefusedStream> {
-        let (resume, opener) = self.opener(req, grant);
+        let opener = self.options.opener(req, grant);
+        let resume = resume_point(req);
         let subscribed = self
+            .streams
             .hub
             .subscribe_as(channel, resume.as_deref(), &opener)
             .await;
-        self.answer(subscribed, req)
-    }
-
-    /// Answers `req` with the stream of the set `channels` under `grant` (see
-    /// [`Hub::subscribe_set`]); the authorizer set on this endpoint is not run here.
-    ///
-    /// # Errors
-    /// As [`SseEndpoint::serve`], and `400` for an empty set or more than
-    /// [`MAX_SET_CHANNELS`](crate::MAX_SET_CHANNELS) channels.
-    pub async fn serve_set(
-        &self,
-        req: &Request,
-        channels: &[&str],
-        grant: Option<Grant>,
-    ) -> Result<Response, RefusedStream> {
-        let (resume, opener) = self.opener(req, grant);
-        let subscribed = self
-            .hub
-            .subscribe_set(channels, resume.as_deref(), &opener)
-            .await;
-        self.answer(subscribed, req)
-    }
-
-    /// The stream of a subscription as this endpoint answers it, or its refusal.
-    fn answer(
-        &self,
-        subscribed: Result<Subscriber, SubscribeError>,
-        req: &Request,
-    ) -> Result<Response, RefusedStream> {
-        let subscriber = subscribed.map_err(|error| self.refusal(error))?;
-        subscriber
-            .span()
-            .record("protocol", tracing::field::debug(req.version()));
-        Ok(self.respond(subscriber, req))
-    }
-
-    /// Where a stream opened by `req` resumes (see [`resume_point`]), and who opens it.
-    pub(crate) fn opener(&self, req: &Request, grant: Option<Grant>) -> (Option<String>, Opener) {
-        let opener = Opener {
-            client: self.client_address(req),
-            grant,
-        };
-        (resume_point(req), opener)
-    }
-
-    /// A refused subscription as this endpoint answers it: soft, or a status, with the hub's
-    /// jittered retry hint for the refused client's streak.
-    pub(crate) fn refusal(&self, error: SubscribeError) -> RefusedStream {
-        let retry_after = self.hub.config().refusal_retry(error.streak());
-        RefusedStream::new(error, retry_after, self.soft_refusals)
-    }
-
-    async fn grant(&self, req: &Request, channel: &str) -> Result<Option<Grant>> {
-        match &self.authorizer {
-            Some(authorizer) => Ok(Some(authorizer.authorize(req, channel).await?)),
-            None => Ok(None),
-        }
-    }
-
-    /// The peer's address, or the client a trusted proxy forwarded for.
-    pub(crate) fn client_address(&self, req: &Request) -> Option<IpAddr> {
-        let peer = req.remote_addr().as_socket_addr()?.ip();
-        if !self.trusted_proxies.contains(&peer) {
-            return Some(peer);
-        }
-        let forwarded = req
-            .headers()
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(','))
-            .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
-            .collect::<Vec<_>>();
-        Some(
-            forwarded
-                .into_iter()
-                .rev()
-                .find(|hop| !self.trusted_proxies.contains(hop))
-                .unwrap_or(peer),
-        )
-    }
-
-    /// The response of an open stream: the retry hint, the subscriber's frames with heartbeats,
-    /// and the farewell when the hub shuts down. Any stream of ready frames read from this
-    /// endpoint's hub (a [`Subscriber`](crate::Subscriber), or a run's follower) is answered the
-    /// same way.
-    pub(crate) fn respond(
-        &self,
-        subscriber: impl Stream<Item = Bytes> + Unpin + Send + 'static,
-        req: &Request,
-    ) -> Response {
-        let config = self.hub.config();
-        let farewell = Arc::clone(&self.farewell);
-        let body = SseBody::new(Some(retry_frame(config.jittered_retry())), subscriber)
-            .heartbeat(config.heartbeat)
-            .shutdown(Some(Shutdown::new(self.hub.shutdown_signal(), farewell)));
-        sse_response(body, Some(req.version()))
-    }
-}
-
-impl std::fmt::Debug for SseEndpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SseEndpoint")
-            .field("param", &self.param)
-            .field("authorizer", &self.authorizer.is_some())
-            .field("trusted_proxies", &self.trusted_proxies)
-            .field("soft_refusals", &self.soft_refusals)
-            .finish_non_exhaustive()
+        self.streams.answer(subscribed, req, &self.options)
     }
 }
 
 impl Endpoint for SseEndpoint {
     type Output = Response;
 
-    /// Mounted at a path with the channel parameter (`/events/:channel`), serves that channel;
-    /// at a path without it (`/events`), serves the set named by the `channels` query parameter
-    /// (`?channels=cpu,mem,load`; see [`Hub::subscribe_set`]).
     async fn call(&self, req: Request) -> Result<Response> {
         get_only(&req)?;
-        if let Some(channel) = req.raw_path_param(&self.param) {
-            let grant = self.grant(&req, channel).await?;
-            return Ok(self.serve(&req, channel, grant).await?);
-        }
-        let channels = set_of(&req);
-        let channels: Vec<&str> = channels.iter().map(String::as_str).collect();
-        let mut grant: Option<Grant> = None;
-        for channel in &channels {
-            let granted = self.grant(&req, channel).await.map_err(|err| {
-                // A set with one forbidden channel is refused, naming it.
-                let status = err.status();
-                poem::Error::from_string(format!("channel `{channel}`: {err}"), status)
-            })?;
-            if let Some(granted) = granted {
-                grant = Grant::narrowest(grant, granted);
-            }
-        }
-        Ok(self.serve_set(&req, &channels, grant).await?)
+        let param = self.options.param_or("channel");
+        let Some(channel) = req.raw_path_param(param) else {
+            return Err(unmounted_param(param));
+        };
+        let grant = self.options.grant(&req, channel).await?;
+        Ok(self.serve(&req, channel, grant).await?)
+    }
+}
+
+/// What every stream endpoint of a hub shares: the hub, and the frame its streams send last when
+/// the hub shuts down, made once for all of them.
+#[derive(Clone)]
+pub(crate) struct Streams {
+    pub(crate) hub: Hub,
+    farewell: FinalFrame,
+}
+
+impl Streams {
+    pub(crate) fn new(hub: Hub) -> Self {
+        let farewell: FinalFrame = {
+            let hub = hub.clone();
+            Arc::new(move || {
+                let config = hub.config();
+                Shutdown::farewell(config.shutdown_event.as_ref(), config.jittered_retry())
+            })
+        };
+        Self { hub, farewell }
+    }
+
+    /// The stream of a subscription as an answer, or its refusal.
+    pub(crate) fn answer(
+        &self,
+        subscribed: Result<Subscriber, SubscribeError>,
+        req: &Request,
+        options: &StreamOptions,
+    ) -> Result<Response, RefusedStream> {
+        let subscriber = subscribed.map_err(|error| self.refusal(error, options))?;
+        subscriber
+            .span()
+            .record("protocol", tracing::field::debug(req.version()));
+        Ok(self.respond(subscriber, req))
+    }
+
+    /// A refused subscription as `options` answer it: soft, or a status, with the hub's jittered
+    /// retry hint for the refused client's streak.
+    pub(crate) fn refusal(&self, error: SubscribeError, options: &StreamOptions) -> RefusedStream {
+        let retry_after = self.hub.config().refusal_retry(error.streak());
+        RefusedStream::new(error, retry_after, options.soft_refusals())
+    }
+
+    /// The response of an open stream: the retry hint, the frames of `source` with heartbeats,
+    /// and the farewell when the hub shuts down. Any stream of ready frames read from this hub
+    /// (a [`Subscriber`], or a run's follower) is answered the same way.
+    pub(crate) fn respond(
+        &self,
+        source: impl Stream<Item = Bytes> + Unpin + Send + 'static,
+        req: &Request,
+    ) -> Response {
+        let config = self.hub.config();
+        let farewell = Arc::clone(&self.farewell);
+        let body = SseBody::new(Some(retry_frame(config.jittered_retry())), source)
+            .heartbeat(config.heartbeat)
+            .shutdown(Some(Shutdown::new(self.hub.shutdown_signal(), farewell)));
+        sse_response(body, Some(req.version()))
+    }
+}
+
+impl std::fmt::Debug for Streams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Streams").finish_non_exhaustive()
     }
 }
 
 /// `Ok` for a `GET`; for any other method the `405` an event stream answers, with `Allow: GET`
 /// and a message.
 pub(crate) fn get_only(req: &Request) -> Result<()> {
-    if req.method() == Method::GET {
+    only(req, Method::GET, "an event stream answers GET")
+}
+
+/// `Ok` for `method`; otherwise `405` with `Allow` and a message saying `why`.
+pub(crate) fn only(req: &Request, method: Method, why: &str) -> Result<()> {
+    if req.method() == method {
         return Ok(());
     }
-    let message = format!(
-        "{} is not allowed here: an event stream answers GET",
-        req.method()
-    );
+    let message = format!("{} is not allowed here: {why}", req.method());
     Err(poem::Error::from_response(
         Response::builder()
             .status(StatusCode::METHOD_NOT_ALLOWED)
-            .header(header::ALLOW, "GET")
+            .header(header::ALLOW, method.as_str())
             .content_type("text/plain; charset=utf-8")
             .body(message),
     ))
 }
 
-/// The channels named by the `channels` query parameter (comma-separated, repeatable).
-fn set_of(req: &Request) -> Vec<String> {
-    form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes())
-        .filter(|(key, _)| key == "channels")
-        .flat_map(|(_, value)| {
-            value
-                .split(',')
-                .filter(|name| !name.is_empty())
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-        })
-        .take(crate::wire::set_cursor::MAX_SET_CHANNELS + 1)
-        .collect()
+/// The answer of an endpoint mounted at a path without its parameter: a mistake in the app's
+/// route table, said as such rather than answered as something else.
+pub(crate) fn unmounted_param(param: &str) -> poem::Error {
+    tracing::error!(param, "endpoint mounted at a path without its parameter");
+    poem::Error::from_string(
+        format!(
+            "this endpoint reads the path parameter `{param}`, which its route does not have: \
+             mount it at a path like `/events/:{param}`, or set `StreamOptions::param`"
+        ),
+        StatusCode::INTERNAL_SERVER_ERROR,
+    )
 }
 
 /// The resume point: the `Last-Event-ID` header (what a reconnecting `EventSource` sends) wins
@@ -363,7 +257,9 @@ mod tests {
     #[tokio::test]
     async fn status_refusals_are_404_or_503_with_retry_after_and_a_message() {
         let hub = Hub::builder().max_streams(0).build();
-        let endpoint = hub.endpoint().refuse_with_status();
+        let endpoint = hub
+            .endpoint()
+            .options(StreamOptions::new().refuse_with_status());
         let req = Request::builder().finish();
         let bad = endpoint.serve(&req, "a/b", None).await.err();
         assert_eq!(

@@ -28,7 +28,7 @@ use crate::{
 /// ```
 /// use futures_util::stream;
 /// use poem::{handler, web::Path, Request};
-/// use poem_sse_ext::{Event, SseResponse};
+/// use poem_sse_ext::{Event, http::SseResponse};
 ///
 /// #[handler]
 /// fn countdown(req: &Request, Path(from): Path<u32>) -> SseResponse<impl futures_util::Stream<Item = Event> + Send> {

@@ -10,10 +10,11 @@ use bytes::{Bytes, BytesMut};
 
 use crate::{
     hub::registry::Channel,
+    hub::stats::{ChannelStats, StreamStats},
     hub::trace::log_reset,
-    metrics::{ChannelStats, StreamStats},
-    store::{CursorItem, LogCursor, Reset, Subscription},
+    store::{CursorItem, LogCursor, Subscription},
     wire::set_cursor::{self as cursor},
+    wire::Reset,
     wire::{put_set_frame, put_set_reset_frame},
 };
 

@@ -11,11 +11,11 @@ use crate::{
     },
 };
 
-use super::{Hub, UNKNOWN_RESUME_ID};
+use super::handle::{Hub, UNKNOWN_RESUME_ID};
 
 impl Hub {
     /// Opens one stream of several `channels` (at most
-    /// [`MAX_SET_CHANNELS`](crate::MAX_SET_CHANNELS), duplicates ignored) after `resume`, a set
+    /// [`MAX_SET_CHANNELS`](crate::wire::MAX_SET_CHANNELS), duplicates ignored) after `resume`, a set
     /// cursor: each channel's events in publish order, the channels interleaved as events arrive
     /// and read in turn, so that a busy channel can not starve a quiet one.
     ///
@@ -24,11 +24,11 @@ impl Hub {
     /// every channel at once: a reconnect gets exactly what each channel missed. A channel whose
     /// resume point is gone gets its own `sse-reset` (naming it in `channel`); the others resume
     /// exactly. A malformed cursor, or one of another set, resets every channel. A page rendered
-    /// from several channels' state starts the set from [`set_cursor`](crate::set_cursor).
+    /// from several channels' state starts the set from [`set_cursor`](crate::wire::set_cursor).
     ///
     /// ```
     /// use futures_util::StreamExt;
-    /// use poem_sse_ext::{Event, Hub, Opener};
+    /// use poem_sse_ext::{Event, Hub, hub::Opener};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -43,7 +43,7 @@ impl Hub {
     ///
     /// # Errors
     /// As [`Hub::subscribe_as`]; [`SubscribeError::InvalidSet`] for an empty set or more than
-    /// [`MAX_SET_CHANNELS`](crate::MAX_SET_CHANNELS) channels. The stream counts once against
+    /// [`MAX_SET_CHANNELS`](crate::wire::MAX_SET_CHANNELS) channels. The stream counts once against
     /// the total and the per-client caps, and once on each channel.
     pub async fn subscribe_set(
         &self,

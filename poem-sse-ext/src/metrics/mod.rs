@@ -1,89 +1,65 @@
-//! Counters kept by a [`crate::Hub`], and the snapshot it hands out.
+//! What a hub counts, as a snapshot ([`HubMetrics`], from [`Hub::metrics`]) and, with the
+//! `prometheus` feature, as a Prometheus scrape ([`prometheus`]).
 //!
-//! Every counter is a relaxed atomic bumped once per chunk (not per event, not per subscriber);
-//! a snapshot reads them without a lock, so it is consistent per counter, not across counters.
+//! The hub keeps relaxed atomics, bumped once per chunk (not per event, not per subscriber); a
+//! snapshot reads them without a lock, so it is consistent per counter, not across counters.
+//! Every reason is a type, and every count per reason a struct with a field per reason
+//! ([`ResetCounts`], [`CloseCounts`], [`RefusalCounts`]), so a typo is a compile error.
+//!
+//! ```
+//! use poem_sse_ext::{Event, Hub};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let hub = Hub::new();
+//! hub.publish("prices", Event::text("1.08")).await?;
+//! let metrics = hub.metrics();
+//! assert_eq!(metrics.total.published, 1);
+//! assert_eq!(metrics.channels["prices"].published, 1);
+//! assert_eq!(metrics.refused, 0);
+//! # Ok(())
+//! # }
+//! ```
 
-use std::{
-    collections::BTreeMap,
-    fmt,
-    sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed},
-    time::Duration,
-};
+use std::{collections::BTreeMap, sync::atomic::Ordering::Relaxed};
 
 use serde::Serialize;
 
-use crate::wire::ResetReason;
+pub use crate::hub::stats::{CloseReason, LAG_BUCKETS};
+use crate::{
+    hub::{
+        admission::RefusalReason,
+        stats::{ChannelStats, StreamStats, RESET_REASONS},
+        Hub,
+    },
+    wire::ResetReason,
+};
 
 #[cfg(feature = "prometheus")]
 #[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
 pub mod prometheus;
 
-/// Live counters of one channel.
-#[derive(Debug, Default)]
-pub(crate) struct ChannelStats {
-    pub(crate) open: AtomicUsize,
-    pub(crate) published: AtomicU64,
-    pub(crate) delivered: AtomicU64,
-    pub(crate) replayed: AtomicU64,
-    pub(crate) resets: AtomicU64,
-    /// Of `resets`, per [`ResetReason`] in the order of [`RESET_REASONS`].
-    resets_by_reason: [AtomicU64; RESET_REASONS.len()],
-    pub(crate) bytes_sent: AtomicU64,
-}
-
-/// Every reset reason, in the order of [`ChannelStats::resets_by_reason`].
-const RESET_REASONS: [ResetReason; 3] = [
-    ResetReason::Evicted,
-    ResetReason::Epoch,
-    ResetReason::Unknown,
-];
-
-impl ChannelStats {
-    pub(crate) fn snapshot(&self) -> ChannelMetrics {
-        let [evicted, epoch, unknown] = &self.resets_by_reason;
-        ChannelMetrics {
-            open_streams: self.open.load(Relaxed),
-            published: self.published.load(Relaxed),
-            delivered: self.delivered.load(Relaxed),
-            replayed: self.replayed.load(Relaxed),
-            resets: self.resets.load(Relaxed),
-            resets_by_reason: ResetCounts {
-                evicted: evicted.load(Relaxed),
-                epoch: epoch.load(Relaxed),
-                unknown: unknown.load(Relaxed),
-            },
-            bytes_sent: self.bytes_sent.load(Relaxed),
-        }
-    }
-
-    /// Adds a forgotten channel's counters (not its open streams: it has none).
-    pub(crate) fn absorb(&self, other: &ChannelMetrics) {
-        self.published.fetch_add(other.published, Relaxed);
-        self.delivered.fetch_add(other.delivered, Relaxed);
-        self.replayed.fetch_add(other.replayed, Relaxed);
-        self.resets.fetch_add(other.resets, Relaxed);
-        for (counter, reason) in self.resets_by_reason.iter().zip(RESET_REASONS) {
-            counter.fetch_add(other.resets_by_reason.get(reason), Relaxed);
-        }
-        self.bytes_sent.fetch_add(other.bytes_sent, Relaxed);
-    }
-
-    pub(crate) fn add(counter: &AtomicU64, n: usize) {
-        counter.fetch_add(n as u64, Relaxed);
-    }
-
-    /// Counts a reset signal sent, under its reason.
-    pub(crate) fn count_reset(&self, reason: ResetReason) {
-        self.resets.fetch_add(1, Relaxed);
-        let at = RESET_REASONS.iter().position(|r| *r == reason);
-        if let Some(counter) = at.and_then(|at| self.resets_by_reason.get(at)) {
-            counter.fetch_add(1, Relaxed);
-        }
+impl Hub {
+    /// A snapshot of the counters, per channel and in total.
+    pub fn metrics(&self) -> HubMetrics {
+        let registry = self.registry();
+        let mut metrics = HubMetrics {
+            total: ChannelMetrics::read(registry.retired()),
+            ..HubMetrics::default()
+        };
+        registry.for_each_channel(|name, stats| {
+            let channel = ChannelMetrics::read(stats);
+            metrics.total.accumulate(&channel);
+            metrics.channels.insert(name.to_owned(), channel);
+        });
+        metrics.read_streams(&registry.streams);
+        metrics
     }
 }
 
-/// Counters of one channel (or of all channels, in [`HubMetrics`]).
+/// Counters of one channel (or of all channels, in [`HubMetrics::total`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct ChannelMetrics {
     /// Streams open now.
     pub open_streams: usize,
@@ -102,6 +78,23 @@ pub struct ChannelMetrics {
 }
 
 impl ChannelMetrics {
+    fn read(stats: &ChannelStats) -> Self {
+        let [evicted, epoch, unknown] = &stats.resets_by_reason;
+        Self {
+            open_streams: stats.open.load(Relaxed),
+            published: stats.published.load(Relaxed),
+            delivered: stats.delivered.load(Relaxed),
+            replayed: stats.replayed.load(Relaxed),
+            resets: stats.resets.load(Relaxed),
+            resets_by_reason: ResetCounts {
+                evicted: evicted.load(Relaxed),
+                epoch: epoch.load(Relaxed),
+                unknown: unknown.load(Relaxed),
+            },
+            bytes_sent: stats.bytes_sent.load(Relaxed),
+        }
+    }
+
     fn accumulate(&mut self, other: &Self) {
         self.open_streams += other.open_streams;
         self.published += other.published;
@@ -117,6 +110,7 @@ impl ChannelMetrics {
 
 /// Reset signals per [`ResetReason`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct ResetCounts {
     /// [`ResetReason::Evicted`]: the client missed events.
     pub evicted: u64,
@@ -144,124 +138,99 @@ impl ResetCounts {
     }
 }
 
-/// Why an open stream closed, as counted in [`HubMetrics::closed`] and logged when it closes.
-/// (A stream that was never opened is refused instead: see [`crate::RefusalReason`].)
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Closed streams per [`CloseReason`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
-pub enum CloseReason {
-    /// The client went away (or stopped reading and the server gave up on it).
-    ClientGone,
-    /// [`Hub::shutdown`](crate::Hub::shutdown): the stream sent its farewell and ended.
-    Shutdown,
-    /// [`HubBuilder::max_stream_lifetime`](crate::HubBuilder::max_stream_lifetime) was reached;
-    /// the client reconnects and resumes exactly.
-    Lifetime,
-    /// The stream's authorization expired or was revoked ([`crate::REAUTH_EVENT`]).
-    Reauth,
-    /// Its source ended (the store closed the channel).
-    Ended,
+pub struct CloseCounts {
+    /// [`CloseReason::ClientGone`].
+    pub client_gone: u64,
+    /// [`CloseReason::Shutdown`].
+    pub shutdown: u64,
+    /// [`CloseReason::Lifetime`].
+    pub lifetime: u64,
+    /// [`CloseReason::Reauth`].
+    pub reauth: u64,
+    /// [`CloseReason::Ended`].
+    pub ended: u64,
 }
 
-impl CloseReason {
-    /// Every reason, in a fixed order.
-    pub const ALL: [Self; 5] = [
-        Self::ClientGone,
-        Self::Shutdown,
-        Self::Lifetime,
-        Self::Reauth,
-        Self::Ended,
-    ];
-
-    /// The reason as written in the metrics and logs: `client_gone`, `shutdown`, `lifetime`,
-    /// `reauth` or `ended`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ClientGone => "client_gone",
-            Self::Shutdown => "shutdown",
-            Self::Lifetime => "lifetime",
-            Self::Reauth => "reauth",
-            Self::Ended => "ended",
+impl CloseCounts {
+    /// The count of `reason`.
+    pub fn get(&self, reason: CloseReason) -> u64 {
+        match reason {
+            CloseReason::ClientGone => self.client_gone,
+            CloseReason::Shutdown => self.shutdown,
+            CloseReason::Lifetime => self.lifetime,
+            CloseReason::Reauth => self.reauth,
+            CloseReason::Ended => self.ended,
         }
     }
 
-    fn index(self) -> usize {
-        Self::ALL.iter().position(|r| *r == self).unwrap_or(0)
+    /// Every reason with its count, zeros included.
+    pub fn iter(&self) -> impl Iterator<Item = (CloseReason, u64)> + '_ {
+        CloseReason::ALL
+            .into_iter()
+            .map(|reason| (reason, self.get(reason)))
+    }
+
+    fn slot(&mut self, reason: CloseReason) -> &mut u64 {
+        match reason {
+            CloseReason::ClientGone => &mut self.client_gone,
+            CloseReason::Shutdown => &mut self.shutdown,
+            CloseReason::Lifetime => &mut self.lifetime,
+            CloseReason::Reauth => &mut self.reauth,
+            CloseReason::Ended => &mut self.ended,
+        }
     }
 }
 
-impl fmt::Display for CloseReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
+/// Refused streams per [`RefusalReason`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct RefusalCounts {
+    /// [`RefusalReason::MaxStreams`].
+    pub max_streams: u64,
+    /// [`RefusalReason::MaxStreamsPerChannel`].
+    pub max_streams_per_channel: u64,
+    /// [`RefusalReason::MaxStreamsPerClient`].
+    pub max_streams_per_client: u64,
+    /// [`RefusalReason::MaxStreamsPerPrincipal`].
+    pub max_streams_per_principal: u64,
+    /// [`RefusalReason::RateLimited`].
+    pub rate_limited: u64,
+    /// [`RefusalReason::MaxChannels`].
+    pub max_channels: u64,
+    /// [`RefusalReason::ShuttingDown`].
+    pub shutting_down: u64,
+    /// [`RefusalReason::Store`].
+    pub store: u64,
 }
 
-/// The upper bounds of the [`DeliveryLag`] buckets.
-pub const LAG_BUCKETS: [Duration; 10] = [
-    Duration::from_millis(1),
-    Duration::from_millis(5),
-    Duration::from_millis(10),
-    Duration::from_millis(50),
-    Duration::from_millis(100),
-    Duration::from_millis(500),
-    Duration::from_secs(1),
-    Duration::from_secs(5),
-    Duration::from_secs(10),
-    Duration::from_secs(60),
-];
-
-/// Hub-wide counters of streams: opened, closed by reason, and how late they read.
-#[derive(Debug, Default)]
-pub(crate) struct StreamStats {
-    opened: AtomicU64,
-    /// Per [`CloseReason`], in the order of [`CloseReason::ALL`].
-    closed: [AtomicU64; CloseReason::ALL.len()],
-    /// Per bucket of [`LAG_BUCKETS`] (not cumulative), then the count above the last bound.
-    lag: [AtomicU64; LAG_BUCKETS.len() + 1],
-    lag_sum_micros: AtomicU64,
-}
-
-impl StreamStats {
-    pub(crate) fn opened(&self) {
-        self.opened.fetch_add(1, Relaxed);
+impl RefusalCounts {
+    /// The count of `reason`.
+    pub fn get(&self, reason: RefusalReason) -> u64 {
+        let mut copy = *self;
+        *copy.slot(reason)
     }
 
-    pub(crate) fn closed(&self, reason: CloseReason) {
-        if let Some(counter) = self.closed.get(reason.index()) {
-            counter.fetch_add(1, Relaxed);
-        }
+    /// Every reason with its count, zeros included.
+    pub fn iter(&self) -> impl Iterator<Item = (RefusalReason, u64)> + '_ {
+        RefusalReason::ALL
+            .into_iter()
+            .map(|reason| (reason, self.get(reason)))
     }
 
-    /// Records how long the oldest live event of a chunk waited in the log before a stream read
-    /// it: two relaxed additions, once per chunk.
-    pub(crate) fn observe_lag(&self, lag: Duration) {
-        let at = LAG_BUCKETS.partition_point(|bound| *bound < lag);
-        if let Some(bucket) = self.lag.get(at) {
-            bucket.fetch_add(1, Relaxed);
+    fn slot(&mut self, reason: RefusalReason) -> &mut u64 {
+        match reason {
+            RefusalReason::MaxStreams => &mut self.max_streams,
+            RefusalReason::MaxStreamsPerChannel => &mut self.max_streams_per_channel,
+            RefusalReason::MaxStreamsPerClient => &mut self.max_streams_per_client,
+            RefusalReason::MaxStreamsPerPrincipal => &mut self.max_streams_per_principal,
+            RefusalReason::RateLimited => &mut self.rate_limited,
+            RefusalReason::MaxChannels => &mut self.max_channels,
+            RefusalReason::ShuttingDown => &mut self.shutting_down,
+            RefusalReason::Store => &mut self.store,
         }
-        let micros = u64::try_from(lag.as_micros()).unwrap_or(u64::MAX);
-        self.lag_sum_micros.fetch_add(micros, Relaxed);
-    }
-
-    fn snapshot(&self) -> (u64, BTreeMap<&'static str, u64>, DeliveryLag) {
-        let closed = CloseReason::ALL
-            .iter()
-            .zip(&self.closed)
-            .map(|(reason, n)| (reason.as_str(), n.load(Relaxed)))
-            .filter(|(_, n)| *n > 0)
-            .collect();
-        let mut within = Vec::with_capacity(LAG_BUCKETS.len());
-        let mut count = 0;
-        for bucket in &self.lag {
-            count += bucket.load(Relaxed);
-            within.push(count);
-        }
-        within.truncate(LAG_BUCKETS.len());
-        let lag = DeliveryLag {
-            within,
-            count,
-            sum_micros: self.lag_sum_micros.load(Relaxed),
-        };
-        (self.opened.load(Relaxed), closed, lag)
     }
 }
 
@@ -269,6 +238,7 @@ impl StreamStats {
 /// a stream reads, the age of its oldest live event (replayed history is not counted). A stream
 /// whose client reads slowly shows here as soon as it reads again.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct DeliveryLag {
     /// For each bound of [`LAG_BUCKETS`], the observations at or below it (cumulative).
     pub within: Vec<u64>,
@@ -278,24 +248,27 @@ pub struct DeliveryLag {
     pub sum_micros: u64,
 }
 
-/// A snapshot of a hub's counters, from [`crate::Hub::metrics`].
+/// A snapshot of a hub's counters, from [`Hub::metrics`].
 ///
-/// Serializes as the total's fields at the top level plus the stream counters and `channels`:
-/// `{"open_streams": 3, "published": 10, ..., "rejected": 0, "channels": {"prices": {...}}}`.
+/// Serializes as the total's fields at the top level, then the stream counters and `channels`:
+/// `{"open_streams": 3, "published": 10, ..., "refused": 0, "refused_by_reason": {...},
+/// "channels": {"prices": {...}}}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct HubMetrics {
     /// Sum over all channels, including channels the hub has since forgotten.
     #[serde(flatten)]
     pub total: ChannelMetrics,
     /// Streams opened since the hub started (a stream of several channels counts once).
     pub opened: u64,
-    /// Of `opened`, streams closed since, per [`CloseReason::as_str`]; reasons never seen are
-    /// left out.
-    pub closed: BTreeMap<&'static str, u64>,
+    /// Of `opened`, streams closed since.
+    pub closed: u64,
+    /// Of `closed`, per reason.
+    pub closed_by_reason: CloseCounts,
     /// Streams refused (caps, rate limit, shutdown, store) since the hub started.
-    pub rejected: u64,
-    /// Of `rejected`, per reason ([`crate::RefusalReason::as_str`]); reasons never seen are left out.
-    pub refused: BTreeMap<&'static str, u64>,
+    pub refused: u64,
+    /// Of `refused`, per reason.
+    pub refused_by_reason: RefusalCounts,
     /// How late streams read live events.
     pub delivery_lag: DeliveryLag,
     /// Per channel registered now, by name.
@@ -303,34 +276,36 @@ pub struct HubMetrics {
 }
 
 impl HubMetrics {
-    pub(crate) fn from_channels(
-        channels: impl Iterator<Item = (String, ChannelMetrics)>,
-        retired: ChannelMetrics,
-        refused: impl Iterator<Item = (&'static str, u64)>,
-    ) -> Self {
-        let refused: BTreeMap<_, _> = refused.collect();
-        let mut metrics = Self {
-            total: retired,
-            rejected: refused.values().sum(),
-            refused,
-            ..Self::default()
-        };
-        for (name, channel) in channels {
-            metrics.total.accumulate(&channel);
-            metrics.channels.insert(name, channel);
-        }
-        metrics
-    }
-
     /// Adds the hub-wide stream counters.
-    pub(crate) fn with_streams(mut self, streams: &StreamStats) -> Self {
-        (self.opened, self.closed, self.delivery_lag) = streams.snapshot();
-        self
+    fn read_streams(&mut self, streams: &StreamStats) {
+        self.opened = streams.opened.load(Relaxed);
+        for (reason, n) in CloseReason::ALL.into_iter().zip(&streams.closed) {
+            *self.closed_by_reason.slot(reason) = n.load(Relaxed);
+        }
+        self.closed = self.closed_by_reason.iter().map(|(_, n)| n).sum();
+        for (reason, n) in RefusalReason::ALL.into_iter().zip(&streams.refused) {
+            *self.refused_by_reason.slot(reason) = n.load(Relaxed);
+        }
+        self.refused = self.refused_by_reason.iter().map(|(_, n)| n).sum();
+        let mut within = Vec::with_capacity(LAG_BUCKETS.len());
+        let mut count = 0;
+        for bucket in &streams.lag {
+            count += bucket.load(Relaxed);
+            within.push(count);
+        }
+        within.truncate(LAG_BUCKETS.len());
+        self.delivery_lag = DeliveryLag {
+            within,
+            count,
+            sum_micros: streams.lag_sum_micros.load(Relaxed),
+        };
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -339,19 +314,20 @@ mod tests {
         stats.observe_lag(Duration::from_millis(1));
         stats.observe_lag(Duration::from_millis(7));
         stats.observe_lag(Duration::from_secs(120));
-        let (_, _, lag) = stats.snapshot();
-        assert_eq!(lag.within, [1, 1, 2, 2, 2, 2, 2, 2, 2, 2]);
-        assert_eq!(lag.count, 3);
-        assert_eq!(lag.sum_micros, 1_000 + 7_000 + 120_000_000);
+        let mut metrics = HubMetrics::default();
+        metrics.read_streams(&stats);
+        assert_eq!(metrics.delivery_lag.within, [1, 1, 2, 2, 2, 2, 2, 2, 2, 2]);
+        assert_eq!(metrics.delivery_lag.count, 3);
+        assert_eq!(metrics.delivery_lag.sum_micros, 1_000 + 7_000 + 120_000_000);
     }
 
     #[test]
-    fn resets_and_closes_are_counted_by_reason() {
+    fn resets_closes_and_refusals_are_counted_by_reason() {
         let channel = ChannelStats::default();
         channel.count_reset(ResetReason::Epoch);
         channel.count_reset(ResetReason::Epoch);
         channel.count_reset(ResetReason::Evicted);
-        let snapshot = channel.snapshot();
+        let snapshot = ChannelMetrics::read(&channel);
         assert_eq!(snapshot.resets, 3);
         assert_eq!(
             snapshot.resets_by_reason,
@@ -365,8 +341,15 @@ mod tests {
         streams.opened();
         streams.opened();
         streams.closed(CloseReason::Lifetime);
-        let (opened, closed, _) = streams.snapshot();
-        assert_eq!(opened, 2);
-        assert_eq!(closed, BTreeMap::from([("lifetime", 1)]));
+        streams.refused(RefusalReason::RateLimited);
+        streams.refused(RefusalReason::RateLimited);
+        let mut metrics = HubMetrics::default();
+        metrics.read_streams(&streams);
+        assert_eq!(metrics.opened, 2);
+        assert_eq!(metrics.closed, 1);
+        assert_eq!(metrics.closed_by_reason.lifetime, 1);
+        assert_eq!(metrics.refused, 2);
+        assert_eq!(metrics.refused_by_reason.get(RefusalReason::RateLimited), 2);
+        assert_eq!(metrics.refused_by_reason.max_streams, 0);
     }
 }

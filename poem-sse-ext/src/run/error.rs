@@ -74,14 +74,10 @@ impl ResponseError for RunError {
             Self::Ended { .. } | Self::TooManyEvents { .. } | Self::TooManyBytes { .. } => {
                 StatusCode::CONFLICT
             }
-            Self::Publish(PublishError::Channel(_)) => StatusCode::NOT_FOUND,
-            Self::Publish(PublishError::HasId(_) | PublishError::Event(_)) => {
-                StatusCode::BAD_REQUEST
-            }
-            Self::Subscribe(SubscribeError::Channel(_)) | Self::Read(ReadError::Channel(_)) => {
-                StatusCode::NOT_FOUND
-            }
-            _ => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Publish(err) => err.status(),
+            Self::Read(err) => err.status(),
+            Self::Subscribe(err) => err.status(),
+            Self::TooManyRuns { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }

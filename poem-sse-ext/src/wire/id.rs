@@ -76,7 +76,7 @@ impl fmt::Display for ResetReason {
 
 /// The explicit signal that replaces a silent gap.
 ///
-/// On the wire it is an event of type [`RESET_EVENT`] (`sse-reset`) whose `id` is `resume_from`
+/// On the wire it is an event of type [`RESET_EVENT`](super::RESET_EVENT) (`sse-reset`) whose `id` is `resume_from`
 /// and whose data is `{"reason": "<reason>", "resume_from": "<id>"}`. The stream goes on live from
 /// `resume_from`; the client should refresh its state (which the server renders together with the
 /// id it corresponds to) and continue from there.
@@ -129,4 +129,28 @@ impl StoredEvent {
             data: data.unwrap_or_default(),
         })
     }
+}
+
+/// What [`Hub::publish_once`](crate::Hub::publish_once) (and a store's
+/// [`append_once`](crate::store::StoreChannel::append_once)) did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Published {
+    /// The event's id: the new one, or the first one published under the key.
+    pub id: EventId,
+    /// Whether the key had been used: nothing was stored this time.
+    pub duplicate: bool,
+}
+
+/// A channel's newest retained events and the head id they lead up to, from
+/// [`Hub::recent`](crate::Hub::recent).
+///
+/// Render a page's state from `events` and let its stream resume after `head`: nothing published
+/// in between is lost or shown twice, whichever instance rendered the page.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Recent {
+    /// The id a stream resumed from continues exactly after the last of `events` (the id meaning
+    /// "the beginning" when there are none).
+    pub head: EventId,
+    /// Oldest first.
+    pub events: Vec<StoredEvent>,
 }

@@ -1,5 +1,6 @@
-//! The wire below [`Event`](crate::Event): event ids, the reset signal, and the frames a stream
-//! sends besides application events.
+//! The wire: what a stream sends besides application events ([`crate::Event`]), the rules
+//! event names and ids follow, and the cursor of a stream of several channels. It knows no store
+//! and no hub.
 //!
 //! Every frame follows the WHATWG HTML standard, [§9.2.6 "Interpreting an event stream"][spec].
 //! A hub sends, besides the events published on it:
@@ -15,14 +16,16 @@
 //!
 //! [spec]: https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
 
-mod event;
+pub(crate) mod event;
 pub(crate) mod frames;
-mod id;
+pub(crate) mod id;
 pub(crate) mod set_cursor;
 
-pub use event::{validate_event_name, Event, EventError, MAX_EVENT_NAME_LEN, MAX_ID_LEN};
+pub use event::{validate_event_name, MAX_EVENT_NAME_LEN, MAX_ID_LEN};
+pub(crate) use event::{Event, EventError};
 pub(crate) use frames::*;
-pub use id::{EventId, Reset, ResetReason, StoredEvent};
+pub(crate) use id::{EventId, Published, Recent, StoredEvent};
+pub use id::{Reset, ResetReason};
 pub use set_cursor::{set_cursor, MAX_SET_CHANNELS, MAX_SET_CURSOR_LEN};
 
 /// The event name of the reset signal ([`Reset`]); applications can not publish it.
