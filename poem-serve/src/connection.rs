@@ -39,10 +39,11 @@ use tokio::{
 use tokio_rustls::TlsAcceptor;
 
 use crate::{
-    body::TimedBody,
+    accept::per_ip::IpSlot,
     coalesce::Coalesce,
-    lean::{Lean, Next, Rewind},
-    per_ip::IpSlot,
+    handoff::Handoff,
+    lean::{Lean, Next},
+    request_body::TimedBody,
     shutdown::ShutdownTrigger,
 };
 
@@ -129,7 +130,7 @@ impl<E: Endpoint + 'static> Connection<E> {
         };
         // Boxed: hyper's connection state is large, and this task stays as small as the lean
         // path's while it serves a stream.
-        let io = Coalesce::new(Rewind::new(read, io), self.shared.coalesce_writes);
+        let io = Coalesce::new(Handoff::new(read, io), self.shared.coalesce_writes);
         Box::pin(self.serve_hyper(io, scheme, local, remote, deadline)).await;
     }
 

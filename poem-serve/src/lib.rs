@@ -90,17 +90,20 @@
 #![warn(missing_docs, missing_debug_implementations)]
 
 mod accept;
-mod body;
 mod coalesce;
 mod connection;
+mod drain;
+mod handoff;
 mod lean;
-mod per_ip;
+mod request_body;
 mod server;
 mod shutdown;
 mod socket;
+#[cfg(test)]
+mod test_log;
 mod tls;
 
-pub use body::BodyTimeout;
+pub use request_body::BodyTimeout;
 pub use server::{StreamServer, DEFAULT_MAX_CONNECTIONS_PER_IP};
 pub use socket::DEFAULT_BACKLOG;
 pub use tls::{ReloadingTls, TlsError};

@@ -17,7 +17,6 @@
 //! pipelining work as HTTP/1.1 says.
 
 mod head;
-mod rewind;
 mod write;
 
 use std::io;
@@ -28,8 +27,6 @@ use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite},
     time::Instant,
 };
-
-pub(crate) use rewind::Rewind;
 
 use crate::shutdown::ShutdownSignal;
 use head::Head;
