@@ -20,7 +20,7 @@ use std::{
     time::Duration,
 };
 
-use http_body_util::{combinators::BoxBody, BodyExt};
+use http_body_util::combinators::BoxBody;
 use hyper::body::{Bytes, Incoming};
 use hyper_util::{
     rt::{TokioExecutor, TokioIo},
@@ -156,13 +156,18 @@ impl<E: Endpoint + 'static> Connection<E> {
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             requested_in_service.store(true, Ordering::Relaxed);
             let shared = Arc::clone(&shared);
-            let (parts, body) = req.into_parts();
-            let parts = RequestParts::from((parts, local.clone(), remote.clone(), scheme.clone()));
-            let body = match shared.request_body_timeout {
-                Some(idle) => BoxBody::new(TimedBody::new(body, idle)),
-                None => BoxBody::new(body.map_err(io::Error::other)),
+            let (local, remote, scheme) = (local.clone(), remote.clone(), scheme.clone());
+            let req = match shared.request_body_timeout {
+                // poem's own conversion: the addresses, the scheme and the upgrade handle.
+                None => Request::from((req, local, remote, scheme)),
+                // poem converts a request whose body is hyper's `Incoming` only: the parts go
+                // through its conversion, the timed body beside them.
+                Some(idle) => {
+                    let (parts, body) = req.into_parts();
+                    let parts = RequestParts::from((parts, local, remote, scheme));
+                    Request::from_parts(parts, Body::from(BoxBody::new(TimedBody::new(body, idle))))
+                }
             };
-            let req = Request::from_parts(parts, Body::from(body));
             // Boxed: hyper keeps a slot the size of the service future for the connection's life
             // (HTTP/1) or the stream's (HTTP/2, where the stream task holds it beside the body).
             // A streaming response lives for hours after it completes, so the slot must be a
@@ -235,6 +240,7 @@ async fn fired(deadline: &mut Option<Pin<Box<Sleep>>>) {
 
 #[cfg(test)]
 mod tests {
+    use http_body_util::BodyExt;
     use poem::{endpoint::make_sync, EndpointExt};
     use tokio::net::TcpListener;
 
