@@ -216,12 +216,11 @@ impl<E: Endpoint + 'static> Connection<E> {
 /// The response of `shared`'s endpoint to `req`, for hyper.
 ///
 /// Until its first poll this future holds the request and a pointer: the endpoint's own future
-/// (6.4 KiB for the demo's routes and layers) is allocated when it starts, and an event stream's
-/// is freed as soon as it has answered. hyper's HTTP/2 server takes in every stream that a read
-/// brought before it runs any of them, so with the endpoint's future made up front a burst of
-/// set-ups held thousands of them at once, and the allocator kept that memory resident after
-/// they were freed: 10,000 idle HTTP/2 streams measured 4.2–5.2 KiB per stream in two runs out
-/// of three, against 2.2–2.8 in every run since.
+/// (kilobytes, with a deep chain of routes and layers) is allocated when it starts, and an event
+/// stream's is freed as soon as it has answered. hyper's HTTP/2 server takes in every stream
+/// that a read brought before it runs any of them, so with the endpoint's future made up front
+/// a burst of set-ups held thousands of them at once, and the allocator kept that memory
+/// resident after they were freed.
 async fn respond<E: Endpoint>(
     shared: Arc<Shared<E>>,
     req: Request,
@@ -270,8 +269,7 @@ mod tests {
         // The lean path's state, boxed once per connection.
         let lean = std::mem::size_of_val(&connection().serve_io(stream, Scheme::HTTP, deadline));
         assert!(task <= 320, "the connection task holds {task} bytes inline");
-        // Measured: 976 bytes in a release build, 992 in a debug one; hyper's state (2,200) is boxed
-        // apart and allocated only for a connection hyper serves.
+        // hyper's state is boxed apart and allocated only for a connection hyper serves.
         assert!(lean <= 1_100, "the lean path holds {lean} bytes inline");
     }
 

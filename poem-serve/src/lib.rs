@@ -72,16 +72,15 @@
 //! # Idle HTTP/1.1 event streams without hyper's buffers
 //!
 //! hyper keeps a read buffer, a write buffer and its connection state for every HTTP/1.1
-//! connection for as long as it lives: about 23 KiB per idle stream measured with the demo
-//! (`bench/run.sh`, 10,000 streams). An event stream needs none of it, so by default
+//! connection for as long as it lives, which for an event stream is hours of mostly idle
+//! waiting. An event stream needs none of it, so by default
 //! ([`StreamServer::lean_event_streams`]) a request that asks for one — an HTTP/1.1 `GET` that
 //! accepts `text/event-stream`, with no body and no upgrade, as every `EventSource` sends — is
 //! parsed with `httparse`, and its response is written a chunk per frame the moment the body
-//! yields it, with nothing kept between frames: 2.8 KiB per idle stream in the same
-//! measurement, the subscriber and the socket's task included. Keep-alive and pipelining work as
-//! HTTP/1.1 says; a client that closes ends its stream at once. The first request of any other
-//! kind hands the connection to hyper for the rest of its life, and HTTP/2 is hyper's from the
-//! start.
+//! yields it, with nothing kept between frames (the memory per idle stream either way is in the
+//! workspace's `BENCHMARKS.md`). Keep-alive and pipelining work as HTTP/1.1 says; a client that
+//! closes ends its stream at once. The first request of any other kind hands the connection to
+//! hyper for the rest of its life, and HTTP/2 is hyper's from the start.
 //!
 //! hyper answers a request it can not parse with its own `400` (or `414`, `431`) and an empty
 //! body; it offers no hook to add one.
