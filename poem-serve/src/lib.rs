@@ -36,9 +36,8 @@
 //! poem's own `Server` can not set what a server of long-lived streams needs: an HTTP/2 PING to
 //! find dead peers (hyper stops polling the body of a client that stopped reading, so a timer in
 //! the body can not), a bound on the time a client may take to send its headers, TCP keepalive.
-//! This server runs its own accept loop over hyper-util's HTTP/1 + HTTP/2 builder, converts each
-//! request to a poem [`Request`](poem::Request) exactly as poem does, and sets all of them
-//! explicitly:
+//! This server runs its own accept loop over [hyper-util]'s HTTP/1 + HTTP/2 builder, turns each
+//! request into a poem [`Request`] with poem's own conversion, and sets all of them explicitly:
 //!
 //! | setting | default |
 //! | --- | --- |
@@ -86,6 +85,8 @@
 //! body; it offers no hook to add one.
 //!
 //! [poem]: https://docs.rs/poem
+//! [hyper-util]: https://docs.rs/hyper-util
+//! [`Request`]: https://docs.rs/poem/3/poem/struct.Request.html
 #![warn(missing_docs, missing_debug_implementations)]
 
 mod accept;
