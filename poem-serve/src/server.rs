@@ -127,7 +127,8 @@ impl StreamServer {
     }
 
     /// Serves TLS with `tls`: ALPN offers `h2` then `http/1.1`, and new handshakes use the
-    /// certificate files' current content (see [`ReloadingTls`]).
+    /// certificate files' current content (see [`ReloadingTls`]). Without it (the default) the
+    /// server speaks clear-text HTTP/1.1 and HTTP/2 with prior knowledge.
     pub fn tls(mut self, tls: ReloadingTls) -> Self {
         self.tls = Some(tls);
         self
@@ -137,7 +138,8 @@ impl StreamServer {
     ///
     /// This is where streams are told to end: an open stream holds its connection open until
     /// the grace period runs out unless something ends it. For a `poem-sse-ext` hub:
-    /// `.on_shutdown(move || hub.shutdown())`. Hooks run in the order they were added.
+    /// `.on_shutdown(move || hub.shutdown())`. Hooks run in the order they were added; there
+    /// are none by default.
     pub fn on_shutdown(mut self, hook: impl FnOnce() + Send + 'static) -> Self {
         self.on_shutdown.push(Box::new(hook));
         self
