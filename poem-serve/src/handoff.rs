@@ -1,4 +1,5 @@
-//! An IO with bytes already read from it put back in front.
+//! The connection as hyper gets it: every connection hyper serves is a [`Handoff`], the bytes
+//! read before it was handed over (by the lean path) put back in front of the socket.
 
 use std::{
     io,
@@ -12,19 +13,20 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// Reads `prefix` first, then `inner`; writes go to `inner`.
 ///
 /// The lean path reads a request head to decide who serves it; when hyper is to serve the
-/// connection after all, it must see those bytes again.
-pub(crate) struct Rewind<I> {
+/// connection after all, it must see those bytes again. (With the lean path off, the prefix is
+/// empty.)
+pub(crate) struct Handoff<I> {
     prefix: Bytes,
     inner: I,
 }
 
-impl<I> Rewind<I> {
+impl<I> Handoff<I> {
     pub(crate) fn new(prefix: Bytes, inner: I) -> Self {
         Self { prefix, inner }
     }
 }
 
-impl<I: AsyncRead + Unpin> AsyncRead for Rewind<I> {
+impl<I: AsyncRead + Unpin> AsyncRead for Handoff<I> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -40,7 +42,7 @@ impl<I: AsyncRead + Unpin> AsyncRead for Rewind<I> {
     }
 }
 
-impl<I: AsyncWrite + Unpin> AsyncWrite for Rewind<I> {
+impl<I: AsyncWrite + Unpin> AsyncWrite for Handoff<I> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -80,11 +82,11 @@ mod tests {
     async fn reads_the_prefix_then_the_rest_and_writes_through() {
         let (mut near, far) = tokio::io::duplex(64);
         near.write_all(b" world").await.unwrap();
-        let mut rewound = Rewind::new(Bytes::from_static(b"hello"), far);
+        let mut handed = Handoff::new(Bytes::from_static(b"hello"), far);
         let mut read = vec![0; 11];
-        rewound.read_exact(&mut read).await.unwrap();
+        handed.read_exact(&mut read).await.unwrap();
         assert_eq!(read, b"hello world");
-        rewound.write_all(b"back").await.unwrap();
+        handed.write_all(b"back").await.unwrap();
         let mut back = [0; 4];
         near.read_exact(&mut back).await.unwrap();
         assert_eq!(&back, b"back");

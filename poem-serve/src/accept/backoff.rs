@@ -1,4 +1,4 @@
-//! What the accept loop does when `accept` fails.
+//! The accept loop's backoff: what it does when `accept` fails.
 //!
 //! Out of file descriptors (`EMFILE`, `ENFILE`) or kernel memory (`ENOBUFS`, `ENOMEM`), the
 //! waiting connection stays in the listen queue and the next `accept` fails the same way at once:
@@ -15,8 +15,11 @@
 
 use std::{
     io,
+    pin::Pin,
     time::{Duration, Instant},
 };
+
+use tokio::time::Sleep;
 
 /// The first wait after an accept failed.
 const FIRST_DELAY: Duration = Duration::from_millis(10);
@@ -115,6 +118,88 @@ impl AcceptBackoff {
     }
 }
 
+/// [`AcceptBackoff`] on tokio's clock: the pause after a failure and the end of an episode as
+/// timers the accept loop waits on beside `accept`.
+pub(crate) struct Backoff {
+    state: AcceptBackoff,
+    /// Armed while accepting is paused after a failure.
+    resume: Pin<Box<Sleep>>,
+    paused: bool,
+    /// Armed while an episode of failures lasts.
+    quiet: Pin<Box<Sleep>>,
+}
+
+impl Backoff {
+    pub(crate) fn new() -> Self {
+        Self {
+            state: AcceptBackoff::default(),
+            resume: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            paused: false,
+            quiet: Box::pin(tokio::time::sleep(Duration::ZERO)),
+        }
+    }
+
+    /// Whether accepting waits for the pause to end (or a connection to close).
+    pub(crate) fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// Records a failed `accept` at `at`; pauses accepting when the server is out of a
+    /// resource.
+    pub(crate) fn failed(&mut self, err: &io::Error, at: tokio::time::Instant) {
+        if let Retry::After(delay) = self.state.failed(err, at.into_std()) {
+            self.resume.as_mut().reset(at + delay);
+            self.paused = true;
+        }
+        self.arm_quiet();
+    }
+
+    /// Records a successful `accept`.
+    pub(crate) fn succeeded(&mut self) {
+        self.state.succeeded();
+    }
+
+    /// A connection ended and freed its file descriptor: a paused accept may try again now.
+    pub(crate) fn connection_closed(&mut self) {
+        self.paused = false;
+    }
+
+    /// Completes when the pause ends or the episode may have gone quiet, having handled it;
+    /// never while neither timer is armed.
+    pub(crate) async fn timer(&mut self) {
+        tokio::select! {
+            biased;
+            () = &mut self.resume, if self.paused => self.paused = false,
+            () = &mut self.quiet, if self.state.quiet_at().is_some() => {
+                // tokio's clock, as for the failures (it may be paused in tests).
+                self.state.end_if_quiet(tokio::time::Instant::now().into_std());
+                self.arm_quiet();
+            }
+            else => std::future::pending().await,
+        }
+    }
+
+    /// Ends the current episode, if any, with its line (when the server stops).
+    pub(crate) fn end(&mut self) {
+        self.state.end();
+    }
+
+    fn arm_quiet(&mut self) {
+        if let Some(quiet_at) = self.state.quiet_at() {
+            self.quiet.as_mut().reset(quiet_at.into());
+        }
+    }
+}
+
+impl std::fmt::Debug for Backoff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backoff")
+            .field("state", &self.state)
+            .field("paused", &self.paused)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Whether `err` is about the connection being accepted rather than the server.
 fn concerns_one_connection(err: &io::Error) -> bool {
     matches!(
@@ -130,36 +215,10 @@ fn concerns_one_connection(err: &io::Error) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
     use super::*;
+    use crate::test_log::logged;
 
     const EMFILE: i32 = 24;
-
-    /// The log lines written while `f` runs.
-    fn logged(f: impl FnOnce()) -> Vec<String> {
-        #[derive(Clone, Default)]
-        struct Lines(Arc<Mutex<Vec<u8>>>);
-        impl io::Write for Lines {
-            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(buf);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> io::Result<()> {
-                Ok(())
-            }
-        }
-        let lines = Lines::default();
-        let writer = lines.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::DEBUG)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::with_default(subscriber, f);
-        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
-        text.lines().map(str::to_owned).collect()
-    }
 
     #[test]
     fn out_of_descriptors_backs_off_doubling_to_a_second_and_warns_once() {
