@@ -311,7 +311,7 @@ fn app(
         )
         .at("/api/hub/metrics", data.on(get(api::hub_metrics)))
         .at("/api/state/:page", data.on(get(api::page_state)))
-        .at("/metrics", get(hub.metrics_endpoint()))
+        .at("/metrics", get(api::Scrape(hub.metrics_endpoint())))
         .at("/openapi.json", data.on(get(openapi::openapi_json)))
         .with(security::SecurityHeaders::new(tls))
 }

@@ -11,7 +11,8 @@
 //! | `201 {"id": .., "duplicate": false}` | published |
 //! | `200 {"id": .., "duplicate": true}` | an `Idempotency-Key` already used within the window: nothing stored, the first id |
 //! | `400` | the body is not that JSON, or the event name is invalid |
-//! | `401` | `--publish-token` is set and `Authorization: Bearer <token>` is missing or wrong |
+//! | `401` | `--publish-token` is set and `Authorization: Bearer <token>` is missing or wrong; or a private `user.<name>` channel without `<name>`'s session (nor the token) |
+//! | `403` | a private channel of another user than the session's |
 //! | `403` | a browser's post from a page of another origin (see [`crate::origin`]) |
 //! | `404` | the channel name is invalid |
 //! | `413` | the body is over [`MAX_BODY_BYTES`], or the event over the channel's history bound |
@@ -35,6 +36,7 @@ use crate::{
     api::ApiError,
     notification,
     origin::{AllowedOrigins, Origin},
+    session::{is_private, Sessions},
     sources::stamped,
 };
 
@@ -100,21 +102,33 @@ impl PublishPolicy {
         })
     }
 
-    /// Whether `req` may publish.
-    fn check(&self, req: &Request) -> Result<(), ApiError> {
+    /// Whether `req` may publish to `channel`. A browser's post must come from an allowed
+    /// origin. A private `user.<name>` channel is written like it is read: by `<name>`'s
+    /// session, or with the publish token when one is set. Any other channel takes the token
+    /// when one is set, and anyone otherwise.
+    fn check(&self, req: &Request, channel: &str, sessions: &Sessions) -> Result<(), ApiError> {
         self.origins
             .check(req)
             .map_err(|err| ApiError::new(StatusCode::FORBIDDEN, err))?;
-        if let Some(expected) = &self.token {
-            let given = req
-                .header(header::AUTHORIZATION)
-                .and_then(|value| value.strip_prefix("Bearer "));
-            if !given.is_some_and(|given| constant_time_eq(given.as_bytes(), expected.as_bytes())) {
-                return Err(ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "missing or wrong bearer token: send `Authorization: Bearer <token>`",
-                ));
-            }
+        let token_given = self.token.as_ref().is_some_and(|expected| {
+            req.header(header::AUTHORIZATION)
+                .and_then(|value| value.strip_prefix("Bearer "))
+                .is_some_and(|given| constant_time_eq(given.as_bytes(), expected.as_bytes()))
+        });
+        if token_given {
+            return Ok(());
+        }
+        if is_private(channel) {
+            return sessions
+                .grant(req, channel)
+                .map(drop)
+                .map_err(|err| ApiError::new(err.status(), err));
+        }
+        if self.token.is_some() {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong bearer token: send `Authorization: Bearer <token>`",
+            ));
         }
         Ok(())
     }
@@ -141,8 +155,9 @@ pub async fn publish(
     body: Body,
     Data(hub): Data<&Hub>,
     Data(policy): Data<&PublishPolicy>,
+    Data(sessions): Data<&Sessions>,
 ) -> Result<Response, ApiError> {
-    policy.check(req)?;
+    policy.check(req, &channel, sessions)?;
     validate_channel(&channel).map_err(|err| ApiError::new(StatusCode::NOT_FOUND, err))?;
     let content_type = req.header(header::CONTENT_TYPE);
     let is_json = content_type.is_some_and(|value| {
@@ -274,7 +289,8 @@ mod tests {
         let route = Route::new()
             .at("/api/channels/:channel/events", poem::post(publish))
             .data(hub.clone())
-            .data(policy.unwrap_or_else(|e| panic!("{e}")));
+            .data(policy.unwrap_or_else(|e| panic!("{e}")))
+            .data(Sessions::new(Duration::from_secs(60), false).unwrap_or_else(|e| panic!("{e}")));
         TestClient::new(route)
     }
 
