@@ -19,6 +19,9 @@
 //! | `415` | the `Content-Type` is not `application/json` |
 //! | `503` + `Retry-After` | shutting down, too many channels, the store failed: nothing was stored |
 //! | `504` + `Retry-After` | the store timed out: **the outcome is unknown** (`"outcome_unknown": true`), the event may be stored all the same; retry with the same `Idempotency-Key` |
+//!
+//! Every answer follows the whole request body (up to [`DRAIN_BYTES`]), so that an HTTP/2 client
+//! reads it before the request's stream ends.
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -31,6 +34,7 @@ use poem::{
 use poem_sse_ext::{store::StoreError, validate_channel, Event, Hub, PublishError};
 use serde::Deserialize;
 use serde_json::{json, value::RawValue};
+use tokio::io::AsyncReadExt;
 
 use crate::{
     api::ApiError,
@@ -42,6 +46,10 @@ use crate::{
 
 /// The largest publish body accepted: 64 KiB. Larger bodies get `413`.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// How much of a body the server reads before it answers, whatever the answer: up to 1 MiB
+/// (a `Content-Length` above it is answered `413` at once, the rest of the body unread).
+pub const DRAIN_BYTES: usize = 1024 * 1024;
 
 /// Who may publish: the bearer token required (if any) and the origins allowed besides the
 /// server's own.
@@ -157,6 +165,15 @@ pub async fn publish(
     Data(policy): Data<&PublishPolicy>,
     Data(sessions): Data<&Sessions>,
 ) -> Result<Response, ApiError> {
+    // Every answer waits for the whole body: an HTTP/2 answer sent before it is followed by a
+    // reset of the request's stream, which some clients (curl 7.88) report instead of the answer.
+    let declared = req
+        .header(header::CONTENT_LENGTH)
+        .and_then(|len| len.parse::<usize>().ok());
+    let read = match declared {
+        Some(len) if len > DRAIN_BYTES => Err(too_large()),
+        _ => read_body(body).await,
+    };
     policy.check(req, &channel, sessions)?;
     validate_channel(&channel).map_err(|err| ApiError::new(StatusCode::NOT_FOUND, err))?;
     let content_type = req.header(header::CONTENT_TYPE);
@@ -173,25 +190,7 @@ pub async fn publish(
             ),
         ));
     }
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the body is larger than the limit of {MAX_BODY_BYTES} bytes"),
-        )
-    };
-    let declared = req
-        .header(header::CONTENT_LENGTH)
-        .and_then(|len| len.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > MAX_BODY_BYTES) {
-        return Err(too_large());
-    }
-    let bytes = body
-        .into_bytes_limit(MAX_BODY_BYTES)
-        .await
-        .map_err(|err| match err {
-            poem::error::ReadBodyError::PayloadTooLarge => too_large(),
-            other => ApiError::new(StatusCode::BAD_REQUEST, other),
-        })?;
+    let bytes = read?;
     let body: PublishBody = serde_json::from_slice(&bytes).map_err(|err| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -214,6 +213,44 @@ pub async fn publish(
         StatusCode::CREATED
     };
     Ok((status, Json(json!({ "id": id, "duplicate": duplicate }))).into_response())
+}
+
+/// The `413` answer.
+fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("the body is larger than the limit of {MAX_BODY_BYTES} bytes"),
+    )
+}
+
+/// Reads a publish body: its bytes when it is at most [`MAX_BODY_BYTES`]; a larger one is read
+/// on (and dropped) up to [`DRAIN_BYTES`], so that even its `413` follows the whole request.
+async fn read_body(body: Body) -> Result<Vec<u8>, ApiError> {
+    let mut reader = body.into_async_read();
+    let mut kept = Vec::new();
+    let mut chunk = vec![0; 16 * 1024];
+    let mut total = 0;
+    loop {
+        let n = reader.read(&mut chunk).await.map_err(|err| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("reading the body failed: {err}"),
+            )
+        })?;
+        if n == 0 {
+            break;
+        }
+        total += n;
+        if total <= MAX_BODY_BYTES {
+            kept.extend_from_slice(&chunk[..n]);
+        } else if total > DRAIN_BYTES {
+            break;
+        }
+    }
+    if total > MAX_BODY_BYTES {
+        return Err(too_large());
+    }
+    Ok(kept)
 }
 
 /// The event a publish body describes.
