@@ -22,6 +22,8 @@ const ME_ITEMS: usize = 50;
 /// The login form.
 #[derive(Debug, Deserialize)]
 pub struct Login {
+    /// Absent counts as empty: the form comes back saying what a name is.
+    #[serde(default)]
     user: String,
 }
 
@@ -43,6 +45,22 @@ struct LoginPage {
     page: &'static str,
     title: &'static str,
     state_json: String,
+    /// The name typed, when the form comes back refused.
+    user: String,
+    /// Why the name was refused.
+    error: Option<String>,
+}
+
+impl LoginPage {
+    fn new(user: String, error: Option<String>) -> Self {
+        Self {
+            page: "login",
+            title: "Sign in",
+            state_json: "{}".to_owned(),
+            user,
+            error,
+        }
+    }
 }
 
 fn refusal(status: StatusCode, message: impl Into<String>) -> Response {
@@ -60,12 +78,16 @@ fn see_other(to: &str, cookie: String) -> Response {
         .finish()
 }
 
-/// `POST /login` (form `user=<name>`): signs in, `303` to `/me`; `400` for an invalid name.
+/// `POST /login` (form `user=<name>`): signs in, `303` to `/me`; for an invalid name, `400`
+/// with the form again, the name and the reason in it.
 #[handler]
 pub fn login(Data(sessions): Data<&Sessions>, Form(form): Form<Login>) -> Response {
     match sessions.issue(&form.user, SystemTime::now()) {
         Ok(cookie) => see_other("/me", cookie),
-        Err(err) => refusal(StatusCode::BAD_REQUEST, err.to_string()),
+        Err(err) => {
+            let form = page(LoginPage::new(form.user, Some(err.to_string())));
+            (StatusCode::BAD_REQUEST, form).into_response()
+        }
     }
 }
 
@@ -99,11 +121,7 @@ pub fn renew(req: &Request, Data(sessions): Data<&Sessions>) -> Response {
 /// `GET /login`: the sign-in form.
 #[handler]
 pub fn login_page() -> Response {
-    page(LoginPage {
-        page: "login",
-        title: "Sign in",
-        state_json: "{}".to_owned(),
-    })
+    page(LoginPage::new(String::new(), None))
 }
 
 /// `GET /me`: the signed-in user's own feed; `303` to `/login` when not signed in.
