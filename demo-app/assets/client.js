@@ -198,8 +198,13 @@
       }));
       chart(el, [{ key: "y", unit: el.dataset.unit || "", max: Number(el.dataset.max) || 0 }]).draw(xs, series);
     },
+    // Newest first; each entry keeps the number it came with (the oldest on load is 1), so an
+    // arrival renumbers nothing, and the list makes room for the widest number.
     feed(el, items) {
+      let n = 0;
+      for (const item of items) n = item.n = item.n || n + 1;
       const list = el.querySelector(".items");
+      list.dataset.digits = String(n).length;
       list.replaceChildren(...items.slice().reverse().map((item) => {
         const li = document.createElement("li");
         const d = item.data;
@@ -208,6 +213,7 @@
         li.textContent = at === null ? text : `${clock(at)} - ${text}`;
         if (at !== null) li.dataset.at = d.at;
         li.dataset.id = item.id;
+        li.value = item.n;
         return li;
       }));
     },

@@ -51,6 +51,9 @@ struct DashboardPage {
 
 /// A notification as the feed shows it.
 struct FeedItemView {
+    /// Its number in the list: the oldest shown is 1, and a number never changes while the page
+    /// is open (`client.js` numbers what arrives after it).
+    n: usize,
     id: String,
     /// When it was published (RFC 3339), empty when its data does not say.
     at: String,
@@ -67,6 +70,8 @@ struct NotificationsPage {
     channel: &'static str,
     keep: usize,
     items: Vec<FeedItemView>,
+    /// Digits of the largest number, for the room the numbers take.
+    digits: usize,
 }
 
 /// One channel's row on the hub page.
@@ -169,15 +174,17 @@ pub async fn dashboard(Data(hub): Data<&Hub>) -> Result<Html<String>, PageError>
 #[handler]
 pub async fn notifications(Data(hub): Data<&Hub>) -> Result<Html<String>, PageError> {
     let state = PageState::read(hub, Page::Notifications).await?;
-    let items = state
+    let items: Vec<FeedItemView> = state
         .channel(NOTIFICATIONS)
         .map(|feed| {
             feed.items
                 .iter()
+                .enumerate()
                 .rev()
-                .map(|item| {
+                .map(|(at, item)| {
                     let shown = Notification::of(item);
                     FeedItemView {
+                        n: at + 1,
                         id: item.id.to_string(),
                         at: shown.at_attr(),
                         line: shown.line(),
@@ -186,6 +193,7 @@ pub async fn notifications(Data(hub): Data<&Hub>) -> Result<Html<String>, PageEr
                 .collect()
         })
         .unwrap_or_default();
+    let digits = items.first().map_or(1, |item| item.n.to_string().len());
     render(NotificationsPage {
         page: Page::Notifications.name(),
         title: "Notifications",
@@ -193,6 +201,7 @@ pub async fn notifications(Data(hub): Data<&Hub>) -> Result<Html<String>, PageEr
         channel: NOTIFICATIONS,
         keep: FEED_ITEMS,
         items,
+        digits,
     })
 }
 
@@ -366,7 +375,7 @@ mod tests {
         ])
         .await;
         let shown: Vec<&str> = html
-            .split("<li data-id=")
+            .split("<li value=")
             .skip(1)
             .filter_map(|li| li.split_once('>')?.1.split_once("</li>").map(|(t, _)| t))
             .collect();
