@@ -257,6 +257,19 @@
     return widget.wasLive ? widget.staleSince || Date.now() : null;
   }
 
+  // Says on the page why its data started again: the reset's reason, and when.
+  const RESET_WHY = {
+    epoch: "The server restarted (or its store was reset): the history this page showed is gone, and the charts start again from then.",
+    evicted: "This page fell behind the history the server keeps: it reloaded the newest data.",
+    unknown: "The server did not know where this page stood: it reloaded the newest data.",
+  };
+  function explainReset(reason) {
+    const note = document.getElementById("reset-note");
+    if (!note) return;
+    note.textContent = `${clock(Date.now() / 1000)} · ${RESET_WHY[reason] || RESET_WHY.unknown}`;
+    note.hidden = false;
+  }
+
   class Stream {
     constructor(el, state) {
       this.el = el;
@@ -323,6 +336,7 @@
       es.close();
       this.resets += 1;
       this.lastReset = (parse(e.data) || {}).reason || "?";
+      explainReset(this.lastReset);
       this.show("resetting");
       for (;;) {
         try {
@@ -514,9 +528,11 @@
       if (this.es !== es) return;
       es.close();
       this.es = null;
+      // Every widget is reloaded below, so every widget counts the reset (the set sends one
+      // per channel, and this one is the first).
       const reset = parse(e.data) || {};
-      const hit = [...this.widgets.values()].filter((w) => !reset.channel || w.channel === reset.channel);
-      for (const w of hit) { w.resets += 1; w.lastReset = reset.reason || "?"; }
+      for (const w of this.widgets.values()) { w.resets += 1; w.lastReset = reset.reason || "?"; }
+      explainReset(reset.reason);
       this.show("resetting");
       for (;;) {
         try {
