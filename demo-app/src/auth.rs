@@ -14,10 +14,17 @@ use poem::{
 use poem_sse_ext::Hub;
 use serde::Deserialize;
 
-use crate::session::{SessionError, Sessions, USER_PREFIX};
+use crate::{
+    pages::{feed_view, FeedItemView},
+    session::{SessionError, Sessions, USER_PREFIX},
+    state::ChannelState,
+};
 
-/// Notifications shown on `/me`.
+/// Notifications shown on `/me` when it is rendered.
 const ME_ITEMS: usize = 50;
+
+/// Notifications the open page keeps as more arrive.
+const ME_KEEP: usize = 500;
 
 /// The login form.
 #[derive(Debug, Deserialize)]
@@ -35,8 +42,9 @@ struct MePage {
     state_json: String,
     user: String,
     channel: String,
-    head: String,
-    items: Vec<(String, String)>,
+    keep: usize,
+    items: Vec<FeedItemView>,
+    digits: usize,
 }
 
 #[derive(Template)]
@@ -137,24 +145,23 @@ pub async fn me(req: &Request, Data(sessions): Data<&Sessions>, Data(hub): Data<
         }
     };
     let channel = format!("{USER_PREFIX}{}", session.user);
-    let recent = match hub.recent(&channel, ME_ITEMS).await {
-        Ok(recent) => recent,
+    let feed = match ChannelState::read(hub, &channel, ME_ITEMS).await {
+        Ok(feed) => feed,
         Err(err) => return refusal(StatusCode::SERVICE_UNAVAILABLE, err.to_string()),
     };
-    let items = recent
-        .events
-        .iter()
-        .rev()
-        .map(|e| (e.id.to_string(), e.data.clone()))
-        .collect();
+    let (items, digits) = feed_view(&feed);
+    // The state `me.js` starts from, as `/api/state/{page}` answers a channel's, with its name.
+    let state = serde_json::json!({ "channel": channel, "id": feed.id, "items": feed.items });
     page(MePage {
         page: "me",
         title: "Me",
-        state_json: "{}".to_owned(),
+        // JSON safe inside `<script type="application/json">` (see `PageState::embedded`).
+        state_json: state.to_string().replace('<', "\\u003c"),
         user: session.user,
         channel,
-        head: recent.head.to_string(),
+        keep: ME_KEEP,
         items,
+        digits,
     })
 }
 
@@ -169,13 +176,4 @@ fn page(template: impl Template) -> Response {
             )
         }
     }
-}
-
-/// `GET /assets/me.js`: the `/me` page's script.
-#[handler]
-pub fn me_js() -> Response {
-    Response::builder()
-        .content_type("text/javascript; charset=utf-8")
-        .header(header::CACHE_CONTROL, "no-cache")
-        .body(include_str!("../assets/me.js"))
 }
