@@ -106,7 +106,7 @@ export async function fetchState(page) {
 }
 
 const RESET_WHY = {
-  epoch: "The server restarted (or its store was reset): the history this page showed is gone, and the charts start again from then.",
+  epoch: "The server restarted (or its store was reset): the history this page showed is gone, and its charts and lists start again from then.",
   evicted: "This page fell behind the history the server keeps: it reloaded the newest data.",
   unknown: "The server did not know where this page stood: it reloaded the newest data.",
 };
