@@ -32,6 +32,7 @@ mod notification;
 mod openapi;
 mod origin;
 mod pages;
+mod policy;
 mod publish;
 mod security;
 mod session;
@@ -52,7 +53,7 @@ use poem::{get, post, EndpointExt, Route};
 use poem_serve::{ReloadingTls, StreamServer};
 use poem_sse_ext::Hub;
 
-use crate::{origin::Origin, publish::PublishPolicy, session::Sessions};
+use crate::{origin::Origin, policy::PublishPolicy, session::Sessions};
 
 /// Turns transparent huge pages off for this process (a choice of this showcase, with mimalloc;
 /// see the crate doc above). mimalloc advises the kernel to back its

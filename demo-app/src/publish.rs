@@ -13,7 +13,7 @@
 //! | `400` | the body is not that JSON, or the event name is invalid |
 //! | `401` | `--publish-token` is set and `Authorization: Bearer <token>` is missing or wrong; or a private `user.<name>` channel without `<name>`'s session (nor the token) |
 //! | `403` | a private channel of another user than the session's |
-//! | `403` | a browser's post from a page of another origin (see [`crate::origin`]) |
+//! | `403` | a browser's post from a page of another origin (see [`crate::origin`]); who may publish is [`PublishPolicy`] |
 //! | `404` | the channel name is invalid |
 //! | `413` | the body is over [`MAX_BODY_BYTES`], or the event over the channel's history bound |
 //! | `415` | the `Content-Type` is not `application/json` |
@@ -23,7 +23,7 @@
 //! Every answer follows the whole request body (up to [`DRAIN_BYTES`]), so that an HTTP/2 client
 //! reads it before the request's stream ends.
 
-use std::{net::SocketAddr, time::Duration};
+use std::time::Duration;
 
 use poem::{
     handler,
@@ -37,11 +37,7 @@ use serde_json::{json, value::RawValue};
 use tokio::io::AsyncReadExt;
 
 use crate::{
-    api::ApiError,
-    notification,
-    origin::{AllowedOrigins, Origin},
-    session::{is_private, Sessions},
-    sources::stamped,
+    api::ApiError, notification, policy::PublishPolicy, session::Sessions, sources::stamped,
 };
 
 /// The largest publish body accepted: 64 KiB. Larger bodies get `413`.
@@ -50,97 +46,6 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// How much of a body the server reads before it answers, whatever the answer: up to 1 MiB
 /// (a `Content-Length` above it is answered `413` at once, the rest of the body unread).
 pub const DRAIN_BYTES: usize = 1024 * 1024;
-
-/// Who may publish: the bearer token required (if any) and the origins allowed besides the
-/// server's own.
-#[derive(Clone, Default)]
-pub struct PublishPolicy {
-    token: Option<String>,
-    origins: AllowedOrigins,
-}
-
-/// Never shows the token.
-impl std::fmt::Debug for PublishPolicy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PublishPolicy")
-            .field("token", &self.token.as_ref().map(|_| "<hidden>"))
-            .field("origins", &self.origins)
-            .finish()
-    }
-}
-
-/// A publish policy the server refuses to start with.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PolicyError {
-    /// `--publish-token ""`.
-    #[error(
-        "the publish token is empty: give --publish-token (or DEMO_PUBLISH_TOKEN) a secret value"
-    )]
-    EmptyToken,
-    /// No token, and reachable from other machines.
-    #[error(
-        "refusing to listen on {0} without a publish token: anyone who can reach it could publish \
-         to every page. Set one with --publish-token TOKEN (or the DEMO_PUBLISH_TOKEN environment \
-         variable), or listen on a loopback address such as 127.0.0.1"
-    )]
-    OpenToTheNetwork(SocketAddr),
-}
-
-impl PublishPolicy {
-    /// The policy of a server listening on `listen`: `token` required to publish when given, and
-    /// browser posts from `origins` allowed besides the server's own pages.
-    ///
-    /// # Errors
-    /// An empty token, or no token while listening on an address other than loopback.
-    pub fn new(
-        token: Option<String>,
-        origins: Vec<Origin>,
-        listen: SocketAddr,
-    ) -> Result<Self, PolicyError> {
-        match &token {
-            Some(token) if token.is_empty() => return Err(PolicyError::EmptyToken),
-            None if !listen.ip().to_canonical().is_loopback() => {
-                return Err(PolicyError::OpenToTheNetwork(listen))
-            }
-            _ => {}
-        }
-        Ok(Self {
-            token,
-            origins: AllowedOrigins(origins),
-        })
-    }
-
-    /// Whether `req` may publish to `channel`. A browser's post must come from an allowed
-    /// origin. A private `user.<name>` channel is written like it is read: by `<name>`'s
-    /// session, or with the publish token when one is set. Any other channel takes the token
-    /// when one is set, and anyone otherwise.
-    fn check(&self, req: &Request, channel: &str, sessions: &Sessions) -> Result<(), ApiError> {
-        self.origins
-            .check(req)
-            .map_err(|err| ApiError::new(StatusCode::FORBIDDEN, err))?;
-        let token_given = self.token.as_ref().is_some_and(|expected| {
-            req.header(header::AUTHORIZATION)
-                .and_then(|value| value.strip_prefix("Bearer "))
-                .is_some_and(|given| constant_time_eq(given.as_bytes(), expected.as_bytes()))
-        });
-        if token_given {
-            return Ok(());
-        }
-        if is_private(channel) {
-            return sessions
-                .grant(req, channel)
-                .map(drop)
-                .map_err(|err| ApiError::new(err.status(), err));
-        }
-        if self.token.is_some() {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "missing or wrong bearer token: send `Authorization: Bearer <token>`",
-            ));
-        }
-        Ok(())
-    }
-}
 
 /// The body of a publish request.
 #[derive(Debug, Deserialize)]
@@ -299,11 +204,6 @@ fn refused(err: PublishError, hub: &Hub) -> ApiError {
     ApiError::new(status, &err)
         .outcome_unknown(err.outcome_unknown())
         .retry_after(retry)
-}
-
-/// Compares without stopping at the first difference, so timing tells nothing about the token.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
@@ -524,40 +424,5 @@ mod tests {
         let unavailable = PublishError::Store(StoreError::Connection("refused".into()));
         let answer = poem::error::ResponseError::as_response(&refused(unavailable, &hub));
         assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
-    }
-
-    #[test]
-    fn no_open_publishing_beyond_loopback() {
-        let at = |addr: &str| addr.parse().unwrap_or_else(|e| panic!("{e}"));
-        let open = PublishPolicy::new(None, vec![], at("0.0.0.0:8443"));
-        assert_eq!(
-            open.err(),
-            Some(PolicyError::OpenToTheNetwork(at("0.0.0.0:8443")))
-        );
-        assert!(PublishPolicy::new(None, vec![], at("[::]:8443")).is_err());
-        for local in [
-            "127.0.0.1:1",
-            "127.8.9.10:1",
-            "[::1]:1",
-            "[::ffff:127.0.0.1]:1",
-        ] {
-            assert!(
-                PublishPolicy::new(None, vec![], at(local)).is_ok(),
-                "{local}"
-            );
-        }
-        let token = Some("s3cret".to_owned());
-        let guarded = PublishPolicy::new(token, vec![], at("0.0.0.0:8443"));
-        let shown = format!("{guarded:?}");
-        assert!(guarded.is_ok() && !shown.contains("s3cret"), "{shown}");
-        let empty = PublishPolicy::new(Some(String::new()), vec![], at("127.0.0.1:1"));
-        assert_eq!(empty.err(), Some(PolicyError::EmptyToken));
-    }
-
-    #[test]
-    fn token_comparison() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secret", b"secreT"));
-        assert!(!constant_time_eq(b"secret", b"secret2"));
     }
 }
