@@ -61,7 +61,7 @@ pub fn document() -> Value {
                     "description": "The counters.",
                     "content": {"application/json": {"schema": {
                         "type": "object",
-                        "required": ["open_streams", "published", "delivered", "opened", "rejected", "channels"],
+                        "required": ["open_streams", "published", "delivered", "opened", "refused", "channels"],
                         "properties": {"channels": {"type": "object"}},
                     }}},
                 }},

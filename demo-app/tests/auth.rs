@@ -425,7 +425,7 @@ async fn the_me_page_renews_its_session_at_sse_reauth_and_misses_nothing(store: 
     assert!(status["reauths"].as_u64() >= Some(2), "{status}");
     let metrics = common::get_json(&http, &demo.url("/api/hub/metrics")).await;
     assert!(
-        metrics["closed"]["reauth"].as_u64() >= Some(2),
+        metrics["closed_by_reason"]["reauth"].as_u64() >= Some(2),
         "{metrics:#}"
     );
     println!(

@@ -182,7 +182,7 @@ async fn at_a_full_cap_a_native_event_source_comes_back_by_itself_and_gets_in_on
         "B is CONNECTING (or reading a refusal): {b}"
     );
     assert_eq!(b["events"], json!([]), "{b}");
-    let refused = metrics().await["refused"]["max_streams"].as_u64();
+    let refused = metrics().await["refused_by_reason"]["max_streams"].as_u64();
     assert!(refused.is_some_and(|n| n >= 2), "{refused:?}");
 
     // A closes: B gets in on its next try, by itself, and streams what is published from then.
@@ -275,7 +275,7 @@ async fn across_three_lifetime_ends_a_native_event_source_has_every_event_once_i
     assert_eq!(es["everClosed"], false, "{es}");
     assert!(es["errors"].as_u64() >= Some(3), "{es}");
     let metrics = get_json(http, &demo.url("/api/hub/metrics")).await;
-    let ended = metrics["closed"]["lifetime"].as_u64();
+    let ended = metrics["closed_by_reason"]["lifetime"].as_u64();
     assert!(ended >= Some(3), "{metrics:#}");
     println!(
         "{} events across {} lifetime ends, in {:?}",
