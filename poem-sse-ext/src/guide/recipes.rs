@@ -132,7 +132,7 @@
 //! `{"reason": ..., "resume_from": ...}` and its id is the head, where the stream now continues
 //! live. A page that renders state (as `hub.recent` reads it, with the id it corresponds to)
 //! refetches that state and follows from the state's own id, so that nothing published between
-//! the reset and the refetch is lost or shown twice. This is what the demo's `client.js` does,
+//! the reset and the refetch is lost or shown twice. This is what the demo's `sse.js` does,
 //! cut to the bone:
 //!
 //! ```js

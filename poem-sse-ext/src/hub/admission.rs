@@ -11,241 +11,19 @@ use std::{
         atomic::{AtomicUsize, Ordering},
         Arc, Mutex,
     },
-    time::{Duration, SystemTime},
 };
 
 use tokio::time::Instant;
 
 use super::registry::Channel;
+pub use super::{
+    grant::{Grant, Opener},
+    refusal::{Refusal, RefusalReason},
+};
 use crate::sync::{
     lock,
     shutdown::{ShutdownSignal, ShutdownTrigger},
 };
-
-/// Who opens a stream: what the per-client caps, the rate limit and revocation go by.
-///
-/// [`SseEndpoint`](crate::SseEndpoint) fills it from the request (the peer address, or the
-/// forwarded address when the peer is a trusted proxy) and from the authorization's [`Grant`].
-#[derive(Debug, Clone, Default)]
-pub struct Opener {
-    /// The client's address.
-    pub client: Option<IpAddr>,
-    /// What authorization granted, if any.
-    pub grant: Option<Grant>,
-}
-
-/// What authorization granted a stream: who it is for, and until when.
-///
-/// At `expires_at` the stream sends [`REAUTH_EVENT`](crate::wire::REAUTH_EVENT) and ends with a
-/// `retry:` hint; the client reconnects, is authorized afresh and resumes exactly.
-/// [`Hub::revoke`](crate::Hub::revoke) ends every open stream of a principal the same way.
-///
-/// ```
-/// use std::time::{Duration, SystemTime};
-/// use poem_sse_ext::hub::Grant;
-///
-/// let grant = Grant::new("alice").expires_at(SystemTime::now() + Duration::from_secs(900));
-/// assert_eq!(grant.principal(), Some("alice"));
-/// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Grant {
-    principal: Option<Arc<str>>,
-    expires_at: Option<SystemTime>,
-}
-
-impl Grant {
-    /// A grant for `principal` (a user id, say), without expiry.
-    pub fn new(principal: impl Into<Arc<str>>) -> Self {
-        Self {
-            principal: Some(principal.into()),
-            expires_at: None,
-        }
-    }
-
-    /// A grant for nobody in particular (a public channel).
-    pub fn anonymous() -> Self {
-        Self::default()
-    }
-
-    /// Ends the stream at `at` (the expiry of the session or token it was granted on).
-    #[must_use]
-    pub fn expires_at(mut self, at: SystemTime) -> Self {
-        self.expires_at = Some(at);
-        self
-    }
-
-    /// Who it was granted to.
-    pub fn principal(&self) -> Option<&str> {
-        self.principal.as_deref()
-    }
-
-    /// When it expires.
-    pub fn expiry(&self) -> Option<SystemTime> {
-        self.expires_at
-    }
-
-    /// The grant of a stream of several channels, each granted on its own: the first principal,
-    /// and the earliest expiry.
-    pub(crate) fn narrowest(held: Option<Self>, next: Self) -> Option<Self> {
-        let Some(held) = held else {
-            return Some(next);
-        };
-        let expires_at = match (held.expires_at, next.expires_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        Some(Self {
-            principal: held.principal.or(next.principal),
-            expires_at,
-        })
-    }
-
-    /// The expiry as a tokio deadline (`None`: never; a past expiry: now).
-    pub(crate) fn deadline(&self) -> Option<Instant> {
-        let left = self
-            .expires_at?
-            .duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO);
-        Some(Instant::now() + left)
-    }
-}
-
-/// Why a stream was refused: the reason of a [`Refusal`], named in the `sse-busy` event and
-/// counted in [`RefusalCounts`](crate::metrics::RefusalCounts).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[non_exhaustive]
-pub enum RefusalReason {
-    /// [`HubBuilder::max_streams`](crate::HubBuilder::max_streams).
-    MaxStreams,
-    /// [`HubBuilder::max_streams_per_channel`](crate::HubBuilder::max_streams_per_channel).
-    MaxStreamsPerChannel,
-    /// [`HubBuilder::max_streams_per_client`](crate::HubBuilder::max_streams_per_client).
-    MaxStreamsPerClient,
-    /// [`HubBuilder::max_streams_per_principal`](crate::HubBuilder::max_streams_per_principal).
-    MaxStreamsPerPrincipal,
-    /// [`HubBuilder::connect_rate`](crate::HubBuilder::connect_rate).
-    RateLimited,
-    /// [`HubBuilder::max_channels`](crate::HubBuilder::max_channels).
-    MaxChannels,
-    /// [`Hub::shutdown`](crate::Hub::shutdown) was called.
-    ShuttingDown,
-    /// The store failed.
-    Store,
-}
-
-impl RefusalReason {
-    /// Every reason, in a fixed order.
-    pub const ALL: [Self; 8] = [
-        Self::MaxStreams,
-        Self::MaxStreamsPerChannel,
-        Self::MaxStreamsPerClient,
-        Self::MaxStreamsPerPrincipal,
-        Self::RateLimited,
-        Self::MaxChannels,
-        Self::ShuttingDown,
-        Self::Store,
-    ];
-
-    /// The reason as written in the `sse-busy` event, the metrics and the logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::MaxStreams => "max_streams",
-            Self::MaxStreamsPerChannel => "max_streams_per_channel",
-            Self::MaxStreamsPerClient => "max_streams_per_client",
-            Self::MaxStreamsPerPrincipal => "max_streams_per_principal",
-            Self::RateLimited => "rate_limited",
-            Self::MaxChannels => "max_channels",
-            Self::ShuttingDown => "shutting_down",
-            Self::Store => "store",
-        }
-    }
-}
-
-impl fmt::Display for RefusalReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A stream the hub did not open now, and why: a cap, the connect rate or shutdown. It may open
-/// later; the endpoint answers it with a retry hint that grows with [`Refusal::streak`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}", self.message())]
-pub struct Refusal {
-    reason: RefusalReason,
-    limit: usize,
-    streak: u32,
-    channel: Option<Box<str>>,
-}
-
-impl Refusal {
-    pub(crate) fn new(reason: RefusalReason, limit: usize) -> Self {
-        Self {
-            reason,
-            limit,
-            streak: 0,
-            channel: None,
-        }
-    }
-
-    fn with_streak(mut self, streak: u32) -> Self {
-        self.streak = streak;
-        self
-    }
-
-    pub(crate) fn on_channel(mut self, channel: &str) -> Self {
-        self.channel = Some(channel.into());
-        self
-    }
-
-    /// Why.
-    pub fn reason(&self) -> RefusalReason {
-        self.reason
-    }
-
-    /// The limit that refused it (`0` where none applies: shutdown).
-    pub fn limit(&self) -> usize {
-        self.limit
-    }
-
-    /// Refusals of this client in a row (`0` when not counted per client): a retry hint should
-    /// grow with it, so that a client reconnecting in a tight loop backs off.
-    pub fn streak(&self) -> u32 {
-        self.streak
-    }
-
-    /// The channel whose cap refused it, for [`RefusalReason::MaxStreamsPerChannel`] and
-    /// [`RefusalReason::MaxChannels`].
-    pub fn channel(&self) -> Option<&str> {
-        self.channel.as_deref()
-    }
-
-    fn message(&self) -> String {
-        let limit = self.limit;
-        let channel = self.channel.as_deref().unwrap_or_default();
-        match self.reason {
-            RefusalReason::MaxStreams => {
-                format!("too many open streams: the server holds at most {limit}")
-            }
-            RefusalReason::MaxStreamsPerChannel => {
-                format!("too many open streams on channel `{channel}`: it holds at most {limit}")
-            }
-            RefusalReason::MaxStreamsPerClient => {
-                format!("too many open streams from this address: at most {limit}")
-            }
-            RefusalReason::MaxStreamsPerPrincipal => {
-                format!("too many open streams for this user: at most {limit}")
-            }
-            RefusalReason::RateLimited => "too many connects from this address: slow down".into(),
-            RefusalReason::MaxChannels => format!(
-                "too many channels: the hub holds at most {limit}, so channel `{channel}` can not \
-                 be registered now"
-            ),
-            RefusalReason::ShuttingDown => "the server is shutting down".into(),
-            RefusalReason::Store => "the replay store failed".into(),
-        }
-    }
-}
 
 /// A token bucket: `burst` connects at once, refilled at `per_second`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -564,7 +342,7 @@ impl fmt::Debug for Admitted {
 
 #[cfg(test)]
 mod tests {
-    use std::net::Ipv4Addr;
+    use std::{net::Ipv4Addr, time::Duration};
 
     use super::*;
 
