@@ -23,10 +23,12 @@ mod error;
 mod follow;
 mod gap;
 mod health;
+mod keys;
 mod once;
 mod reader;
 mod reply;
 mod shared;
+mod topology;
 
 pub use builder::{RedisStoreBuilder, RedisStoreError};
 
@@ -196,7 +198,19 @@ impl RedisStore {
         RedisStoreBuilder::new(url.into())
     }
 
-    /// The Redis key of `channel`'s stream: `<prefix>:<channel>`.
+    /// A builder for a store on the Redis Cluster that `seeds` belong to (feature
+    /// `redis-cluster`): `redis://host:port` URLs of any of its nodes, in any order (the first
+    /// one that answers tells the others). See [the module on clusters](self#on-a-redis-cluster).
+    #[cfg(feature = "redis-cluster")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-cluster")))]
+    pub fn cluster_builder<S: Into<String>>(
+        seeds: impl IntoIterator<Item = S>,
+    ) -> RedisStoreBuilder {
+        RedisStoreBuilder::cluster(seeds.into_iter().map(Into::into).collect())
+    }
+
+    /// The Redis key of `channel`'s stream: `<prefix>:<channel>` (on a cluster
+    /// `<prefix>:{<bucket tag>}:<channel>`).
     pub fn stream_key(&self, channel: &str) -> String {
         self.shared.stream_key(channel)
     }
@@ -224,7 +238,7 @@ impl ReplayStore for RedisStore {
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStore")
-            .field("prefix", &self.shared.prefix)
+            .field("prefix", &self.shared.keys.prefix())
             .field("retention", &self.shared.retention)
             .field("health", &self.health())
             .finish_non_exhaustive()
