@@ -27,6 +27,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use crate::redis::TempDir;
@@ -114,6 +115,27 @@ impl RedisCluster {
             )));
         }
         cluster.wait_until_ok(deadline.saturating_duration_since(Instant::now()))?;
+        Ok(Some(cluster))
+    }
+
+    /// A cluster shared by every caller that holds it at the same time (tests of one binary that
+    /// run side by side and leave the cluster as they found it): started by the first, stopped
+    /// when the last one drops it. Tests that kill or reshard nodes use [`start`](Self::start).
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](Self::start).
+    pub fn shared() -> io::Result<Option<Arc<Self>>> {
+        static SHARED: Mutex<Weak<RedisCluster>> = Mutex::new(Weak::new());
+        let mut shared = SHARED.lock().unwrap_or_else(|poison| poison.into_inner());
+        if let Some(cluster) = shared.upgrade() {
+            return Ok(Some(cluster));
+        }
+        let Some(cluster) = Self::start()? else {
+            return Ok(None);
+        };
+        let cluster = Arc::new(cluster);
+        *shared = Arc::downgrade(&cluster);
         Ok(Some(cluster))
     }
 
