@@ -186,6 +186,39 @@ impl RedisCluster {
             .map(|node| node.port))
     }
 
+    /// Moves `slots` slots from the master at `from` to the master at `to`, live
+    /// (`redis-cli --cluster reshard`), and returns when they are moved.
+    ///
+    /// # Errors
+    ///
+    /// When `redis-cli` fails; the error holds its output.
+    pub fn reshard(&self, from: u16, to: u16, slots: u16) -> io::Result<()> {
+        let cli = crate::find_executable("redis-cli")
+            .ok_or_else(|| io::Error::other("redis-cli is not installed"))?;
+        let id = |port| self.command(port, "CLUSTER MYID");
+        let output = Command::new(cli)
+            .args(["--cluster", "reshard"])
+            .arg(format!("127.0.0.1:{from}"))
+            .arg("--cluster-from")
+            .arg(id(from)?)
+            .arg("--cluster-to")
+            .arg(id(to)?)
+            .arg("--cluster-slots")
+            .arg(slots.to_string())
+            .args(["--cluster-pipeline", "100", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!(
+                "redis-cli --cluster reshard failed: {}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            )))
+        }
+    }
+
     /// Kills the node at `port` abruptly (SIGKILL, as a crash) and waits for it to exit.
     pub fn kill(&mut self, port: u16) {
         if let Some(node) = self.nodes.iter_mut().find(|node| node.port == port) {

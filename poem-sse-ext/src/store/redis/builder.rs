@@ -99,6 +99,8 @@ pub struct RedisStoreBuilder {
     backoff_min: Duration,
     backoff_max: Duration,
     idle_grace: Duration,
+    #[cfg(feature = "redis-cluster")]
+    unreachable_grace: Duration,
 }
 
 impl fmt::Debug for RedisStoreBuilder {
@@ -133,6 +135,8 @@ impl RedisStoreBuilder {
             backoff_min: Duration::from_millis(50),
             backoff_max: Duration::from_secs(2),
             idle_grace: Duration::from_secs(30),
+            #[cfg(feature = "redis-cluster")]
+            unreachable_grace: CLUSTER_READER_GRACE,
         }
     }
 
@@ -185,6 +189,17 @@ impl RedisStoreBuilder {
     /// holds instead of reading the history from Redis again.
     pub fn idle_grace(mut self, grace: Duration) -> Self {
         self.idle_grace = grace;
+        self
+    }
+
+    /// On a cluster: how long a reader may be without a reachable master for its slots before
+    /// [`ReplayStore::health`](crate::store::ReplayStore::health) reports the store degraded,
+    /// naming the node (default 1 s: a reader re-routes after a reshard well within it, a
+    /// failover usually takes longer). On one node, health reports a lost Redis at once.
+    #[cfg(feature = "redis-cluster")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-cluster")))]
+    pub fn unreachable_grace(mut self, grace: Duration) -> Self {
+        self.unreachable_grace = grace;
         self
     }
 
@@ -338,7 +353,7 @@ impl RedisStoreBuilder {
             keys,
             Connection::Cluster(connection),
             Source::Cluster(seed),
-            CLUSTER_READER_GRACE,
+            self.unreachable_grace,
         ))
     }
 }
