@@ -36,6 +36,8 @@ use crate::redis::TempDir;
 const NODES: usize = 6;
 /// The cluster's node timeout: how long a master may be silent before it is failed over.
 pub const NODE_TIMEOUT: Duration = Duration::from_millis(500);
+/// How many sets of ports `start` tries when another process takes one it picked.
+const PORT_ATTEMPTS: usize = 3;
 /// How long `start` waits for the cluster to form.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -76,23 +78,58 @@ impl RedisCluster {
             crate::missing("redis-server is not installed");
             return Ok(None);
         };
+        // Another process may take a port between `free_port` and the bind: try again with
+        // other ports (a cluster that formed and then hangs is not retried).
+        let mut attempt = 1;
+        loop {
+            match Self::start_with(&server, &cli) {
+                Err(error)
+                    if attempt < PORT_ATTEMPTS && error.kind() == io::ErrorKind::AddrInUse =>
+                {
+                    attempt += 1;
+                }
+                started => return started.map(Some),
+            }
+        }
+    }
+
+    fn start_with(server: &PathBuf, cli: &PathBuf) -> io::Result<Self> {
         let mut cluster = Self {
             nodes: Vec::new(),
             dir: TempDir::new("redis-cluster")?,
         };
+        // Every port (each node's and its bus port) distinct before any node binds one.
+        let mut ports = std::collections::BTreeSet::new();
+        while ports.len() < 2 * NODES {
+            ports.insert(crate::free_port());
+        }
+        let mut ports = ports.into_iter();
         for _ in 0..NODES {
-            let port = crate::free_port();
-            let child = cluster.spawn(&server, port)?;
+            let (Some(port), Some(bus)) = (ports.next(), ports.next()) else {
+                unreachable!("2 * NODES ports were collected");
+            };
+            let child = cluster.spawn(server, port, bus)?;
             cluster.nodes.push(Node {
                 port,
                 child: Some(child),
             });
         }
         let deadline = Instant::now() + STARTUP_TIMEOUT;
-        for node in &cluster.nodes {
-            while ping(node.port).is_err() {
+        for index in 0..cluster.nodes.len() {
+            let port = cluster.nodes[index].port;
+            while ping(port).is_err() {
+                let exited = cluster.nodes[index]
+                    .child
+                    .as_mut()
+                    .is_some_and(|child| !matches!(child.try_wait(), Ok(None)));
+                if exited {
+                    return Err(io::Error::new(
+                        io::ErrorKind::AddrInUse,
+                        cluster.failure(format!("node {port} exited (a port was taken?)")),
+                    ));
+                }
                 if Instant::now() >= deadline {
-                    return Err(cluster.failure(format!("node {} did not answer", node.port)));
+                    return Err(cluster.failure(format!("node {port} did not answer")));
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -102,7 +139,7 @@ impl RedisCluster {
             .iter()
             .map(|node| format!("127.0.0.1:{}", node.port))
             .collect();
-        let created = Command::new(&cli)
+        let created = Command::new(cli)
             .args(["--cluster", "create"])
             .args(&addresses)
             .args(["--cluster-replicas", "1", "--cluster-yes"])
@@ -115,7 +152,7 @@ impl RedisCluster {
             )));
         }
         cluster.wait_until_ok(deadline.saturating_duration_since(Instant::now()))?;
-        Ok(Some(cluster))
+        Ok(cluster)
     }
 
     /// A cluster shared by every caller that holds it at the same time (tests of one binary that
@@ -306,11 +343,10 @@ impl RedisCluster {
         Err(last)
     }
 
-    fn spawn(&self, server: &PathBuf, port: u16) -> io::Result<Child> {
+    fn spawn(&self, server: &PathBuf, port: u16, bus: u16) -> io::Result<Child> {
         let dir = self.dir.path.join(port.to_string());
         fs::create_dir_all(&dir)?;
         let log = File::create(dir.join("redis.log"))?;
-        let bus = crate::free_port();
         Command::new(server)
             .arg("--port")
             .arg(port.to_string())

@@ -213,7 +213,7 @@ impl RedisStoreBuilder {
     /// [`RedisStoreError::NotAClusterNode`] when the node is of the other kind, or
     /// [`RedisStoreError::NoRuntime`].
     pub async fn connect(self) -> Result<RedisStore, RedisStoreError> {
-        self.check_kind().await?;
+        self.verify_kind().await?;
         let store = self.connect_lazy()?;
         match store.shared.commands.ping().await {
             Ok(()) => Ok(store),
@@ -221,10 +221,15 @@ impl RedisStoreBuilder {
         }
     }
 
-    /// Asks the first seed that answers whether it runs in cluster mode (`INFO cluster`), and
-    /// refuses a node of the other kind than the builder's. Nodes that do not answer are left
-    /// to the connection, which reports them.
-    async fn check_kind(&self) -> Result<(), RedisStoreError> {
+    /// Asks the first node that answers (`INFO cluster`) whether it runs in cluster mode, and
+    /// refuses a node of the other kind than the builder's: for an app that starts with
+    /// [`connect_lazy`](Self::connect_lazy) and still wants a misconfiguration refused at
+    /// start-up. [`connect`](Self::connect) does it too. Nodes that do not answer are not an
+    /// error here (the store reports them through its health).
+    ///
+    /// # Errors
+    /// [`RedisStoreError::ClusterNode`] or [`RedisStoreError::NotAClusterNode`].
+    pub async fn verify_kind(&self) -> Result<(), RedisStoreError> {
         let want_cluster = !matches!(self.target, Target::Single(_));
         for url in self.urls() {
             let Ok(client) = Client::open(url.as_str()) else {
