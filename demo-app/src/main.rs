@@ -219,12 +219,8 @@ async fn run(cli: Cli) -> Result<(), String> {
     if let Some(redis) = cli.store.redis() {
         // A Redis of the other kind is refused here; one that is down is not (the demo starts
         // and reports it on /healthz until it is up).
-        match redis.verify_kind().await {
-            Err(
-                err @ (poem_sse_ext::store::RedisStoreError::ClusterNode(_)
-                | poem_sse_ext::store::RedisStoreError::NotAClusterNode(_)),
-            ) => return Err(err.to_string()),
-            Ok(()) | Err(_) => {}
+        if let Err(err) = redis.verify_kind().await {
+            return Err(err.to_string());
         }
     }
     let hub = build_hub(&cli)?;
