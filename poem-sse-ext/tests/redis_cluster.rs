@@ -122,13 +122,25 @@ async fn events_lost_in_a_failover_are_told_even_when_more_new_ones_follow() {
     }
     let kept = open.next_events(5, WAIT).await.expect("kept events");
     let mut on_master = node(master, Duration::from_secs(5)).await;
-    let synced: i64 = redis::cmd("WAIT")
-        .arg(1)
-        .arg(2_000)
-        .query_async(&mut on_master)
+    // The replica has them (WAIT would only count the writes of its own connection).
+    let mut on_replica = node(replica, Duration::from_secs(5)).await;
+    redis::cmd("READONLY")
+        .exec_async(&mut on_replica)
         .await
-        .expect("WAIT");
-    assert_eq!(synced, 1, "the replica has the kept events");
+        .expect("READONLY");
+    let mut replicated = 0;
+    for _ in 0..200 {
+        replicated = redis::cmd("XLEN")
+            .arg(&key)
+            .query_async(&mut on_replica)
+            .await
+            .expect("XLEN");
+        if replicated == 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(replicated, 5, "the replica has the kept events");
 
     // Freeze the replica and cut it from its master: what the master acknowledges now, the
     // replica never gets.

@@ -203,7 +203,9 @@ use shared::Shared;
 /// channel gets one `epoch` reset whose `resume_from` is the newest event Redis kept (what the
 /// client holds after it is not Redis's), counted in the channel's `resets`; the events that
 /// follow are those Redis has. A client that comes back later with the id of a lost event gets
-/// the same reset. Events published meanwhile are never skipped.
+/// the same reset. Events published meanwhile are never skipped. The check compares ids: it
+/// relies on the new master's ids sorting after the lost ones, which holds unless the new master
+/// writes within the millisecond of the last lost write (a promotion takes far longer).
 ///
 /// The window is the replication lag: on a healthy local network, milliseconds of publishes.
 /// To narrow it, run Redis with `min-replicas-to-write 1` and `min-replicas-max-lag` (a master

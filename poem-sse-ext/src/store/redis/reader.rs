@@ -367,6 +367,8 @@ impl Reader {
                     channel = &*channel.name,
                     stream = channel.key,
                     %position,
+                    added,
+                    stream_now = ?info,
                     reason = reason.as_str(),
                     "redis store: the stream lost entries this instance had not read"
                 );
