@@ -4,6 +4,9 @@
 
 use std::time::Duration;
 
+#[cfg(feature = "redis-cluster")]
+pub mod cluster;
+
 use poem_sse_ext::store::{RedisStore, RedisStoreBuilder, Retention};
 use testkit::redis::RedisServer;
 
