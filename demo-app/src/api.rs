@@ -4,7 +4,7 @@
 //! | --- | --- |
 //! | `GET /healthz` | `200 ok`; `503` with the reason when the store is degraded or shutting down |
 //! | `POST /api/channels/{channel}/events` | see [`crate::publish::publish`] |
-//! | `GET /api/hub/metrics` | `200` with [`poem_sse_ext::HubMetrics`] and `streams` (a set counts once) |
+//! | `GET /api/hub/metrics` | `200` with [`poem_sse_ext::metrics::HubMetrics`] and `streams` (a set counts once) |
 //! | `GET /api/state/{page}` | `200 {"page": .., "channels": {name: {"id": .., "items": [..]}}}`; `404` unknown page, `503` (with `Retry-After`) when the store can not be read |
 //!
 //! Errors answer `{"error": "<what went wrong and what to do>"}`.
@@ -18,7 +18,7 @@ use poem::{
     web::{Data, Json, Path},
     IntoResponse, Response,
 };
-use poem_sse_ext::{store::StoreHealth, Hub, HubMetrics};
+use poem_sse_ext::{metrics::HubMetrics, store::StoreHealth, Hub};
 use serde::Serialize;
 use serde_json::json;
 

@@ -81,7 +81,7 @@ pub fn mount(route: Route, runs: &Runs) -> Route {
         .at("/assets/generate.css", get(generate_css))
         .at("/api/runs", post(start_run.data(runs.clone())))
         .at("/runs/:id/events", runs.endpoint())
-        .at("/api/runs/:id/cancel", post(runs.cancel_endpoint()))
+        .at("/api/runs/:id/cancel", runs.cancel_endpoint())
 }
 
 /// What `POST /api/runs` takes; an empty body takes the defaults.

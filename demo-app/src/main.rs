@@ -41,7 +41,7 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode, str::FromStr, time:
 use clap::Parser;
 use poem::{get, post, EndpointExt, Route};
 use poem_serve::{ReloadingTls, StreamServer};
-use poem_sse_ext::Hub;
+use poem_sse_ext::{http::StreamOptions, Hub};
 
 use crate::{origin::Origin, publish::PublishPolicy, session::Sessions};
 
@@ -313,7 +313,7 @@ fn app(
     sessions: Sessions,
     tls: bool,
 ) -> impl poem::Endpoint {
-    let events = || hub.endpoint().authorize_with(sessions.clone());
+    let events = StreamOptions::new().authorize_with(sessions.clone());
     let data = AppData {
         hub: hub.clone(),
         policy,
@@ -338,8 +338,8 @@ fn app(
         .at("/session/renew", data.on(post(auth::renew)))
         .at("/me", data.on(get(auth::me)))
         .at("/assets/me.js", data.on(get(auth::me_js)))
-        .at("/events/:channel", events())
-        .at("/events", events())
+        .at("/events/:channel", hub.endpoint().options(events.clone()))
+        .at("/events", hub.set_endpoint().options(events))
         .at("/healthz", data.on(get(api::healthz)))
         .at(
             "/api/channels/:channel/events",
@@ -347,7 +347,7 @@ fn app(
         )
         .at("/api/hub/metrics", data.on(get(api::hub_metrics)))
         .at("/api/state/:page", data.on(get(api::page_state)))
-        .at("/metrics", get(hub.metrics_endpoint()))
+        .at("/metrics", hub.metrics_endpoint())
         .at("/openapi.json", data.on(get(openapi::openapi_json)))
         .with(security::SecurityHeaders::new(tls))
 }

@@ -9,7 +9,7 @@
 use std::sync::OnceLock;
 
 use poem::{handler, web::Json};
-use poem_sse_ext::{openapi::EventStreamDoc, EventError, MAX_CHANNEL_LEN};
+use poem_sse_ext::{hub::MAX_CHANNEL_LEN, openapi::EventStreamDoc, EventError};
 use serde_json::{json, Value};
 
 use crate::{

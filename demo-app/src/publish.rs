@@ -27,7 +27,7 @@ use poem::{
     web::{Data, Json, Path},
     Body, IntoResponse, Request, Response,
 };
-use poem_sse_ext::{store::StoreError, validate_channel, Event, Hub, PublishError};
+use poem_sse_ext::{hub::validate_channel, store::StoreError, Event, Hub, PublishError};
 use serde::Deserialize;
 use serde_json::{json, value::RawValue};
 
@@ -243,7 +243,7 @@ fn refused(err: PublishError, hub: &Hub) -> ApiError {
         }
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    let retry: Duration = hub.config().jittered_retry();
+    let retry: Duration = hub.config().retry;
     ApiError::new(status, &err)
         .outcome_unknown(err.outcome_unknown())
         .retry_after(retry)

@@ -12,7 +12,7 @@ use std::{
 };
 
 use poem::{http::StatusCode, Error, Request};
-use poem_sse_ext::{store::BoxFuture, Authorizer, Grant};
+use poem_sse_ext::{http::Authorizer, hub::Grant, store::BoxFuture};
 use ring::{hmac, rand::SystemRandom};
 
 /// The cookie's name.

@@ -117,7 +117,7 @@ impl PageState {
             .iter()
             .map(|name| channels.get(name).map(|c: &ChannelState| &c.id))
             .collect();
-        let cursor = poem_sse_ext::set_cursor(&names, &heads);
+        let cursor = poem_sse_ext::wire::set_cursor(&names, &heads);
         Ok(Self {
             page: page.name(),
             cursor,

@@ -199,4 +199,3 @@ async fn a_store_pointed_at_the_other_kind_of_redis_is_refused_at_start_up() {
     );
     let _ = store;
 }
-

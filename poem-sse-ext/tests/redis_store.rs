@@ -9,10 +9,9 @@ use std::{sync::Arc, time::Duration};
 use bytes::Bytes;
 use futures_util::{future::join_all, FutureExt, StreamExt};
 use poem_sse_ext::{
-    store::{
-        CursorItem, LogCursor, ReplayStore, Reset, ResetReason, Retention, StoreChannel,
-        StoreError, StoreHealth,
-    },
+    store::{CursorItem, LogCursor, ReplayStore, Retention, StoreChannel, StoreError, StoreHealth},
+    wire::Reset,
+    wire::ResetReason,
     Event, EventId,
 };
 use redis_support::*;

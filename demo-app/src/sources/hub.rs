@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use poem_sse_ext::{ChannelMetrics, Hub};
+use poem_sse_ext::{metrics::ChannelMetrics, Hub};
 use serde::{Deserialize, Serialize};
 
 use super::{every_second, publish_json, rate::SlidingRate, stamped::Stamped};
@@ -110,7 +110,7 @@ pub async fn run(hub: Hub) {
             delivered: total.delivered,
             replayed: total.replayed,
             resets: total.resets,
-            rejected: metrics.rejected,
+            rejected: metrics.refused,
             bytes_sent: total.bytes_sent,
             channels: metrics.channels.len(),
         };
@@ -140,7 +140,7 @@ pub async fn run(hub: Hub) {
                 delivered = total.delivered,
                 replayed = total.replayed,
                 resets = total.resets,
-                rejected = metrics.rejected,
+                rejected = metrics.refused,
                 channels = sample.channels,
                 "hub summary"
             );
@@ -175,11 +175,9 @@ mod tests {
     use super::*;
 
     fn channel(name: &str, open_streams: usize, published: u64) -> (String, ChannelMetrics) {
-        let metrics = ChannelMetrics {
-            open_streams,
-            published,
-            ..ChannelMetrics::default()
-        };
+        let mut metrics = ChannelMetrics::default();
+        metrics.open_streams = open_streams;
+        metrics.published = published;
         (name.to_owned(), metrics)
     }
 

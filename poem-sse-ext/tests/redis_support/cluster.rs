@@ -80,4 +80,3 @@ pub async fn redis_truth(cluster: &RedisCluster, key: &str) -> Vec<(String, Stri
         })
         .collect()
 }
-

@@ -3,11 +3,11 @@
 use std::{fmt, sync::Arc, time::Duration};
 
 use crate::{
-    config::HubConfig,
-    event::{Event, EventError},
+    hub::config::HubConfig,
+    hub::registry::ChannelFilter,
     hub::Hub,
-    registry::ChannelFilter,
     store::{MemoryStore, ReplayStore, Retention, DEFAULT_HISTORY_BUDGET},
+    wire::{Event, EventError},
 };
 
 impl Hub {
@@ -126,13 +126,13 @@ impl HubBuilder {
 
     /// Most open streams from one client address (default unlimited). The endpoint takes the
     /// address from the connection, or from `X-Forwarded-For` when the connection comes from a
-    /// proxy it trusts ([`SseEndpoint::trusted_proxies`](crate::SseEndpoint::trusted_proxies)).
+    /// proxy it trusts ([`SseEndpoint::trusted_proxies`](crate::http::StreamOptions::trusted_proxies)).
     pub fn max_streams_per_client(mut self, n: usize) -> Self {
         self.config.max_streams_per_client = Some(n);
         self
     }
 
-    /// Most open streams of one principal, as the authorization's [`Grant`](crate::Grant) names
+    /// Most open streams of one principal, as the authorization's [`Grant`](crate::hub::Grant) names
     /// it (default unlimited).
     pub fn max_streams_per_principal(mut self, n: usize) -> Self {
         self.config.max_streams_per_principal = Some(n);
@@ -143,7 +143,7 @@ impl HubBuilder {
     /// (a token bucket; default unlimited). A client reconnecting in a tight loop is refused
     /// with a retry hint that doubles with each refusal in a row; other clients are not slowed.
     pub fn connect_rate(mut self, burst: u32, per_second: f64) -> Self {
-        self.config.connect_rate = Some(crate::admission::ConnectRate { burst, per_second });
+        self.config.connect_rate = Some(crate::hub::admission::ConnectRate { burst, per_second });
         self
     }
 
@@ -173,7 +173,7 @@ impl HubBuilder {
     }
 
     /// Most channels the hub registers (default 10,000); a publish, read or stream on one more
-    /// is refused with [`TooManyChannels`](crate::TooManyChannels).
+    /// is refused with [`TooManyChannels`](crate::hub::TooManyChannels).
     pub fn max_channels(mut self, n: usize) -> Self {
         self.config.max_channels = n;
         self
@@ -214,7 +214,7 @@ impl HubBuilder {
 
     /// Says which channels exist: a name for which `exists` returns `false` is refused before
     /// anything is allocated for it (publish, read and subscribe get
-    /// [`ChannelError`](crate::ChannelError), the endpoint answers `404`). Without a filter every
+    /// [`ChannelError`](crate::hub::ChannelError), the endpoint answers `404`). Without a filter every
     /// valid name exists, and a channel costs memory only while it has streams or retained events.
     ///
     /// ```

@@ -14,10 +14,10 @@
 //!   field in a block that carries data, and the hub sends its (jittered) hint alone, so the
 //!   default policy (300 ms, doubling) applies. Use a delay like the hub's `retry` with jitter of
 //!   your own, so that a thousand clients do not come back together after a deploy.
-//! - **Handle the hub's own events**: [`sse-reset`](crate::RESET_EVENT) (events were missed:
+//! - **Handle the hub's own events**: [`sse-reset`](crate::wire::RESET_EVENT) (events were missed:
 //!   refresh the state and go on; its id is where the stream continues),
-//!   [`sse-busy`](crate::BUSY_EVENT) (refused for now: the source reconnects by itself),
-//!   [`sse-reauth`](crate::REAUTH_EVENT) (renew the credentials and connect again from
+//!   [`sse-busy`](crate::wire::BUSY_EVENT) (refused for now: the source reconnects by itself),
+//!   [`sse-reauth`](crate::wire::REAUTH_EVENT) (renew the credentials and connect again from
 //!   `resume_from`).
 //! - **Stop on a status other than `200`**: the source does, with
 //!   `Error::InvalidStatusCode` (`404` for an unknown channel; `204` when there is nothing more

@@ -2,21 +2,21 @@
 
 use poem::{Request, Result};
 
-use crate::{admission::Grant, store::BoxFuture};
+use crate::{hub::admission::Grant, store::BoxFuture};
 
 /// Decides whether a request may read a channel, and grants it for a principal until an expiry.
 ///
 /// It runs before anything is replayed, on every connect and reconnect. Its error becomes the
 /// response: a `401` or `403` closes a native `EventSource` for good, on purpose (the page must
 /// sign in again). A [`Grant`] with an expiry ends the stream at that time with
-/// [`REAUTH_EVENT`](crate::REAUTH_EVENT); the reconnect is authorized afresh and resumes exactly.
+/// [`REAUTH_EVENT`](crate::wire::REAUTH_EVENT); the reconnect is authorized afresh and resumes exactly.
 ///
 /// Any `Fn(&Request, &str) -> BoxFuture<Result<Grant>>` is an authorizer:
 ///
 /// ```
 /// use std::time::{Duration, SystemTime};
 /// use poem::{http::StatusCode, Error, Request, Route};
-/// use poem_sse_ext::{store::BoxFuture, Grant, Hub};
+/// use poem_sse_ext::{http::StreamOptions, hub::Grant, store::BoxFuture, Hub};
 ///
 /// fn session_user(req: &Request) -> Option<String> {
 ///     req.header("x-user").map(str::to_owned) // your session lookup here
@@ -33,7 +33,8 @@ use crate::{admission::Grant, store::BoxFuture};
 /// }
 ///
 /// let hub = Hub::new();
-/// let app = Route::new().at("/events/:channel", hub.endpoint().authorize_with(may_read));
+/// let options = StreamOptions::new().authorize_with(may_read);
+/// let app = Route::new().at("/events/:channel", hub.endpoint().options(options));
 /// ```
 pub trait Authorizer: Send + Sync + 'static {
     /// Grants `req` the stream of `channel`, or refuses with the error to answer.

@@ -14,13 +14,14 @@ use futures_util::Stream;
 use tokio::time::{Instant, Sleep};
 
 use crate::{
-    admission::Admitted,
-    metrics::{ChannelStats, CloseReason},
-    registry::{Channel, Registry},
-    set::SetReader,
-    shutdown::{ShutdownSignal, ShutdownTrigger},
-    store::{CursorItem, LogCursor, Reset, Subscription},
-    trace,
+    hub::admission::Admitted,
+    hub::registry::{Channel, Registry},
+    hub::set_reader::SetReader,
+    hub::stats::{ChannelStats, CloseReason},
+    hub::trace,
+    store::{CursorItem, LogCursor, Subscription},
+    sync::shutdown::{ShutdownSignal, ShutdownTrigger},
+    wire::Reset,
     wire::{end_frame, reauth_frame, reset_frame},
 };
 
@@ -145,12 +146,12 @@ impl Subscriber {
 
     /// The channel it reads (the first, for a set).
     pub fn channel(&self) -> &str {
-        &self.stream.channels[0].name
+        &self.stream.channels()[0].name
     }
 
     /// The channels it reads, in order.
     pub fn channels(&self) -> impl Iterator<Item = &str> {
-        self.stream.channels.iter().map(|c| &*c.name)
+        self.stream.channels().iter().map(|c| &*c.name)
     }
 
     /// Where a client that read everything so far resumes: the last id (a set's cursor).
@@ -186,7 +187,7 @@ impl Subscriber {
             return Poll::Ready(None);
         };
         let stream = &self.stream;
-        let channel = &stream.channels[0];
+        let channel = &stream.channels()[0];
         let stats = &channel.stats;
         if let Some(reset) = reset.take() {
             return Poll::Ready(Some(reset_chunk(channel, &reset, stream.span())));
@@ -216,7 +217,7 @@ impl Subscriber {
         }
     }
 
-    /// The stream's span (see [`crate::trace::stream_span`]), for the endpoint to record the
+    /// The stream's span (see [`crate::hub::trace::stream_span`]), for the endpoint to record the
     /// protocol in.
     pub(crate) fn span(&self) -> &tracing::Span {
         self.stream.span()
@@ -286,9 +287,8 @@ impl fmt::Debug for Subscriber {
 /// and once on each of its channels.
 pub(crate) struct OpenStream {
     registry: Arc<Registry>,
-    channels: Box<[Arc<Channel>]>,
-    /// The stream's places in the per-client and per-principal counts.
-    _admitted: Admitted,
+    /// The stream's places in every count of the admission, and its channels.
+    admitted: Option<Admitted>,
     /// Why the stream ends, once it ends on purpose; a stream dropped without one lost its client
     /// (or ended with the hub's shutdown).
     close: Option<CloseReason>,
@@ -299,65 +299,30 @@ pub(crate) struct OpenStream {
 }
 
 impl OpenStream {
-    /// Counts a new stream on `channels` against `max_total` and `max_per_channel`; `Err` names
-    /// the cap that refused it.
-    pub(crate) fn admit(
+    /// Counts a stream that `admitted` holds places for as opened.
+    pub(crate) fn new(
         registry: &Arc<Registry>,
-        channels: Vec<Arc<Channel>>,
         admitted: Admitted,
-        max_total: usize,
-        max_per_channel: usize,
         shutdown: &ShutdownTrigger,
-    ) -> Result<Self, StreamCap> {
-        // Increment first, then check: two racing opens can not both take the last place.
-        if registry.open.fetch_add(1, Ordering::AcqRel) >= max_total {
-            registry.open.fetch_sub(1, Ordering::AcqRel);
-            return Err(StreamCap::Total(max_total));
-        }
-        for (n, channel) in channels.iter().enumerate() {
-            if channel.stats.open.fetch_add(1, Ordering::AcqRel) >= max_per_channel {
-                for taken in &channels[..=n] {
-                    taken.stats.open.fetch_sub(1, Ordering::AcqRel);
-                }
-                registry.open.fetch_sub(1, Ordering::AcqRel);
-                return Err(StreamCap::PerChannel(
-                    channel.name.to_string(),
-                    max_per_channel,
-                ));
-            }
-        }
+    ) -> Self {
         registry.streams.opened();
-        Ok(Self {
+        Self {
             registry: Arc::clone(registry),
-            channels: channels.into_boxed_slice(),
-            _admitted: admitted,
+            admitted: Some(admitted),
             close: None,
             shutdown: shutdown.clone(),
             opened_at: tokio::time::Instant::now(),
             span: None,
-        })
+        }
+    }
+
+    fn channels(&self) -> &[Arc<Channel>] {
+        self.admitted.as_ref().map_or(&[], Admitted::channels)
     }
 
     fn span(&self) -> &tracing::Span {
         static DISABLED: LazyLock<tracing::Span> = LazyLock::new(tracing::Span::none);
         self.span.as_deref().unwrap_or(&DISABLED)
-    }
-}
-
-/// The cap that refused a stream.
-pub(crate) enum StreamCap {
-    Total(usize),
-    PerChannel(String, usize),
-}
-
-impl From<StreamCap> for crate::error::SubscribeError {
-    fn from(cap: StreamCap) -> Self {
-        match cap {
-            StreamCap::Total(limit) => Self::TooManyStreams { limit },
-            StreamCap::PerChannel(channel, limit) => {
-                Self::TooManyStreamsOnChannel { channel, limit }
-            }
-        }
     }
 }
 
@@ -370,13 +335,15 @@ impl Drop for OpenStream {
         });
         self.registry.streams.closed(reason);
         trace::log_closed(self.span(), reason, self.opened_at.elapsed(), || {
-            let names: Vec<&str> = self.channels.iter().map(|c| &*c.name).collect();
+            let names: Vec<&str> = self.channels().iter().map(|c| &*c.name).collect();
             names.join(",")
         });
-        self.registry.open.fetch_sub(1, Ordering::AcqRel);
-        for channel in Vec::from(std::mem::take(&mut self.channels)) {
-            let last = channel.stats.open.fetch_sub(1, Ordering::AcqRel) == 1;
-            if last {
+        let Some(admitted) = self.admitted.take() else {
+            return;
+        };
+        // The places first, then the channels: a channel is forgotten only once nothing holds it.
+        for channel in Vec::from(admitted.release()) {
+            if channel.stats.open.load(Ordering::Acquire) == 0 {
                 let name = channel.name.clone();
                 drop(channel);
                 self.registry.forget_if_idle(&name);

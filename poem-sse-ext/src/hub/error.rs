@@ -1,10 +1,10 @@
 //! What can go wrong when publishing, reading and subscribing, as types.
 
 use crate::{
-    admission::RefusalReason,
-    event::EventError,
-    registry::{ChannelError, TooManyChannels},
+    hub::admission::{Refusal, RefusalReason},
+    hub::registry::{ChannelError, TooManyChannels},
     store::StoreError,
+    wire::EventError,
 };
 
 /// Why a publish failed. Nothing already stored is affected by a failed publish.
@@ -69,46 +69,9 @@ pub enum SubscribeError {
     /// The set of channels is empty or too large.
     #[error("invalid set of channels: {0}")]
     InvalidSet(String),
-    /// The hub is shutting down.
-    #[error("the server is shutting down")]
-    ShuttingDown,
-    /// The hub has its maximum number of open streams.
-    #[error("too many open streams: the server holds at most {limit}")]
-    TooManyStreams {
-        /// [`crate::HubBuilder::max_streams`].
-        limit: usize,
-    },
-    /// The channel has its maximum number of open streams.
-    #[error("too many open streams on channel `{channel}`: it holds at most {limit}")]
-    TooManyStreamsOnChannel {
-        /// The channel.
-        channel: String,
-        /// [`crate::HubBuilder::max_streams_per_channel`].
-        limit: usize,
-    },
-    /// This client address has its maximum number of open streams.
-    #[error("too many open streams from this address: at most {limit}")]
-    TooManyStreamsForClient {
-        /// [`crate::HubBuilder::max_streams_per_client`].
-        limit: usize,
-        /// Refusals of this client in a row.
-        streak: u32,
-    },
-    /// This principal has its maximum number of open streams.
-    #[error("too many open streams for this user: at most {limit}")]
-    TooManyStreamsForPrincipal {
-        /// [`crate::HubBuilder::max_streams_per_principal`].
-        limit: usize,
-    },
-    /// This client address connects faster than [`crate::HubBuilder::connect_rate`] allows.
-    #[error("too many connects from this address: slow down")]
-    RateLimited {
-        /// Refusals of this client in a row: the retry hint grows with it.
-        streak: u32,
-    },
-    /// The hub holds its maximum number of channels.
+    /// Not now: a cap, the connect rate, or shutdown (see [`Refusal::reason`]).
     #[error(transparent)]
-    TooManyChannels(#[from] TooManyChannels),
+    Refused(#[from] Refusal),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -123,25 +86,27 @@ impl SubscribeError {
 
     /// Why the stream was refused, for temporary refusals.
     pub fn reason(&self) -> Option<RefusalReason> {
-        Some(match self {
-            Self::Channel(_) | Self::InvalidSet(_) => return None,
-            Self::ShuttingDown => RefusalReason::ShuttingDown,
-            Self::TooManyStreams { .. } => RefusalReason::MaxStreams,
-            Self::TooManyStreamsOnChannel { .. } => RefusalReason::MaxStreamsPerChannel,
-            Self::TooManyStreamsForClient { .. } => RefusalReason::MaxStreamsPerClient,
-            Self::TooManyStreamsForPrincipal { .. } => RefusalReason::MaxStreamsPerPrincipal,
-            Self::RateLimited { .. } => RefusalReason::RateLimited,
-            Self::TooManyChannels(_) => RefusalReason::MaxChannels,
-            Self::Store(_) => RefusalReason::Store,
-        })
+        match self {
+            Self::Channel(_) | Self::InvalidSet(_) => None,
+            Self::Refused(refusal) => Some(refusal.reason()),
+            Self::Store(_) => Some(RefusalReason::Store),
+        }
     }
 
     /// Refusals of this client in a row (0 when not counted per client): a retry hint should
     /// grow with it, so that a client reconnecting in a tight loop backs off.
     pub fn streak(&self) -> u32 {
         match self {
-            Self::TooManyStreamsForClient { streak, .. } | Self::RateLimited { streak } => *streak,
+            Self::Refused(refusal) => refusal.streak(),
             _ => 0,
         }
+    }
+}
+
+impl From<TooManyChannels> for SubscribeError {
+    fn from(full: TooManyChannels) -> Self {
+        Self::Refused(
+            Refusal::new(RefusalReason::MaxChannels, full.limit).on_channel(&full.channel),
+        )
     }
 }

@@ -12,7 +12,7 @@ use std::{
 
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
-use crate::waiters::{Waiter, Waiters};
+use crate::sync::waiters::{Waiter, Waiters};
 
 /// Fires when shutdown begins, for futures and streams that are polled once per event.
 ///

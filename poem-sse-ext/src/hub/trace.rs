@@ -24,7 +24,10 @@ use std::time::Duration;
 
 use tracing::{field, Span};
 
-use crate::{admission::RefusalReason, metrics::CloseReason, wire::Reset, wire::ResetReason};
+use crate::{
+    hub::{admission::RefusalReason, stats::CloseReason},
+    wire::{Reset, ResetReason},
+};
 
 /// The span of one stream. The endpoint records `protocol` (`HTTP/1.1`, `HTTP/2.0`); `peer` is
 /// the client address the caps go by, when known.

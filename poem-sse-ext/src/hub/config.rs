@@ -4,10 +4,13 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use crate::event::Event;
+use crate::wire::Event;
 
-/// How a hub's streams behave. Built through [`crate::HubBuilder`]; see each setter there.
+/// How a hub's streams behave, as [`Hub::config`](crate::Hub::config) reports it. Set through
+/// [`HubBuilder`](crate::HubBuilder); see each setter there for what a field means on the wire.
+/// New settings may be added: the struct can not be built outside the crate.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct HubConfig {
     /// Idle interval after which a heartbeat comment is sent; `None` disables heartbeats.
     pub heartbeat: Option<Duration>,
@@ -15,9 +18,9 @@ pub struct HubConfig {
     pub retry: Duration,
     /// Random spread added to [`HubConfig::retry`], so that clients do not reconnect in lockstep.
     pub retry_jitter: Duration,
-    /// Most open streams in total; above it new streams get `503`.
+    /// Most open streams in total; above it a new stream is refused.
     pub max_streams: usize,
-    /// Most open streams on one channel; above it new streams get `503`.
+    /// Most open streams on one channel; above it a new stream is refused.
     pub max_streams_per_channel: usize,
     /// Most channels the hub tracks; a stream or publish on a new channel above it is refused.
     pub max_channels: usize,
@@ -31,14 +34,14 @@ pub struct HubConfig {
     pub idempotency_window: Duration,
     /// Base of the retry hint of a refused stream (longer than [`HubConfig::retry`]).
     pub refusal_retry: Duration,
-    /// Random spread added to [`HubConfig::refusal_retry`].
+    /// Random spread added to `refusal_retry`.
     pub refusal_retry_jitter: Duration,
     /// Most open streams from one client address; `None` is unlimited.
     pub max_streams_per_client: Option<usize>,
     /// Most open streams of one principal (from the authorization's grant); `None` is unlimited.
     pub max_streams_per_principal: Option<usize>,
     /// The connect-rate limit per client address; `None` is unlimited.
-    pub connect_rate: Option<crate::admission::ConnectRate>,
+    pub connect_rate: Option<crate::hub::ConnectRate>,
     /// How long a stream lives before it ends with a retry hint (the client resumes exactly);
     /// `None` is forever.
     pub max_stream_lifetime: Option<Duration>,
@@ -55,7 +58,7 @@ impl Default for HubConfig {
             max_streams: 10_000,
             max_streams_per_channel: 10_000,
             max_channels: 10_000,
-            max_chunk_bytes: 64 << 10,
+            max_chunk_bytes: crate::store::DEFAULT_MAX_CHUNK_BYTES,
             max_last_event_id_len: 256,
             shutdown_event: None,
             idempotency_window: Duration::from_secs(3_600),
@@ -72,14 +75,14 @@ impl Default for HubConfig {
 
 impl HubConfig {
     /// A retry delay drawn uniformly from `[retry, retry + retry_jitter]`.
-    pub fn jittered_retry(&self) -> Duration {
+    pub(crate) fn jittered_retry(&self) -> Duration {
         jittered(self.retry, self.retry_jitter)
     }
 
     /// The retry hint of a refused stream: drawn from `[refusal_retry, refusal_retry +
     /// refusal_retry_jitter]`, doubled for each earlier refusal of the same client in a row
     /// (`streak`), at most 10 minutes.
-    pub fn refusal_retry(&self, streak: u32) -> Duration {
+    pub(crate) fn refusal_retry(&self, streak: u32) -> Duration {
         let base = jittered(self.refusal_retry, self.refusal_retry_jitter);
         let factor = 1u32 << streak.saturating_sub(1).min(8);
         (base * factor).min(Duration::from_secs(600))

@@ -10,11 +10,11 @@ use poem::{
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    body::{Shutdown, SseBody},
-    config::jittered,
-    event::Event,
-    shutdown::ShutdownSignal,
+    http::body::{Shutdown, SseBody},
+    hub::config::jittered,
+    sync::shutdown::ShutdownSignal,
     wire::retry_frame,
+    wire::Event,
 };
 
 /// An SSE response for your own `Stream` of [`Event`]s: poem's `SSE`, fixed.
@@ -28,7 +28,7 @@ use crate::{
 /// ```
 /// use futures_util::stream;
 /// use poem::{handler, web::Path, Request};
-/// use poem_sse_ext::{Event, SseResponse};
+/// use poem_sse_ext::{Event, http::SseResponse};
 ///
 /// #[handler]
 /// fn countdown(req: &Request, Path(from): Path<u32>) -> SseResponse<impl futures_util::Stream<Item = Event> + Send> {

@@ -9,11 +9,12 @@ use std::{
 use bytes::{Bytes, BytesMut};
 
 use crate::{
-    cursor,
-    metrics::{ChannelStats, StreamStats},
-    registry::Channel,
-    store::{CursorItem, LogCursor, Reset, Subscription},
-    trace::log_reset,
+    hub::registry::Channel,
+    hub::stats::{ChannelStats, StreamStats},
+    hub::trace::log_reset,
+    store::{CursorItem, LogCursor, Subscription},
+    wire::set_cursor::{self as cursor},
+    wire::Reset,
     wire::{put_set_frame, put_set_reset_frame},
 };
 

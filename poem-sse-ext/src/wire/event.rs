@@ -73,8 +73,9 @@ pub enum EventError {
 ///
 /// Build it with [`Event::text`], [`Event::json`] or [`Event::comment`], add fields with the
 /// builder methods, then either publish it through a [`crate::Hub`] (which gives it an id) or yield
-/// it from your own stream through [`crate::SseResponse`].
+/// it from your own stream through [`crate::http::SseResponse`].
 #[derive(Clone, Default, PartialEq, Eq)]
+#[must_use = "an event does nothing until it is published or streamed"]
 pub struct Event {
     data: Option<String>,
     name: Option<String>,
@@ -145,7 +146,7 @@ impl Event {
 
     /// Sets the event id (the `id:` field), which the browser sends back as `Last-Event-ID`.
     ///
-    /// Only for events you stream yourself with [`crate::SseResponse`]: a [`crate::Hub`] assigns
+    /// Only for events you stream yourself with [`crate::http::SseResponse`]: a [`crate::Hub`] assigns
     /// ids itself and refuses events that carry one.
     ///
     /// # Errors
@@ -164,7 +165,7 @@ impl Event {
         self
     }
 
-    /// Adds a comment (`:` lines, ignored by browsers) to the event.
+    /// Sets the event's comment (`:` lines, ignored by browsers), replacing any comment it had.
     pub fn with_comment(mut self, text: impl Into<String>) -> Self {
         self.comment = Some(text.into());
         self

@@ -3,8 +3,8 @@
 //! A native `EventSource` treats any status but `200` as final: it closes and never reconnects
 //! (WHATWG "fail the connection"). So by default a temporary refusal is a `200
 //! text/event-stream` that sends a long jittered `retry:` hint and an
-//! [`sse-busy`](crate::BUSY_EVENT) event naming the reason, then ends: the browser comes back by
-//! itself, later. [`SseEndpoint::refuse_with_status`](crate::SseEndpoint::refuse_with_status)
+//! [`sse-busy`](crate::wire::BUSY_EVENT) event naming the reason, then ends: the browser comes back by
+//! itself, later. [`SseEndpoint::refuse_with_status`](crate::http::StreamOptions::refuse_with_status)
 //! answers `503` with `Retry-After` instead, for fetch-based clients that read statuses.
 
 use std::time::Duration;
@@ -15,7 +15,7 @@ use poem::{
     Body, Response,
 };
 
-use crate::{error::SubscribeError, wire::busy_frame};
+use crate::{hub::error::SubscribeError, wire::busy_frame};
 
 /// A stream that was not opened, as an HTTP answer: `404` with a message for an invalid or
 /// unknown channel, `400` for an invalid set of channels; for a temporary refusal (a cap, the rate limit, shutdown, the store) a soft

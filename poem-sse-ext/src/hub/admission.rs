@@ -1,18 +1,26 @@
-//! Who may open a stream now: per-client and per-principal caps, a connect-rate limit per
-//! client, and revocation of a principal's streams. Knows no HTTP: the endpoint says who the
-//! client is ([`Opener`]).
+//! Who may open a stream now: every cap on open streams (in total, per channel, per client, per
+//! principal), the connect-rate limit per client, shutdown, and revocation of a principal's
+//! streams, in one place that answers with one [`Refusal`]. Knows no HTTP: the endpoint says who
+//! the client is ([`Opener`]).
 
 use std::{
     collections::HashMap,
     fmt,
     net::IpAddr,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
     time::{Duration, SystemTime},
 };
 
 use tokio::time::Instant;
 
-use crate::shutdown::{ShutdownSignal, ShutdownTrigger};
+use super::registry::Channel;
+use crate::sync::{
+    lock,
+    shutdown::{ShutdownSignal, ShutdownTrigger},
+};
 
 /// Who opens a stream: what the per-client caps, the rate limit and revocation go by.
 ///
@@ -34,7 +42,7 @@ pub struct Opener {
 ///
 /// ```
 /// use std::time::{Duration, SystemTime};
-/// use poem_sse_ext::Grant;
+/// use poem_sse_ext::hub::Grant;
 ///
 /// let grant = Grant::new("alice").expires_at(SystemTime::now() + Duration::from_secs(900));
 /// assert_eq!(grant.principal(), Some("alice"));
@@ -102,7 +110,8 @@ impl Grant {
     }
 }
 
-/// Why a stream was refused, as counted in [`HubMetrics::refused`](crate::HubMetrics::refused).
+/// Why a stream was refused: the reason of a [`Refusal`], named in the `sse-busy` event and
+/// counted in [`RefusalCounts`](crate::metrics::RefusalCounts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum RefusalReason {
@@ -125,7 +134,19 @@ pub enum RefusalReason {
 }
 
 impl RefusalReason {
-    /// The reason as written in the `sse-busy` event and the metrics.
+    /// Every reason, in a fixed order.
+    pub const ALL: [Self; 8] = [
+        Self::MaxStreams,
+        Self::MaxStreamsPerChannel,
+        Self::MaxStreamsPerClient,
+        Self::MaxStreamsPerPrincipal,
+        Self::RateLimited,
+        Self::MaxChannels,
+        Self::ShuttingDown,
+        Self::Store,
+    ];
+
+    /// The reason as written in the `sse-busy` event, the metrics and the logs.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::MaxStreams => "max_streams",
@@ -146,6 +167,86 @@ impl fmt::Display for RefusalReason {
     }
 }
 
+/// A stream the hub did not open now, and why: a cap, the connect rate or shutdown. It may open
+/// later; the endpoint answers it with a retry hint that grows with [`Refusal::streak`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.message())]
+pub struct Refusal {
+    reason: RefusalReason,
+    limit: usize,
+    streak: u32,
+    channel: Option<Box<str>>,
+}
+
+impl Refusal {
+    pub(crate) fn new(reason: RefusalReason, limit: usize) -> Self {
+        Self {
+            reason,
+            limit,
+            streak: 0,
+            channel: None,
+        }
+    }
+
+    fn with_streak(mut self, streak: u32) -> Self {
+        self.streak = streak;
+        self
+    }
+
+    pub(crate) fn on_channel(mut self, channel: &str) -> Self {
+        self.channel = Some(channel.into());
+        self
+    }
+
+    /// Why.
+    pub fn reason(&self) -> RefusalReason {
+        self.reason
+    }
+
+    /// The limit that refused it (`0` where none applies: shutdown).
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Refusals of this client in a row (`0` when not counted per client): a retry hint should
+    /// grow with it, so that a client reconnecting in a tight loop backs off.
+    pub fn streak(&self) -> u32 {
+        self.streak
+    }
+
+    /// The channel whose cap refused it, for [`RefusalReason::MaxStreamsPerChannel`] and
+    /// [`RefusalReason::MaxChannels`].
+    pub fn channel(&self) -> Option<&str> {
+        self.channel.as_deref()
+    }
+
+    fn message(&self) -> String {
+        let limit = self.limit;
+        let channel = self.channel.as_deref().unwrap_or_default();
+        match self.reason {
+            RefusalReason::MaxStreams => {
+                format!("too many open streams: the server holds at most {limit}")
+            }
+            RefusalReason::MaxStreamsPerChannel => {
+                format!("too many open streams on channel `{channel}`: it holds at most {limit}")
+            }
+            RefusalReason::MaxStreamsPerClient => {
+                format!("too many open streams from this address: at most {limit}")
+            }
+            RefusalReason::MaxStreamsPerPrincipal => {
+                format!("too many open streams for this user: at most {limit}")
+            }
+            RefusalReason::RateLimited => "too many connects from this address: slow down".into(),
+            RefusalReason::MaxChannels => format!(
+                "too many channels: the hub holds at most {limit}, so channel `{channel}` can not \
+                 be registered now"
+            ),
+            RefusalReason::ShuttingDown => "the server is shutting down".into(),
+            RefusalReason::Store => "the replay store failed".into(),
+        }
+    }
+}
+
 /// A token bucket: `burst` connects at once, refilled at `per_second`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ConnectRate {
@@ -156,29 +257,41 @@ pub struct ConnectRate {
 }
 
 /// The limits [`Admission`] enforces; `None` is unlimited.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
+    pub(crate) total: usize,
+    pub(crate) per_channel: usize,
     pub(crate) per_client: Option<usize>,
     pub(crate) per_principal: Option<usize>,
     pub(crate) rate: Option<ConnectRate>,
 }
 
-/// A refusal by [`Admission::admit`]: the reason, and how many refusals in a row this client has
-/// had (the retry hint grows with it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Refused {
-    pub(crate) reason: RefusalReason,
-    pub(crate) limit: usize,
-    pub(crate) streak: u32,
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            total: usize::MAX,
+            per_channel: usize::MAX,
+            per_client: None,
+            per_principal: None,
+            rate: None,
+        }
+    }
 }
 
-/// Open streams and connect budget per client address, open streams and the revocation trigger
-/// per principal. Entries exist only while a client has streams or an unrefilled bucket, so the
-/// tables are bounded by the open streams plus the clients of the last few seconds.
+/// Every cap on open streams, and the trigger of each principal's revocation.
+///
+/// Per-client and per-principal counts and buckets sit under one lock; entries exist only while
+/// a client has streams or an unrefilled bucket, so the tables are bounded by the open streams
+/// plus the clients of the last few seconds. The total and per-channel counts are atomics,
+/// incremented first and checked after, so two racing opens can not both take the last place.
 #[derive(Debug)]
 pub(crate) struct Admission {
     limits: Limits,
+    /// Open streams over all channels: incremented before the per-channel counts and decremented
+    /// after them, so it is never below their sum.
+    open: AtomicUsize,
     state: Mutex<Tables>,
+    shutdown: ShutdownTrigger,
 }
 
 #[derive(Debug, Default)]
@@ -202,43 +315,114 @@ struct PrincipalEntry {
     revoke: ShutdownTrigger,
 }
 
-/// A stream's places in the per-client and per-principal counts, given back when dropped.
+/// A stream's places in every count, given back when dropped.
 pub(crate) struct Admitted {
     admission: Arc<Admission>,
     client: Option<IpAddr>,
     principal: Option<Arc<str>>,
+    channels: Box<[Arc<Channel>]>,
+    /// Whether the total and the channels' counts hold this stream's place.
+    counted: bool,
 }
 
 impl Admitted {
     /// A signal that fires when the principal's streams are revoked.
     pub(crate) fn revocation(&self) -> Option<ShutdownSignal> {
         let principal = self.principal.as_ref()?;
-        let tables = self.admission.lock();
+        let tables = lock(&self.admission.state);
         tables.principals.get(principal).map(|p| p.revoke.signal())
+    }
+
+    /// The channels the stream reads.
+    pub(crate) fn channels(&self) -> &[Arc<Channel>] {
+        &self.channels
+    }
+
+    /// Gives back every place and returns the channels, for the caller to forget the idle ones.
+    pub(crate) fn release(mut self) -> Box<[Arc<Channel>]> {
+        self.give_back();
+        std::mem::take(&mut self.channels)
+    }
+
+    /// Gives back the total's and the channels' places (once).
+    fn give_back(&mut self) {
+        if std::mem::take(&mut self.counted) {
+            // The channels' places, then the total's (see `Admission::open`).
+            for channel in self.channels.iter() {
+                channel.stats.open.fetch_sub(1, Ordering::AcqRel);
+            }
+            self.admission.open.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Takes the stream's places in the total and on each of `channels`, or says which cap
+    /// refused it (then the client's places are given back when `self` is dropped).
+    pub(crate) fn hold(&mut self, channels: Vec<Arc<Channel>>) -> Result<(), Refusal> {
+        let admission = &self.admission;
+        let total = admission.limits.total;
+        if admission.open.fetch_add(1, Ordering::AcqRel) >= total {
+            admission.open.fetch_sub(1, Ordering::AcqRel);
+            return Err(Refusal::new(RefusalReason::MaxStreams, total));
+        }
+        let per_channel = admission.limits.per_channel;
+        for (n, channel) in channels.iter().enumerate() {
+            if channel.stats.open.fetch_add(1, Ordering::AcqRel) >= per_channel {
+                for taken in &channels[..=n] {
+                    taken.stats.open.fetch_sub(1, Ordering::AcqRel);
+                }
+                admission.open.fetch_sub(1, Ordering::AcqRel);
+                return Err(
+                    Refusal::new(RefusalReason::MaxStreamsPerChannel, per_channel)
+                        .on_channel(&channel.name),
+                );
+            }
+        }
+        self.channels = channels.into_boxed_slice();
+        self.counted = true;
+        Ok(())
     }
 }
 
 impl Admission {
-    pub(crate) fn new(limits: Limits) -> Self {
+    pub(crate) fn new(limits: Limits, shutdown: ShutdownTrigger) -> Self {
         Self {
             limits,
+            open: AtomicUsize::new(0),
             state: Mutex::default(),
+            shutdown,
         }
     }
 
-    /// Takes a place for a stream of `opener`, or says which limit refused it.
-    pub(crate) fn admit(self: &Arc<Self>, opener: &Opener) -> Result<Admitted, Refused> {
-        let principal = opener.grant.as_ref().and_then(|g| g.principal.clone());
-        if opener.client.is_none() && principal.is_none() {
-            return Ok(Admitted {
-                admission: Arc::clone(self),
-                client: None,
-                principal: None,
-            });
+    /// Takes a place for a stream of `opener`, or says which limit refused it: shutdown first,
+    /// then the client's connect rate and cap, then the principal's cap. The stream's channels
+    /// are registered only after this, so a refused client registers none; then
+    /// [`Admitted::hold`] checks the total and each channel's cap.
+    pub(crate) fn admit(self: &Arc<Self>, opener: &Opener) -> Result<Admitted, Refusal> {
+        if self.shutdown.is_fired() {
+            return Err(Refusal::new(RefusalReason::ShuttingDown, 0));
         }
-        let mut tables = self.lock();
+        let principal = opener.grant.as_ref().and_then(|g| g.principal.clone());
+        if opener.client.is_some() || principal.is_some() {
+            self.admit_client(opener.client, principal.as_ref())?;
+        }
+        Ok(Admitted {
+            admission: Arc::clone(self),
+            client: opener.client,
+            principal,
+            channels: Box::default(),
+            counted: false,
+        })
+    }
+
+    /// Takes the client's and the principal's places, after their rate limit and caps.
+    fn admit_client(
+        &self,
+        client: Option<IpAddr>,
+        principal: Option<&Arc<str>>,
+    ) -> Result<(), Refusal> {
+        let mut tables = lock(&self.state);
         let now = Instant::now();
-        if let Some(client) = opener.client {
+        if let Some(client) = client {
             self.sweep(&mut tables, now);
             let full_bucket = self.limits.rate.map_or(0.0, |rate| f64::from(rate.burst));
             let entry = tables.clients.entry(client).or_insert(ClientEntry {
@@ -253,46 +437,38 @@ impl Admission {
                 entry.refilled = now;
                 if entry.tokens < 1.0 {
                     entry.streak = entry.streak.saturating_add(1);
-                    return Err(Refused {
-                        reason: RefusalReason::RateLimited,
-                        limit: rate.burst as usize,
-                        streak: entry.streak,
-                    });
+                    return Err(
+                        Refusal::new(RefusalReason::RateLimited, rate.burst as usize)
+                            .with_streak(entry.streak),
+                    );
                 }
             }
             if let Some(limit) = self.limits.per_client {
                 if entry.open >= limit {
                     entry.streak = entry.streak.saturating_add(1);
-                    return Err(Refused {
-                        reason: RefusalReason::MaxStreamsPerClient,
-                        limit,
-                        streak: entry.streak,
-                    });
+                    return Err(Refusal::new(RefusalReason::MaxStreamsPerClient, limit)
+                        .with_streak(entry.streak));
                 }
             }
         }
-        if let (Some(principal), Some(limit)) = (&principal, self.limits.per_principal) {
+        if let (Some(principal), Some(limit)) = (principal, self.limits.per_principal) {
             if tables
                 .principals
                 .get(principal)
                 .is_some_and(|p| p.open >= limit)
             {
-                return Err(Refused {
-                    reason: RefusalReason::MaxStreamsPerPrincipal,
-                    limit,
-                    streak: 0,
-                });
+                return Err(Refusal::new(RefusalReason::MaxStreamsPerPrincipal, limit));
             }
         }
         // Every check passed: take the places.
-        if let Some(entry) = opener.client.and_then(|c| tables.clients.get_mut(&c)) {
+        if let Some(entry) = client.and_then(|c| tables.clients.get_mut(&c)) {
             entry.open += 1;
             entry.streak = 0;
             if self.limits.rate.is_some() {
                 entry.tokens -= 1.0;
             }
         }
-        if let Some(principal) = &principal {
+        if let Some(principal) = principal {
             tables
                 .principals
                 .entry(Arc::clone(principal))
@@ -302,16 +478,17 @@ impl Admission {
                 })
                 .open += 1;
         }
-        Ok(Admitted {
-            admission: Arc::clone(self),
-            client: opener.client,
-            principal,
-        })
+        Ok(())
+    }
+
+    /// Open streams over all channels.
+    pub(crate) fn open_streams(&self) -> usize {
+        self.open.load(Ordering::Acquire)
     }
 
     /// Ends every open stream of `principal`; returns how many were open.
     pub(crate) fn revoke(&self, principal: &str) -> usize {
-        let mut tables = self.lock();
+        let mut tables = lock(&self.state);
         match tables.principals.get_mut(principal) {
             Some(entry) => {
                 entry.revoke.fire();
@@ -323,10 +500,10 @@ impl Admission {
         }
     }
 
-    /// Open streams of `client`, for tests and metrics.
+    /// Open streams of `client`, for tests.
     #[cfg(test)]
     pub(crate) fn open_of(&self, client: IpAddr) -> usize {
-        self.lock().clients.get(&client).map_or(0, |c| c.open)
+        lock(&self.state).clients.get(&client).map_or(0, |c| c.open)
     }
 
     /// Drops client entries that hold nothing: no stream and a full bucket.
@@ -346,7 +523,7 @@ impl Admission {
     }
 
     fn release(&self, client: Option<IpAddr>, principal: Option<&Arc<str>>) {
-        let mut tables = self.lock();
+        let mut tables = lock(&self.state);
         if let Some(client) = client {
             if let Some(entry) = tables.clients.get_mut(&client) {
                 entry.open = entry.open.saturating_sub(1);
@@ -364,15 +541,11 @@ impl Admission {
             }
         }
     }
-
-    fn lock(&self) -> MutexGuard<'_, Tables> {
-        // A poisoned lock only means a panic elsewhere while it was held; the counts stay valid.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
 }
 
 impl Drop for Admitted {
     fn drop(&mut self) {
+        self.give_back();
         if self.client.is_some() || self.principal.is_some() {
             self.admission.release(self.client, self.principal.as_ref());
         }
@@ -384,6 +557,7 @@ impl fmt::Debug for Admitted {
         f.debug_struct("Admitted")
             .field("client", &self.client)
             .field("principal", &self.principal)
+            .field("channels", &self.channels.len())
             .finish()
     }
 }
@@ -403,10 +577,13 @@ mod tests {
 
     #[test]
     fn per_client_cap_counts_open_streams_of_one_address_only() {
-        let admission = Arc::new(Admission::new(Limits {
-            per_client: Some(2),
-            ..Limits::default()
-        }));
+        let admission = Arc::new(Admission::new(
+            Limits {
+                per_client: Some(2),
+                ..Limits::default()
+            },
+            ShutdownTrigger::new(),
+        ));
         let first = admission.admit(&opener(1));
         let second = admission.admit(&opener(1));
         assert!(first.is_ok() && second.is_ok());
@@ -414,7 +591,7 @@ mod tests {
             admission
                 .admit(&opener(1))
                 .map(|_| ())
-                .map_err(|r| r.reason),
+                .map_err(|r| r.reason()),
             Err(RefusalReason::MaxStreamsPerClient)
         );
         assert!(admission.admit(&opener(2)).is_ok(), "another address");
@@ -424,13 +601,16 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_tight_reconnect_loop_is_limited_with_a_growing_streak_and_refills() {
-        let admission = Arc::new(Admission::new(Limits {
-            rate: Some(ConnectRate {
-                burst: 3,
-                per_second: 1.0,
-            }),
-            ..Limits::default()
-        }));
+        let admission = Arc::new(Admission::new(
+            Limits {
+                rate: Some(ConnectRate {
+                    burst: 3,
+                    per_second: 1.0,
+                }),
+                ..Limits::default()
+            },
+            ShutdownTrigger::new(),
+        ));
         for _ in 0..3 {
             assert!(admission.admit(&opener(1)).is_ok());
         }
@@ -439,7 +619,7 @@ mod tests {
                 admission
                     .admit(&opener(1))
                     .map(|_| ())
-                    .map_err(|r| r.streak)
+                    .map_err(|r| r.streak())
             })
             .collect();
         assert_eq!(streaks, [Err(1), Err(2), Err(3)]);
@@ -457,10 +637,13 @@ mod tests {
 
     #[test]
     fn per_principal_cap_and_revocation() {
-        let admission = Arc::new(Admission::new(Limits {
-            per_principal: Some(1),
-            ..Limits::default()
-        }));
+        let admission = Arc::new(Admission::new(
+            Limits {
+                per_principal: Some(1),
+                ..Limits::default()
+            },
+            ShutdownTrigger::new(),
+        ));
         let alice = Opener {
             client: None,
             grant: Some(Grant::new("alice")),
@@ -468,7 +651,7 @@ mod tests {
         let held = admission.admit(&alice);
         let held = held.unwrap_or_else(|r| panic!("{r:?}"));
         assert_eq!(
-            admission.admit(&alice).map(|_| ()).map_err(|r| r.reason),
+            admission.admit(&alice).map(|_| ()).map_err(|r| r.reason()),
             Err(RefusalReason::MaxStreamsPerPrincipal)
         );
         let signal = held.revocation();

@@ -9,14 +9,11 @@
 use std::{
     collections::HashMap,
     fmt,
-    sync::{
-        atomic::{AtomicUsize, Ordering},
-        Arc, RwLock, RwLockReadGuard, RwLockWriteGuard,
-    },
+    sync::{atomic::Ordering, Arc, RwLock, RwLockReadGuard, RwLockWriteGuard},
 };
 
 use crate::{
-    metrics::{ChannelMetrics, ChannelStats, StreamStats},
+    hub::stats::{ChannelStats, StreamStats},
     store::{ReplayStore, StoreChannel},
 };
 
@@ -119,9 +116,6 @@ pub(crate) struct Registry {
     store: Arc<dyn ReplayStore>,
     filter: Option<Arc<ChannelFilter>>,
     cap: usize,
-    /// Open streams over all channels. Incremented before the per-channel count and decremented
-    /// after it, so it is never below the sum of the channels' counts.
-    pub(crate) open: AtomicUsize,
     /// The counters of forgotten channels, so that totals never go down.
     retired: ChannelStats,
     /// Streams opened and closed, and their delivery lag, over all channels.
@@ -139,7 +133,6 @@ impl Registry {
             store,
             filter,
             cap,
-            open: AtomicUsize::new(0),
             retired: ChannelStats::default(),
             streams: StreamStats::default(),
         }
@@ -212,19 +205,21 @@ impl Registry {
     fn retire_if_idle(&self, channel: &Arc<Channel>) -> bool {
         let idle = is_idle(channel);
         if idle {
-            self.retired.absorb(&channel.stats.snapshot());
+            self.retired.absorb(&channel.stats);
         }
         idle
     }
 
-    /// Each registered channel's name and counters, and the totals of forgotten ones.
-    pub(crate) fn snapshot(&self) -> (Vec<(String, ChannelMetrics)>, ChannelMetrics) {
-        let channels = self
-            .read()
-            .values()
-            .map(|channel| (channel.name.to_string(), channel.stats.snapshot()))
-            .collect();
-        (channels, self.retired.snapshot())
+    /// Calls `each` with every registered channel's name and counters, under the read lock.
+    pub(crate) fn for_each_channel(&self, mut each: impl FnMut(&str, &ChannelStats)) {
+        for channel in self.read().values() {
+            each(&channel.name, &channel.stats);
+        }
+    }
+
+    /// The counters of forgotten channels.
+    pub(crate) fn retired(&self) -> &ChannelStats {
+        &self.retired
     }
 
     /// Registered channels.
@@ -232,18 +227,12 @@ impl Registry {
         self.read().len()
     }
 
-    pub(crate) fn open_streams(&self) -> usize {
-        self.open.load(Ordering::Acquire)
-    }
-
-    // A poisoned lock only means a panic elsewhere while it was held; the map itself is
-    // consistent between statements, so keep serving.
     fn read(&self) -> RwLockReadGuard<'_, HashMap<Box<str>, Arc<Channel>>> {
-        self.map.read().unwrap_or_else(|p| p.into_inner())
+        crate::sync::read(&self.map)
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, HashMap<Box<str>, Arc<Channel>>> {
-        self.map.write().unwrap_or_else(|p| p.into_inner())
+        crate::sync::write(&self.map)
     }
 }
 
@@ -260,7 +249,6 @@ impl fmt::Debug for Registry {
         f.debug_struct("Registry")
             .field("channels", &self.len())
             .field("cap", &self.cap)
-            .field("open", &self.open_streams())
             .finish_non_exhaustive()
     }
 }
@@ -268,7 +256,7 @@ impl fmt::Debug for Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{event::Event, store::MemoryStore};
+    use crate::{store::MemoryStore, wire::Event};
 
     fn registry(cap: usize) -> Registry {
         Registry::new(Arc::new(MemoryStore::default()), cap, None)
@@ -329,7 +317,8 @@ mod tests {
 
         // Full: the unused, empty channel makes room; the one with an event stays.
         assert!(registry.get_or_register("new").is_ok());
-        let mut names: Vec<_> = registry.snapshot().0.into_iter().map(|(n, _)| n).collect();
+        let mut names = Vec::new();
+        registry.for_each_channel(|name, _| names.push(name.to_owned()));
         names.sort();
         assert_eq!(names, ["kept", "new"]);
         registry.forget_if_idle("new");

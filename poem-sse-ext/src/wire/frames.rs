@@ -1,167 +1,10 @@
-//! The wire below [`Event`](crate::Event): event ids, the reset signal, and the frames a stream
-//! sends besides application events.
-//!
-//! Every frame follows the WHATWG HTML standard, [§9.2.6 "Interpreting an event stream"][spec].
-//! A hub sends, besides the events published on it:
-//!
-//! | frame | when | on the wire |
-//! | --- | --- | --- |
-//! | retry hint | first on every stream | `retry: <ms>` |
-//! | end | last before a stream ends on purpose (lifetime, reauth): no event, but the client's last id | `id: <where the stream is>` (one channel), `retry: <ms>` |
-//! | [`Reset`] | the resume point can not be honoured | `id: <head>`, `event: sse-reset`, `data: {"reason": …, "resume_from": …}` |
-//! | heartbeat | after each idle interval | `:` (a comment; browsers ignore it) |
-//! | [`REAUTH_EVENT`] | the authorization expired or was revoked; then the end frame | `event: sse-reauth`, `data: {"resume_from": …}` |
-//! | [`BUSY_EVENT`] | a soft refusal: after the retry hint, and the end | `event: sse-busy`, `data: {"reason": …, "retry_ms": …}` |
-//!
-//! [spec]: https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
+//! The frames a stream sends besides application events, and the field encoder they share.
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-/// The event name of the reset signal ([`Reset`]); applications can not publish it.
-pub const RESET_EVENT: &str = "sse-reset";
-
-/// The event a stream sends before it ends because its authorization expired or was revoked:
-/// `data: {"resume_from": "<id>"}`. The page should renew its credentials (a session refresh, say)
-/// and let the `EventSource` reconnect, which resumes exactly after `resume_from`.
-pub const REAUTH_EVENT: &str = "sse-reauth";
-
-/// The event of a soft refusal: `data: {"reason": "...", "retry_ms": N}`; the response then ends,
-/// and a native `EventSource` reconnects by itself after `retry_ms`.
-pub const BUSY_EVENT: &str = "sse-busy";
-
-/// Event names starting with this are the hub's own signals; applications can not publish them.
-pub const RESERVED_PREFIX: &str = "sse-";
-
-/// The id a store gave an event: an opaque string to clients, ordered inside its store.
-///
-/// ```
-/// use poem_sse_ext::EventId;
-///
-/// let id = EventId::new("1a2b3c4d-42");
-/// assert_eq!(id.as_str(), "1a2b3c4d-42");
-/// assert_eq!(id.to_string(), "1a2b3c4d-42");
-/// ```
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct EventId(Arc<str>);
-
-impl EventId {
-    /// Wraps an id made by a store.
-    pub fn new(id: impl Into<Arc<str>>) -> Self {
-        Self(id.into())
-    }
-
-    /// The id as sent in the `id:` field.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for EventId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for EventId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
-    }
-}
-
-impl serde::Serialize for EventId {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
-    }
-}
-
-/// Why a stream could not resume exactly where the client asked; sent as the reset signal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ResetReason {
-    /// Events after the resume point were evicted (by count, bytes or age) before the client read
-    /// them: the client missed events and must refresh its state.
-    Evicted,
-    /// The resume point comes from another epoch of the store (the process restarted with the
-    /// in-memory store, or the Redis stream was recreated).
-    Epoch,
-    /// The resume point is not an id this store issued (malformed, too long, or ahead of the log).
-    Unknown,
-}
-
-impl ResetReason {
-    /// The reason as written in the reset signal: `evicted`, `epoch` or `unknown`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Evicted => "evicted",
-            Self::Epoch => "epoch",
-            Self::Unknown => "unknown",
-        }
-    }
-}
-
-impl fmt::Display for ResetReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The explicit signal that replaces a silent gap.
-///
-/// On the wire it is an event of type [`RESET_EVENT`] (`sse-reset`) whose `id` is `resume_from`
-/// and whose data is `{"reason": "<reason>", "resume_from": "<id>"}`. The stream goes on live from
-/// `resume_from`; the client should refresh its state (which the server renders together with the
-/// id it corresponds to) and continue from there.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reset {
-    /// Why the resume point could not be honoured.
-    pub reason: ResetReason,
-    /// The id the stream continues after: the channel's head when the signal was made.
-    pub resume_from: EventId,
-}
-
-/// An event read back from its wire frame (see [`crate::Hub::recent`]).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct StoredEvent {
-    /// The id the store gave it.
-    pub id: EventId,
-    /// The event name, if it has one (`message` otherwise).
-    pub event: Option<String>,
-    /// The data, its lines joined with LF as an `EventSource` joins them.
-    pub data: String,
-}
-
-impl StoredEvent {
-    /// Reads a frame this crate encoded: `id:`, `event:` and `data:` lines; comments and `retry:`
-    /// are skipped. `None` for a frame without an id.
-    pub(crate) fn decode(frame: &[u8]) -> Option<Self> {
-        let text = std::str::from_utf8(frame).ok()?;
-        let mut id = None;
-        let mut event = None;
-        let mut data: Option<String> = None;
-        for line in text.split('\n').take_while(|line| !line.is_empty()) {
-            let (field, value) = line.split_once(':').unwrap_or((line, ""));
-            let value = value.strip_prefix(' ').unwrap_or(value);
-            match field {
-                "id" => id = Some(EventId::new(value)),
-                "event" => event = Some(value.to_owned()),
-                "data" => match &mut data {
-                    Some(data) => {
-                        data.push('\n');
-                        data.push_str(value);
-                    }
-                    None => data = Some(value.to_owned()),
-                },
-                _ => {}
-            }
-        }
-        Some(Self {
-            id: id?,
-            event,
-            data: data.unwrap_or_default(),
-        })
-    }
-}
+use super::{Reset, BUSY_EVENT, REAUTH_EVENT, RESET_EVENT};
 
 /// The frame that sets the client's reconnection delay, sent first on every stream.
 pub(crate) fn retry_frame(delay: Duration) -> Bytes {
@@ -327,6 +170,7 @@ pub(crate) fn put_field(buf: &mut BytesMut, name: &str, value: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::{EventId, ResetReason};
 
     #[test]
     fn retry_frame_is_digits() {

@@ -7,8 +7,8 @@
 //! metrics and serve that with [`MetricsEndpoint::new`]:
 //!
 //! ```
-//! use poem::{get, Endpoint, Request, Route};
-//! use poem_sse_ext::{prometheus::{HubCollector, MetricsEndpoint}, Event, Hub};
+//! use poem::{Endpoint, Request, Route};
+//! use poem_sse_ext::{metrics::prometheus::{HubCollector, MetricsEndpoint}, Event, Hub};
 //! use prometheus_client::registry::Registry;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -18,7 +18,7 @@
 //! registry.register_collector(Box::new(HubCollector::new(&hub).top_channels(50)));
 //! let app = Route::new()
 //!     .at("/events/:channel", hub.endpoint())
-//!     .at("/metrics", get(MetricsEndpoint::new(registry)));
+//!     .at("/metrics", MetricsEndpoint::new(registry));
 //!
 //! hub.publish("prices", Event::text("1.08")).await?;
 //! let scrape = app.call(Request::builder().uri_str("/metrics").finish()).await?;
@@ -38,14 +38,14 @@
 //! | --- | --- | --- | --- |
 //! | `sse_streams_open` | gauge | | streams open now |
 //! | `sse_streams_opened_total` | counter | | streams opened |
-//! | `sse_streams_closed_total` | counter | `reason` | streams closed, per [`CloseReason`] |
-//! | `sse_streams_refused_total` | counter | `reason` | streams refused, per [`RefusalReason`](crate::RefusalReason) (a reason appears once it happened) |
+//! | `sse_streams_closed_total` | counter | `reason` | streams closed, per [`CloseReason`](crate::metrics::CloseReason) |
+//! | `sse_streams_refused_total` | counter | `reason` | streams refused, per [`RefusalReason`](crate::hub::RefusalReason) (a reason appears once it happened) |
 //! | `sse_events_published_total` | counter | | events published |
 //! | `sse_events_delivered_total` | counter | | event frames handed to streams |
 //! | `sse_events_replayed_total` | counter | | of those, history replayed on resume |
-//! | `sse_resets_total` | counter | `reason` | `sse-reset` signals, per [`ResetReason`](crate::ResetReason) |
+//! | `sse_resets_total` | counter | `reason` | `sse-reset` signals, per [`ResetReason`](crate::wire::ResetReason) |
 //! | `sse_sent_bytes_total` | counter | | bytes of event frames handed to streams |
-//! | `sse_delivery_lag_seconds` | histogram | | how long live events waited before a stream read them ([`crate::DeliveryLag`]) |
+//! | `sse_delivery_lag_seconds` | histogram | | how long live events waited before a stream read them ([`crate::metrics::DeliveryLag`]) |
 //! | `sse_channels` | gauge | | channels registered now |
 //!
 //! Per channel, for the [`HubCollector::top_channels`] channels with the most open streams (100
@@ -70,7 +70,7 @@ use prometheus_client::{
 
 use crate::{
     hub::Hub,
-    metrics::{ChannelMetrics, CloseReason, HubMetrics, LAG_BUCKETS},
+    metrics::{ChannelMetrics, HubMetrics, LAG_BUCKETS},
 };
 
 /// The per-channel series [`HubCollector`] writes by default: for the 100 busiest channels.
@@ -78,7 +78,7 @@ pub const DEFAULT_TOP_CHANNELS: usize = 100;
 
 impl Hub {
     /// A poem endpoint that answers a Prometheus scrape with this hub's metrics alone (see
-    /// [`crate::prometheus`]): mount it with `Route::new().at("/metrics", hub.metrics_endpoint())`.
+    /// [`crate::metrics::prometheus`]): mount it with `Route::new().at("/metrics", hub.metrics_endpoint())`.
     #[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
     pub fn metrics_endpoint(&self) -> MetricsEndpoint {
         let mut registry = Registry::default();
@@ -145,9 +145,11 @@ impl Endpoint for MetricsEndpoint {
     type Output = Response;
 
     /// # Errors
-    /// None in practice: encoding into a `String` does not fail; if a collector fails, the answer
-    /// is `500`.
+    /// `405` with `Allow: GET` for any other method (mount it as it is, not inside `get()`).
+    /// Otherwise none in practice: encoding into a `String` does not fail; if a collector fails,
+    /// the answer is `500`.
     async fn call(&self, req: Request) -> poem::Result<Response> {
+        crate::http::endpoint::only(&req, poem::http::Method::GET, "a scrape answers GET")?;
         let openmetrics = req
             .header(header::ACCEPT)
             .is_some_and(|accept| accept.contains("application/openmetrics-text"));
@@ -195,17 +197,24 @@ fn encode_hub(
         None,
         metrics.opened,
     )?;
-    let closed = CloseReason::ALL.map(|reason| {
-        let n = metrics.closed.get(reason.as_str()).copied().unwrap_or(0);
-        (reason.as_str(), n)
-    });
+    let closed: Vec<(&str, u64)> = metrics
+        .closed_by_reason
+        .iter()
+        .map(|(reason, n)| (reason.as_str(), n))
+        .collect();
     by_reason(
         encoder,
         "sse_streams_closed",
         "Streams closed, by reason",
         &closed,
     )?;
-    let refused: Vec<(&str, u64)> = metrics.refused.iter().map(|(r, n)| (*r, *n)).collect();
+    // A refusal reason appears once it happened, as before the counts were typed.
+    let refused: Vec<(&str, u64)> = metrics
+        .refused_by_reason
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(reason, n)| (reason.as_str(), n))
+        .collect();
     by_reason(
         encoder,
         "sse_streams_refused",

@@ -30,7 +30,7 @@ const VERSION: &str = "s1";
 /// resumes every channel exactly where the page's state was rendered.
 ///
 /// ```
-/// use poem_sse_ext::{set_cursor, EventId};
+/// use poem_sse_ext::{wire::set_cursor, EventId};
 ///
 /// let cpu = EventId::new("1a2b3c4d-120");
 /// let mem = EventId::new("1a2b3c4d-118");

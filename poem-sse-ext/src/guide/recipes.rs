@@ -5,7 +5,7 @@
 //! - [Testing a stream with poem's `TestClient`](#testing-a-stream-with-poems-testclient)
 //! - [Handling `sse-reset` in the browser](#handling-sse-reset-in-the-browser)
 //!
-//! Reading streams from Rust over the network is in [`crate::clients`].
+//! Reading streams from Rust over the network is in [`crate::guide::clients`].
 //!
 //! # CORS for a cross-origin `EventSource`
 //!
@@ -127,7 +127,7 @@
 //!
 //! # Handling `sse-reset` in the browser
 //!
-//! An [`sse-reset`](crate::RESET_EVENT) says that the events after the client's id are gone
+//! An [`sse-reset`](crate::wire::RESET_EVENT) says that the events after the client's id are gone
 //! (evicted, or the server's store restarted): what the page shows is stale. Its data is
 //! `{"reason": ..., "resume_from": ...}` and its id is the head, where the stream now continues
 //! live. A page that renders state (as `hub.recent` reads it, with the id it corresponds to)
@@ -166,4 +166,4 @@
 //! A page that keeps no state (a log that only appends) can instead go on reading: the stream
 //! continues live after the reset, and `resume_from` says where. The browser itself
 //! reconnects on a dropped connection with `Last-Event-ID`; the page needs to act only on
-//! `sse-reset` (and on [`sse-reauth`](crate::REAUTH_EVENT) when it authorizes streams).
+//! `sse-reset` (and on [`sse-reauth`](crate::wire::REAUTH_EVENT) when it authorizes streams).

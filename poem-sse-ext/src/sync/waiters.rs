@@ -9,7 +9,7 @@
 //! its owner drops it.
 
 use std::{
-    sync::{Mutex, MutexGuard, PoisonError},
+    sync::{Mutex, MutexGuard},
     task::Waker,
 };
 
@@ -94,9 +94,7 @@ impl Waiters {
     }
 
     fn lock(&self) -> MutexGuard<'_, Slab<Waker>> {
-        // A panic elsewhere under this lock leaves the slab consistent: each operation on it is
-        // a single slab call.
-        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+        super::lock(&self.slots)
     }
 }
 
