@@ -226,7 +226,10 @@ async fn failover(cluster: &mut RedisCluster) -> Result<()> {
     }
     let resets = seen.iter().filter(|(_, id)| id.is_none()).count();
     // Delivered, not in Redis, and no reset after: a client left holding an event Redis lost.
-    let last_reset = seen.iter().rposition(|(_, id)| id.is_none()).map_or(0, |at| at + 1);
+    let last_reset = seen
+        .iter()
+        .rposition(|(_, id)| id.is_none())
+        .map_or(0, |at| at + 1);
     let held_lost = seen[last_reset..]
         .iter()
         .filter(|(_, id)| id.as_ref().is_some_and(|id| !truth.contains(id)))
