@@ -45,7 +45,7 @@ const RUN_TTL: Duration = Duration::from_secs(600);
 /// When the Redis store can not be set up.
 pub fn runs(
     hub: &Hub,
-    redis: Option<&str>,
+    redis: Option<poem_sse_ext::store::RedisStoreBuilder>,
     heartbeat: Duration,
     retry: Duration,
 ) -> Result<Runs, String> {
@@ -64,8 +64,8 @@ pub fn runs(
         .shutdown_with(hub.shutdown_token());
     let builder = match redis {
         None => builder,
-        Some(url) => {
-            let store = poem_sse_ext::store::RedisStore::builder(url)
+        Some(redis) => {
+            let store = redis
                 .prefix("sse:runs")
                 .retention(builder.retention())
                 .connect_lazy()

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! demo-app [--listen 127.0.0.1:8443] [--plain] [--cert certs/cert.pem --key certs/key.pem]
-//!          [--store memory | --store redis://127.0.0.1:6379] [--heartbeat 15s] [--retry 3s]
+//!          [--store memory | --store redis://127.0.0.1:6379
+//!           | --store redis-cluster://HOST:PORT[,HOST:PORT...]] [--heartbeat 15s] [--retry 3s]
 //!          [--history 1000] [--publish-token TOKEN] [--allow-origin ORIGIN]...
 //!          [--http2-max-streams 256] [--max-connections-per-ip 256]
 //!          [--max-streams N] [--max-streams-per-ip N] [--max-stream-lifetime DUR]
@@ -92,7 +93,8 @@ struct Cli {
     /// Private key (PEM) of --cert.
     #[arg(long, requires = "cert")]
     key: Option<PathBuf>,
-    /// Replay store: `memory`, or a Redis URL (`redis://127.0.0.1:6379`).
+    /// Replay store: `memory`, a Redis URL (`redis://127.0.0.1:6379`), or the seed nodes of a
+    /// Redis Cluster (`redis-cluster://127.0.0.1:7000,127.0.0.1:7001`, any order).
     #[arg(long, default_value = "memory")]
     store: StoreOption,
     /// Heartbeat comment after this much silence on a stream (`500ms`, `15s`, ...).
@@ -150,6 +152,21 @@ struct Cli {
 enum StoreOption {
     Memory,
     Redis(String),
+    /// The `redis://` URLs of the seed nodes.
+    RedisCluster(Vec<String>),
+}
+
+impl StoreOption {
+    /// A builder for the Redis store, if the store is Redis.
+    fn redis(&self) -> Option<poem_sse_ext::store::RedisStoreBuilder> {
+        match self {
+            Self::Memory => None,
+            Self::Redis(url) => Some(poem_sse_ext::store::RedisStore::builder(url.as_str())),
+            Self::RedisCluster(seeds) => Some(poem_sse_ext::store::RedisStore::cluster_builder(
+                seeds.clone(),
+            )),
+        }
+    }
 }
 
 impl FromStr for StoreOption {
@@ -160,8 +177,24 @@ impl FromStr for StoreOption {
             Ok(Self::Memory)
         } else if s.starts_with("redis://") || s.starts_with("rediss://") {
             Ok(Self::Redis(s.to_owned()))
+        } else if let Some(nodes) = s.strip_prefix("redis-cluster://") {
+            let seeds: Vec<String> = nodes
+                .split(',')
+                .map(|node| match node.rsplit_once(':') {
+                    Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+                        Ok(format!("redis://{node}"))
+                    }
+                    _ => Err(format!(
+                        "expected redis-cluster://HOST:PORT[,HOST:PORT...], got `{s}` (`{node}` \
+                         is not HOST:PORT)"
+                    )),
+                })
+                .collect::<Result<_, _>>()?;
+            Ok(Self::RedisCluster(seeds))
         } else {
-            Err(format!("expected `memory` or a redis:// URL, got `{s}`"))
+            Err(format!(
+                "expected `memory`, a redis:// URL or redis-cluster://HOST:PORT,..., got `{s}`"
+            ))
         }
     }
 }
@@ -195,12 +228,15 @@ async fn run(cli: Cli) -> Result<(), String> {
         cli.listen,
     )
     .map_err(|err| err.to_string())?;
+    if let Some(redis) = cli.store.redis() {
+        // A Redis of the other kind is refused here; one that is down is not (the demo starts
+        // and reports it on /healthz until it is up).
+        if let Err(err) = redis.verify_kind().await {
+            return Err(err.to_string());
+        }
+    }
     let hub = build_hub(&cli)?;
-    let redis = match &cli.store {
-        StoreOption::Redis(url) => Some(url.as_str()),
-        StoreOption::Memory => None,
-    };
-    let runs = generate::runs(&hub, redis, cli.heartbeat, cli.retry)?;
+    let runs = generate::runs(&hub, cli.store.redis(), cli.heartbeat, cli.retry)?;
     sources::spawn(&hub);
 
     let tls = if cli.plain {
@@ -267,11 +303,11 @@ fn build_hub(cli: &Cli) -> Result<Hub, String> {
     if !cli.max_stream_lifetime.is_zero() {
         builder = builder.max_stream_lifetime(cli.max_stream_lifetime);
     }
-    match &cli.store {
-        StoreOption::Memory => Ok(builder.build()),
+    match cli.store.redis() {
+        None => Ok(builder.build()),
         // Lazy: the demo starts while Redis is down and reports it on /healthz until it is up.
-        StoreOption::Redis(url) => {
-            let store = poem_sse_ext::store::RedisStore::builder(url.as_str())
+        Some(redis) => {
+            let store = redis
                 .retention(builder.history_retention())
                 .connect_lazy()
                 .map_err(|err| err.to_string())?;
@@ -382,6 +418,26 @@ mod tests {
     use poem::Endpoint;
 
     use super::*;
+
+    #[test]
+    fn a_cluster_store_takes_its_seed_nodes_in_any_order() {
+        assert_eq!(
+            "redis-cluster://127.0.0.1:7001,localhost:7000".parse(),
+            Ok(StoreOption::RedisCluster(vec![
+                "redis://127.0.0.1:7001".to_owned(),
+                "redis://localhost:7000".to_owned()
+            ]))
+        );
+        for bad in [
+            "redis-cluster://",
+            "redis-cluster://host",
+            "redis-cluster://h:1,:2",
+            "x",
+        ] {
+            let refused = bad.parse::<StoreOption>();
+            assert!(refused.is_err(), "{bad}: {refused:?}");
+        }
+    }
 
     /// Every request's future runs through the whole app, and each layer around the routes keeps
     /// its own copy of the request in it; the future is boxed (and so copied) once per request,

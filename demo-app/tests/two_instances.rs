@@ -5,8 +5,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{client, embedded_state, get_json, publish, test_dir, Demo};
-use testkit::{redis::RedisServer, sse_client::SseConnection};
+use common::{client, embedded_state, get_json, publish, run_to_exit, test_dir, Demo};
+use testkit::{redis::RedisServer, redis_cluster::RedisCluster, sse_client::SseConnection};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -21,6 +21,61 @@ async fn a_notification_posted_through_a_shows_on_the_page_b_renders_and_live_on
     let a = Demo::start(&dir, testkit::free_port(), &args).await;
     let b = Demo::start(&dir, testkit::free_port(), &args).await;
     posted_through_a_shows_on_b(&a, &b).await;
+}
+
+/// The same story on a Redis Cluster: `--store redis-cluster://` with the seed nodes, in
+/// another order on each instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_redis_cluster_what_a_posts_shows_on_b() {
+    let Some(cluster) = RedisCluster::start().expect("redis cluster starts") else {
+        return;
+    };
+    let dir = test_dir("two-instances-cluster");
+    let nodes: Vec<String> = cluster
+        .ports()
+        .iter()
+        .map(|port| format!("127.0.0.1:{port}"))
+        .collect();
+    let forward = format!("redis-cluster://{}", nodes.join(","));
+    let reversed: Vec<String> = nodes.iter().rev().cloned().collect();
+    let backward = format!("redis-cluster://{}", reversed.join(","));
+    let a = Demo::start(
+        &dir,
+        testkit::free_port(),
+        &["--plain", "--store", &forward],
+    )
+    .await;
+    let b = Demo::start(
+        &dir,
+        testkit::free_port(),
+        &["--plain", "--store", &backward],
+    )
+    .await;
+    posted_through_a_shows_on_b(&a, &b).await;
+}
+
+/// A store URL of the wrong kind is refused at start-up, with a sentence saying which is which:
+/// `redis://` on a cluster node (today it would acknowledge publishes and deliver nothing), and
+/// `redis-cluster://` on a single Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_url_of_the_wrong_kind_is_refused_at_start_up() {
+    let (Some(cluster), Some(single)) = (
+        RedisCluster::start().expect("redis cluster starts"),
+        RedisServer::start().expect("redis-server starts"),
+    ) else {
+        return;
+    };
+    let dir = test_dir("wrong-kind");
+    let node = cluster.seeds()[0].clone();
+    let (status, output) = run_to_exit(&dir, &["--plain", "--store", &node]);
+    assert!(!status.success(), "{output}");
+    assert!(output.contains("is a node of a Redis Cluster"), "{output}");
+    assert!(output.contains("redis-cluster://"), "{output}");
+    let single_node = format!("redis-cluster://127.0.0.1:{}", single.port());
+    let (status, output) = run_to_exit(&dir, &["--plain", "--store", &single_node]);
+    assert!(!status.success(), "{output}");
+    assert!(output.contains("is a single Redis"), "{output}");
+    assert!(output.contains("redis://"), "{output}");
 }
 
 /// The same story on one instance with the in-memory store (it needs no Redis).

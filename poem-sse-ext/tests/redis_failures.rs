@@ -9,7 +9,7 @@ use std::{sync::Arc, time::Duration};
 
 use common::*;
 use poem_sse_ext::{
-    store::{RedisStore, ReplayStore, Retention, StoreError, StoreHealth},
+    store::{ReplayStore, Retention, StoreError, StoreHealth},
     wire::BUSY_EVENT,
     Event, Hub, SubscribeError,
 };
@@ -298,33 +298,43 @@ async fn events_trimmed_before_the_reader_could_read_them_give_a_reset() {
 /// added at once (the blocked XREAD is interrupted), not when the block times out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_newly_subscribed_channel_is_live_at_once_while_the_reader_blocks() {
-    let Some(redis) = redis() else { return };
-    let store = RedisStore::builder(redis.url())
-        .block(Duration::from_secs(30))
-        .connect()
-        .await
-        .expect("connect");
-    let hub = Hub::builder().store(store).build();
-    let server = serve(&hub).await;
-    let client = http1();
-    let mut first = connect(&client, &server.url("/events/first"), None).await;
-    publish(&hub, "first", "1").await;
-    assert_eq!(data_of(&mut first, 1).await, ["1"]);
-    // The reader now blocks for up to 30 s on `first` alone.
-    for n in 0..5 {
-        let channel = format!("later-{n}");
-        let mut later = connect(&client, &server.url(&format!("/events/{channel}")), None).await;
-        let started = std::time::Instant::now();
-        publish(&hub, &channel, "x").await;
-        let event = later
-            .next_event(Duration::from_secs(2))
+    for redis in targets() {
+        let store = redis
+            .builder()
+            .block(Duration::from_secs(30))
+            .connect()
             .await
-            .expect("delivered well before the block times out")
-            .expect("open");
-        assert_eq!(event.data, "x");
-        assert!(started.elapsed() < Duration::from_secs(2));
+            .expect("connect");
+        // Channels the reader of `first` follows too (on a cluster: of `first`'s bucket).
+        let tag = |key: String| key.rfind('}').map(|end| key[..end].to_owned());
+        let first_tag = tag(store.stream_key("first"));
+        let later: Vec<String> = (0..)
+            .map(|n| format!("later-{n}"))
+            .filter(|channel| tag(store.stream_key(channel)) == first_tag)
+            .take(5)
+            .collect();
+        let hub = Hub::builder().store(store).build();
+        let server = serve(&hub).await;
+        let client = http1();
+        let mut first = connect(&client, &server.url("/events/first"), None).await;
+        publish(&hub, "first", "1").await;
+        assert_eq!(data_of(&mut first, 1).await, ["1"]);
+        // The reader now blocks for up to 30 s on `first` alone.
+        for channel in &later {
+            let mut later =
+                connect(&client, &server.url(&format!("/events/{channel}")), None).await;
+            let started = std::time::Instant::now();
+            publish(&hub, channel, "x").await;
+            let event = later
+                .next_event(Duration::from_secs(2))
+                .await
+                .expect("delivered well before the block times out")
+                .expect("open");
+            assert_eq!(event.data, "x", "{}", redis.name());
+            assert!(started.elapsed() < Duration::from_secs(2));
+        }
+        server.stop().await;
     }
-    server.stop().await;
 }
 
 /// The reader loses its connection while another instance keeps publishing (within the

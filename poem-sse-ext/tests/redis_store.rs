@@ -9,10 +9,7 @@ use std::{sync::Arc, time::Duration};
 use bytes::Bytes;
 use futures_util::{future::join_all, FutureExt, StreamExt};
 use poem_sse_ext::{
-    store::{
-        CursorItem, LogCursor, RedisStore, ReplayStore, Retention, StoreChannel, StoreError,
-        StoreHealth,
-    },
+    store::{CursorItem, LogCursor, ReplayStore, Retention, StoreChannel, StoreError, StoreHealth},
     wire::Reset,
     wire::ResetReason,
     Event, EventId,
@@ -66,103 +63,116 @@ fn frames(events: &[(&EventId, &str)]) -> Bytes {
 
 #[tokio::test]
 async fn the_store_replays_exactly_and_signals_every_kind_of_reset() {
-    let Some(redis) = redis() else { return };
-    let instance = Arc::new(store(&redis.url(), Retention::default().max_events(5)).await);
-    let feed = Arc::clone(&instance).channel("feed");
-    assert_eq!(feed.head().await, Ok(EventId::new("0-0")));
+    for redis in targets() {
+        let instance = Arc::new(redis.store(Retention::default().max_events(5)).await);
+        let feed = Arc::clone(&instance).channel("feed");
+        assert_eq!(feed.head().await, Ok(EventId::new("0-0")));
 
-    let mut ids = Vec::new();
-    for n in 0..3 {
-        ids.push(
-            feed.append(&Event::text(n.to_string()))
-                .await
-                .expect("append"),
-        );
-    }
-    // The missed events come from the channel's log, joined into one chunk.
-    let mut sub = feed
-        .subscribe(Some(ids[0].as_str()))
-        .await
-        .expect("subscribe");
-    assert!(sub.reset.is_none());
-    assert_eq!(
-        next_item(&mut sub.cursor).await,
-        CursorItem::Frames {
-            chunk: frames(&[(&ids[1], "1"), (&ids[2], "2")]),
-            count: 2,
-            replayed: 2,
-            lag: None,
+        let mut ids = Vec::new();
+        for n in 0..3 {
+            ids.push(
+                feed.append(&Event::text(n.to_string()))
+                    .await
+                    .expect("append"),
+            );
         }
-    );
-    // From the beginning: everything, as nothing was trimmed yet.
-    let mut all = feed.subscribe(Some("0-0")).await.expect("subscribe");
-    assert!(all.reset.is_none());
-    assert!(matches!(
-        next_item(&mut all.cursor).await,
-        CursorItem::Frames { count: 3, .. }
-    ));
-
-    for n in 3..12 {
-        ids.push(
-            feed.append(&Event::text(n.to_string()))
-                .await
-                .expect("append"),
-        );
-    }
-    let head = ids.last().cloned().expect("ids");
-    assert_eq!(feed.head().await.as_ref(), Ok(&head));
-    until_the_log_reaches(&*feed, &head).await;
-
-    // More than the retention after it: evicted, even though MAXLEN ~ kept the entries.
-    expect_reset(&*feed, ids[1].as_str(), ResetReason::Evicted, &head).await;
-    // Exactly the retention after it: replayed.
-    let mut edge = feed
-        .subscribe(Some(ids[6].as_str()))
-        .await
-        .expect("subscribe");
-    assert!(edge.reset.is_none());
-    assert!(matches!(
-        next_item(&mut edge.cursor).await,
-        CursorItem::Frames {
-            count: 5,
-            replayed: 5,
-            ..
-        }
-    ));
-    for garbage in ["garbage", "1-2-3", "-1", "18446744073709551616-0", ""] {
-        expect_reset(&*feed, garbage, ResetReason::Unknown, &head).await;
-    }
-    let ahead = format!("{head}99");
-    expect_reset(&*feed, &ahead, ResetReason::Epoch, &head).await;
-
-    // Another instance reads the history once and draws the same lines.
-    let other = Arc::new(store(&redis.url(), Retention::default().max_events(5)).await);
-    let other_feed = other.channel("feed");
-    let mut edge = other_feed
-        .subscribe(Some(ids[6].as_str()))
-        .await
-        .expect("subscribe");
-    assert!(edge.reset.is_none());
-    assert!(matches!(
-        next_item(&mut edge.cursor).await,
-        CursorItem::Frames { count: 5, .. }
-    ));
-    expect_reset(&*other_feed, ids[5].as_str(), ResetReason::Evicted, &head).await;
-
-    // Another prefix is another set of streams.
-    let elsewhere = Arc::new(
-        RedisStore::builder(redis.url())
-            .prefix("other")
-            .connect()
+        // The missed events come from the channel's log, joined into one chunk.
+        let mut sub = feed
+            .subscribe(Some(ids[0].as_str()))
             .await
-            .expect("connect"),
-    );
-    assert_eq!(
-        elsewhere.channel("feed").head().await,
-        Ok(EventId::new("0-0"))
-    );
-    assert_eq!(instance.stream_key("feed"), "sse:feed");
-    assert_eq!(instance.health(), StoreHealth::Ok);
+            .expect("subscribe");
+        assert!(sub.reset.is_none());
+        assert_eq!(
+            next_item(&mut sub.cursor).await,
+            CursorItem::Frames {
+                chunk: frames(&[(&ids[1], "1"), (&ids[2], "2")]),
+                count: 2,
+                replayed: 2,
+                lag: None,
+            }
+        );
+        // From the beginning: everything, as nothing was trimmed yet.
+        let mut all = feed.subscribe(Some("0-0")).await.expect("subscribe");
+        assert!(all.reset.is_none());
+        assert!(matches!(
+            next_item(&mut all.cursor).await,
+            CursorItem::Frames { count: 3, .. }
+        ));
+
+        for n in 3..12 {
+            ids.push(
+                feed.append(&Event::text(n.to_string()))
+                    .await
+                    .expect("append"),
+            );
+        }
+        let head = ids.last().cloned().expect("ids");
+        assert_eq!(feed.head().await.as_ref(), Ok(&head));
+        until_the_log_reaches(&*feed, &head).await;
+
+        // More than the retention after it: evicted, even though MAXLEN ~ kept the entries.
+        expect_reset(&*feed, ids[1].as_str(), ResetReason::Evicted, &head).await;
+        // Exactly the retention after it: replayed.
+        let mut edge = feed
+            .subscribe(Some(ids[6].as_str()))
+            .await
+            .expect("subscribe");
+        assert!(edge.reset.is_none());
+        assert!(matches!(
+            next_item(&mut edge.cursor).await,
+            CursorItem::Frames {
+                count: 5,
+                replayed: 5,
+                ..
+            }
+        ));
+        for garbage in ["garbage", "1-2-3", "-1", "18446744073709551616-0", ""] {
+            expect_reset(&*feed, garbage, ResetReason::Unknown, &head).await;
+        }
+        let ahead = format!("{head}99");
+        expect_reset(&*feed, &ahead, ResetReason::Epoch, &head).await;
+
+        // Another instance reads the history once and draws the same lines.
+        let other = Arc::new(redis.store(Retention::default().max_events(5)).await);
+        let other_feed = other.channel("feed");
+        let mut edge = other_feed
+            .subscribe(Some(ids[6].as_str()))
+            .await
+            .expect("subscribe");
+        assert!(edge.reset.is_none());
+        assert!(matches!(
+            next_item(&mut edge.cursor).await,
+            CursorItem::Frames { count: 5, .. }
+        ));
+        expect_reset(&*other_feed, ids[5].as_str(), ResetReason::Evicted, &head).await;
+
+        // Another prefix is another set of streams.
+        let elsewhere = Arc::new(
+            redis
+                .builder()
+                .prefix("other")
+                .connect()
+                .await
+                .expect("connect"),
+        );
+        assert_eq!(
+            elsewhere.channel("feed").head().await,
+            Ok(EventId::new("0-0"))
+        );
+        match &redis {
+            Target::Single(_) => assert_eq!(instance.stream_key("feed"), "sse:feed"),
+            // One of the buckets' hash tags, under the story's prefix.
+            #[cfg(feature = "redis-cluster")]
+            Target::Cluster(_, prefix) => {
+                let key = instance.stream_key("feed");
+                assert!(
+                    key.starts_with(&format!("{prefix}:{{")) && key.ends_with("}:feed"),
+                    "{key}"
+                );
+            }
+        }
+        assert_eq!(instance.health(), StoreHealth::Ok);
+    }
 }
 
 /// 48 clients resume on one channel at once, on an instance that did not follow it yet: one
@@ -170,108 +180,111 @@ async fn the_store_replays_exactly_and_signals_every_kind_of_reset() {
 /// holds, and each stream replays from the shared log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_resumes_share_one_history_read_bounded_by_the_retention() {
-    let Some(redis) = redis() else { return };
-    let retention = Retention::default().max_bytes(64 << 10);
-    let publisher = Arc::new(store(&redis.url(), retention).await);
-    let feed = publisher.channel("feed");
-    let payload = "x".repeat(1_000);
-    let mut ids = Vec::new();
-    for n in 0..500 {
-        let event = Event::text(format!("{n} {payload}"));
-        ids.push(feed.append(&event).await.expect("append"));
-    }
-    // About 500 KB in Redis, of which the retention keeps 64 KB.
-    let instance = Arc::new(store(&redis.url(), retention).await);
-    let resumed = instance.channel("feed");
-    let mut admin = raw(&redis).await;
-    let before = served(&mut admin, "xrevrange").await;
-    let subs = join_all((0..48).map(|k| {
-        let from = if k % 2 == 0 { &ids[10] } else { &ids[480] };
-        resumed.subscribe(Some(from.as_str()))
-    }))
-    .await;
-    let after = served(&mut admin, "xrevrange").await;
-
-    for (k, sub) in subs.into_iter().enumerate() {
-        let mut sub = sub.expect("subscribe");
-        if k % 2 == 0 {
-            let reset = sub.reset.map(|reset| reset.reason);
-            assert_eq!(reset, Some(ResetReason::Evicted), "more than 64 KB ago");
-        } else {
-            assert_eq!(sub.reset, None);
-            let Some(CursorItem::Frames { count, chunk, .. }) = sub.cursor.next().await else {
-                panic!("a replay");
-            };
-            assert_eq!(count, 19, "the 19 missed events, joined into one chunk");
-            assert!(chunk.starts_with(format!("id: {}\n", ids[481]).as_bytes()));
+    for redis in targets() {
+        let retention = Retention::default().max_bytes(64 << 10);
+        let publisher = Arc::new(redis.store(retention).await);
+        let feed = publisher.channel("feed");
+        let payload = "x".repeat(1_000);
+        let mut ids = Vec::new();
+        for n in 0..500 {
+            let event = Event::text(format!("{n} {payload}"));
+            ids.push(feed.append(&event).await.expect("append"));
         }
+        // About 500 KB in Redis, of which the retention keeps 64 KB.
+        let instance = Arc::new(redis.store(retention).await);
+        let resumed = Arc::clone(&instance).channel("feed");
+        let mut admin = redis.node_of(&instance.stream_key("feed")).await;
+        let before = served(&mut admin, "xrevrange").await;
+        let subs = join_all((0..48).map(|k| {
+            let from = if k % 2 == 0 { &ids[10] } else { &ids[480] };
+            resumed.subscribe(Some(from.as_str()))
+        }))
+        .await;
+        let after = served(&mut admin, "xrevrange").await;
+
+        for (k, sub) in subs.into_iter().enumerate() {
+            let mut sub = sub.expect("subscribe");
+            if k % 2 == 0 {
+                let reset = sub.reset.map(|reset| reset.reason);
+                assert_eq!(reset, Some(ResetReason::Evicted), "more than 64 KB ago");
+            } else {
+                assert_eq!(sub.reset, None);
+                let Some(CursorItem::Frames { count, chunk, .. }) = sub.cursor.next().await else {
+                    panic!("a replay");
+                };
+                assert_eq!(count, 19, "the 19 missed events, joined into one chunk");
+                assert!(chunk.starts_with(format!("id: {}\n", ids[481]).as_bytes()));
+            }
+        }
+        let reads = after.calls - before.calls;
+        assert!(
+            (1..=3).contains(&reads),
+            "{reads} history reads for 48 resumes"
+        );
+        let bytes = after.bytes_out - before.bytes_out;
+        assert!(
+            bytes < 160 << 10,
+            "{bytes} bytes read for a 64 KB retention (500 KB in Redis)"
+        );
     }
-    let reads = after.calls - before.calls;
-    assert!(
-        (1..=3).contains(&reads),
-        "{reads} history reads for 48 resumes"
-    );
-    let bytes = after.bytes_out - before.bytes_out;
-    assert!(
-        bytes < 160 << 10,
-        "{bytes} bytes read for a 64 KB retention (500 KB in Redis)"
-    );
 }
 
 #[tokio::test]
 async fn the_age_bound_trims_without_new_events() {
-    let Some(redis) = redis() else { return };
-    let retention = Retention::default().max_age(Duration::from_millis(200));
-    let feed = Arc::new(store(&redis.url(), retention).await).channel("feed");
-    let first = feed.append(&Event::text("old")).await.expect("append");
-    feed.append(&Event::text("old too")).await.expect("append");
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let mut sub = feed
-        .subscribe(Some(first.as_str()))
-        .await
-        .expect("subscribe");
-    assert_eq!(
-        sub.reset.map(|reset| reset.reason),
-        Some(ResetReason::Evicted)
-    );
-    assert_eq!(sub.cursor.next().now_or_never(), None, "nothing replayed");
+    for redis in targets() {
+        let retention = Retention::default().max_age(Duration::from_millis(200));
+        let feed = Arc::new(redis.store(retention).await).channel("feed");
+        let first = feed.append(&Event::text("old")).await.expect("append");
+        feed.append(&Event::text("old too")).await.expect("append");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let mut sub = feed
+            .subscribe(Some(first.as_str()))
+            .await
+            .expect("subscribe");
+        assert_eq!(
+            sub.reset.map(|reset| reset.reason),
+            Some(ResetReason::Evicted)
+        );
+        assert_eq!(sub.cursor.next().now_or_never(), None, "nothing replayed");
+    }
 }
 
 #[tokio::test]
 async fn an_oversized_event_is_refused_before_it_reaches_redis() {
-    let Some(redis) = redis() else { return };
-    let feed =
-        Arc::new(store(&redis.url(), Retention::default().max_bytes(100)).await).channel("feed");
-    let refused = feed.append(&Event::text("x".repeat(100))).await;
-    assert!(
-        matches!(refused, Err(StoreError::TooLarge { limit: 100, .. })),
-        "{refused:?}"
-    );
-    assert_eq!(feed.head().await, Ok(EventId::new("0-0")));
+    for redis in targets() {
+        let feed = Arc::new(redis.store(Retention::default().max_bytes(100)).await).channel("feed");
+        let refused = feed.append(&Event::text("x".repeat(100))).await;
+        assert!(
+            matches!(refused, Err(StoreError::TooLarge { limit: 100, .. })),
+            "{refused:?}"
+        );
+        assert_eq!(feed.head().await, Ok(EventId::new("0-0")));
+    }
 }
 
 /// Without Redis, each operation fails with the kind of error that says what happened.
 #[tokio::test]
 async fn without_redis_every_operation_fails_with_a_connection_error() {
-    let Some(mut redis) = redis() else { return };
-    let feed = Arc::new(store(&redis.url(), Retention::default()).await).channel("feed");
-    redis.stop();
-    let appended = feed.append(&Event::text("x")).await;
-    assert!(
-        matches!(
-            appended,
-            Err(StoreError::Connection(_) | StoreError::Timeout { .. })
-        ),
-        "{appended:?}"
-    );
-    let subscribed = feed.subscribe(Some("1-0")).await.map(|sub| sub.reset);
-    assert!(
-        matches!(
-            subscribed,
-            Err(StoreError::Connection(_) | StoreError::Timeout { .. })
-        ),
-        "{subscribed:?}"
-    );
+    for mut redis in own_targets() {
+        let feed = Arc::new(redis.store(Retention::default()).await).channel("feed");
+        redis.stop();
+        let appended = feed.append(&Event::text("x")).await;
+        assert!(
+            matches!(
+                appended,
+                Err(StoreError::Connection(_) | StoreError::Timeout { .. })
+            ),
+            "{appended:?}"
+        );
+        let subscribed = feed.subscribe(Some("1-0")).await.map(|sub| sub.reset);
+        assert!(
+            matches!(
+                subscribed,
+                Err(StoreError::Connection(_) | StoreError::Timeout { .. })
+            ),
+            "{subscribed:?}"
+        );
+    }
 }
 
 /// A publisher that retries with the same idempotency key gets the first id back, whichever
@@ -279,57 +292,60 @@ async fn without_redis_every_operation_fails_with_a_connection_error() {
 /// forgotten after the window.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idempotency_key_stores_an_event_once_across_instances() {
-    let Some(redis) = redis() else { return };
-    let a = Arc::new(store(&redis.url(), Retention::default()).await).channel("orders");
-    let b = Arc::new(store(&redis.url(), Retention::default()).await).channel("orders");
-    let window = Duration::from_secs(60);
-    let event = Event::text("order 42");
-    let first = a
-        .append_once("order-42", window, &event)
-        .await
-        .expect("append");
-    assert!(!first.duplicate);
-    let retried = b
-        .append_once("order-42", window, &event)
-        .await
-        .expect("append");
-    assert_eq!((&retried.id, retried.duplicate), (&first.id, true));
+    for redis in targets() {
+        let store_a = Arc::new(redis.store(Retention::default()).await);
+        let a = Arc::clone(&store_a).channel("orders");
+        let b = Arc::new(redis.store(Retention::default()).await).channel("orders");
+        let window = Duration::from_secs(60);
+        let event = Event::text("order 42");
+        let first = a
+            .append_once("order-42", window, &event)
+            .await
+            .expect("append");
+        assert!(!first.duplicate);
+        let retried = b
+            .append_once("order-42", window, &event)
+            .await
+            .expect("append");
+        assert_eq!((&retried.id, retried.duplicate), (&first.id, true));
 
-    let racing = join_all((0..20).map(|n| {
-        let instance = if n % 2 == 0 { &a } else { &b };
-        instance.append_once("order-43", window, &event)
-    }))
-    .await;
-    let racing: Vec<_> = racing.into_iter().map(|r| r.expect("append")).collect();
-    assert_eq!(racing.iter().filter(|r| !r.duplicate).count(), 1);
-    assert!(racing.iter().all(|r| r.id == racing[0].id));
+        let racing = join_all((0..20).map(|n| {
+            let instance = if n % 2 == 0 { &a } else { &b };
+            instance.append_once("order-43", window, &event)
+        }))
+        .await;
+        let racing: Vec<_> = racing.into_iter().map(|r| r.expect("append")).collect();
+        assert_eq!(racing.iter().filter(|r| !r.duplicate).count(), 1);
+        assert!(racing.iter().all(|r| r.id == racing[0].id));
 
-    let short = Duration::from_millis(200);
-    let once = a
-        .append_once("retry-later", short, &event)
-        .await
-        .expect("append");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let again = b
-        .append_once("retry-later", short, &event)
-        .await
-        .expect("append");
-    assert!(!again.duplicate, "forgotten after the window");
-    assert_ne!(again.id, once.id);
+        let short = Duration::from_millis(200);
+        let once = a
+            .append_once("retry-later", short, &event)
+            .await
+            .expect("append");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let again = b
+            .append_once("retry-later", short, &event)
+            .await
+            .expect("append");
+        assert!(!again.duplicate, "forgotten after the window");
+        assert_ne!(again.id, once.id);
 
-    let mut admin = raw(&redis).await;
-    let stored: u64 = redis::cmd("XLEN")
-        .arg("sse:orders")
-        .query_async(&mut admin)
-        .await
-        .expect("XLEN");
-    assert_eq!(stored, 4, "order-42, order-43 and retry-later twice");
-    let kept_for: i64 = redis::cmd("PTTL")
-        .arg("sse:orders:once:ids")
-        .query_async(&mut admin)
-        .await
-        .expect("PTTL");
-    assert!(kept_for > 0, "the keys expire with the window");
+        let key = store_a.stream_key("orders");
+        let mut admin = redis.node_of(&key).await;
+        let stored: u64 = redis::cmd("XLEN")
+            .arg(&key)
+            .query_async(&mut admin)
+            .await
+            .expect("XLEN");
+        assert_eq!(stored, 4, "order-42, order-43 and retry-later twice");
+        let kept_for: i64 = redis::cmd("PTTL")
+            .arg(format!("{key}:once:ids"))
+            .query_async(&mut admin)
+            .await
+            .expect("PTTL");
+        assert!(kept_for > 0, "the keys expire with the window");
+    }
 }
 
 /// A channel is followed while streams read it and for the idle grace after: a client that
@@ -337,53 +353,55 @@ async fn an_idempotency_key_stores_an_event_once_across_instances() {
 /// (the hub may forget the channel) and the next stream reads the history again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_channel_nobody_reads_is_unfollowed_after_the_idle_grace() {
-    let Some(redis) = redis() else { return };
-    let instance = Arc::new(
-        RedisStore::builder(redis.url())
-            .block(Duration::from_millis(100))
-            .idle_grace(Duration::from_millis(300))
-            .connect()
-            .await
-            .expect("connect"),
-    );
-    let feed = instance.channel("feed");
-    let first = feed.append(&Event::text("1")).await.expect("append");
-    feed.append(&Event::text("2")).await.expect("append");
-    let mut admin = raw(&redis).await;
-    let reads = |served: Served| served.calls;
-    let before = reads(served(&mut admin, "xrevrange").await);
+    for redis in targets() {
+        let instance = Arc::new(
+            redis
+                .builder()
+                .block(Duration::from_millis(100))
+                .idle_grace(Duration::from_millis(300))
+                .connect()
+                .await
+                .expect("connect"),
+        );
+        let feed = Arc::clone(&instance).channel("feed");
+        let first = feed.append(&Event::text("1")).await.expect("append");
+        feed.append(&Event::text("2")).await.expect("append");
+        let mut admin = redis.node_of(&instance.stream_key("feed")).await;
+        let reads = |served: Served| served.calls;
+        let before = reads(served(&mut admin, "xrevrange").await);
 
-    let sub = feed
-        .subscribe(Some(first.as_str()))
-        .await
-        .expect("subscribe");
-    assert!(!feed.is_empty(), "followed, with events in the log");
-    drop(sub);
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let sub = feed
-        .subscribe(Some(first.as_str()))
-        .await
-        .expect("subscribe");
-    assert_eq!(
-        reads(served(&mut admin, "xrevrange").await) - before,
-        1,
-        "within the grace: from the log"
-    );
-    drop(sub);
-    for _ in 0..100 {
-        if feed.is_empty() {
-            break;
+        let sub = feed
+            .subscribe(Some(first.as_str()))
+            .await
+            .expect("subscribe");
+        assert!(!feed.is_empty(), "followed, with events in the log");
+        drop(sub);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let sub = feed
+            .subscribe(Some(first.as_str()))
+            .await
+            .expect("subscribe");
+        assert_eq!(
+            reads(served(&mut admin, "xrevrange").await) - before,
+            1,
+            "within the grace: from the log"
+        );
+        drop(sub);
+        for _ in 0..100 {
+            if feed.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(feed.is_empty(), "unfollowed after the grace");
+        let mut sub = feed
+            .subscribe(Some(first.as_str()))
+            .await
+            .expect("subscribe");
+        assert_eq!(reads(served(&mut admin, "xrevrange").await) - before, 2);
+        assert!(matches!(
+            next_item(&mut sub.cursor).await,
+            CursorItem::Frames { count: 1, .. }
+        ));
     }
-    assert!(feed.is_empty(), "unfollowed after the grace");
-    let mut sub = feed
-        .subscribe(Some(first.as_str()))
-        .await
-        .expect("subscribe");
-    assert_eq!(reads(served(&mut admin, "xrevrange").await) - before, 2);
-    assert!(matches!(
-        next_item(&mut sub.cursor).await,
-        CursorItem::Frames { count: 1, .. }
-    ));
 }

@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 
 pub mod parser;
 pub mod redis;
+pub mod redis_cluster;
 pub mod sse_client;
 
 pub use parser::{parse_all, ParsedEvent, Parser};

@@ -237,12 +237,12 @@ fn ping_and_get_pid(address: SocketAddr) -> io::Result<u32> {
 
 /// A uniquely named directory under the system temp dir, removed on drop.
 #[derive(Debug)]
-struct TempDir {
-    path: PathBuf,
+pub(crate) struct TempDir {
+    pub(crate) path: PathBuf,
 }
 
 impl TempDir {
-    fn new(prefix: &str) -> io::Result<Self> {
+    pub(crate) fn new(prefix: &str) -> io::Result<Self> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -162,6 +162,8 @@ pub async fn backends() -> Vec<Backend> {
     }];
     #[cfg(feature = "redis")]
     backends.extend(redis_backend());
+    #[cfg(feature = "redis-cluster")]
+    backends.extend(redis_cluster_backend());
     backends
 }
 
@@ -171,11 +173,37 @@ pub async fn backends() -> Vec<Backend> {
 fn redis_backend() -> Option<Backend> {
     let server = testkit::redis::RedisServer::start().expect("redis-server starts")?;
     let url = server.url();
-    let shared_url = url.clone();
-    let hubs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    redis_backend_on(
+        "redis",
+        move || poem_sse_ext::store::RedisStore::builder(url.as_str()),
+        Box::new(server),
+    )
+}
+
+/// The same store on a Redis Cluster (3 masters, 3 replicas) shared by the tests of this binary.
+#[cfg(feature = "redis-cluster")]
+fn redis_cluster_backend() -> Option<Backend> {
+    let cluster = testkit::redis_cluster::RedisCluster::shared().expect("redis cluster starts")?;
+    let seeds = cluster.seeds();
+    redis_backend_on(
+        "redis-cluster",
+        move || poem_sse_ext::store::RedisStore::cluster_builder(seeds.clone()),
+        Box::new(cluster),
+    )
+}
+
+#[cfg(feature = "redis")]
+fn redis_backend_on(
+    name: &'static str,
+    builder: impl Fn() -> poem_sse_ext::store::RedisStoreBuilder + Send + Sync + Clone + 'static,
+    guard: Box<dyn std::any::Any + Send + Sync>,
+) -> Option<Backend> {
+    // Unique across the binary: a shared cluster serves several tests at once.
+    static HUBS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let shared_builder = builder.clone();
     let store = move |prefix: &str, retention| {
-        let n = hubs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        poem_sse_ext::store::RedisStore::builder(url.as_str())
+        let n = HUBS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        builder()
             .prefix(format!("{prefix}{n}"))
             .retention(retention)
             .connect_lazy()
@@ -183,7 +211,7 @@ fn redis_backend() -> Option<Backend> {
     };
     let runs_store = store.clone();
     Some(Backend {
-        name: "redis",
+        name,
         configure: Box::new(move |builder| {
             let store = store("hub", builder.history_retention());
             builder.store(store)
@@ -193,14 +221,14 @@ fn redis_backend() -> Option<Backend> {
             builder.store(store)
         }),
         share_runs: Some(Box::new(move |builder, prefix| {
-            let store = poem_sse_ext::store::RedisStore::builder(shared_url.as_str())
+            let store = shared_builder()
                 .prefix(prefix)
                 .retention(builder.retention())
                 .connect_lazy()
                 .expect("redis store");
             builder.store(store)
         })),
-        _guard: Some(Box::new(server)),
+        _guard: Some(guard),
     })
 }
 

@@ -80,6 +80,25 @@ impl ChannelLog {
         self.announce();
     }
 
+    /// `None` if `key` is a position this log knows (an entry's key, its head, its floor, or
+    /// the beginning of a log with no floor); otherwise the newest known position below it.
+    ///
+    /// For a backend whose keys are sparse (Redis stream ids), a resume point within the log's
+    /// range that is none of these was never an entry of the history the log holds: the client
+    /// holds an event the backend no longer has (a failover lost it), and must be told.
+    pub(crate) fn known_position_below(&self, key: u128) -> Option<u128> {
+        let state = self.read();
+        let floor = state.floor.map(|floor| floor.key);
+        if key == state.head_key || Some(key) == floor || (key == 0 && floor.is_none()) {
+            return None;
+        }
+        match state.entries.binary_search_by_key(&key, |entry| entry.key) {
+            Ok(_) => None,
+            Err(0) => Some(floor.unwrap_or(0)),
+            Err(at) => Some(state.entries[at - 1].key),
+        }
+    }
+
     /// Whether a cursor at `key` can read on without a gap: `None` if so, otherwise the reason.
     /// A key above the head was never issued; a key below the newest eviction missed events.
     pub fn check_resume(&self, key: u128) -> Option<ResetReason> {

@@ -46,7 +46,7 @@ impl RedisChannel {
         if let Some(bad) = follow.bad() {
             // The reader stopped reading this key: ask it to look again now, so that a repaired
             // key does not wait for the next periodic check.
-            self.shared.ask_recheck();
+            self.shared.ask_recheck(self.inner.group);
             return Err(bad);
         }
         Ok(follow)
@@ -118,6 +118,33 @@ impl RedisChannel {
                     cursor,
                 })
             }
+            None => match follow.log.known_position_below(after.key()) {
+                None => Ok(Subscription {
+                    reset: None,
+                    cursor,
+                }),
+                Some(below) => {
+                    // Within the log's range but no entry of it: an id of an event Redis lost
+                    // (a failover promoted a replica that lacked it). The client's events after
+                    // `below` are not Redis's: it is told, and continues from there.
+                    let below = StreamId::from_key(below);
+                    tracing::warn!(
+                        channel = &*follow.name,
+                        last_event_id = %after,
+                        resume_from = %below,
+                        "redis store: a client resumed from an event Redis no longer has"
+                    );
+                    let (cursor, reset) = follow.log.cursor_after(Some(below.key()));
+                    let reset = reset.unwrap_or(Reset {
+                        reason: ResetReason::Epoch,
+                        resume_from: below.event_id(),
+                    });
+                    Ok(Subscription {
+                        reset: Some(reset),
+                        cursor,
+                    })
+                }
+            },
             reset => Ok(Subscription { reset, cursor }),
         }
     }

@@ -19,7 +19,7 @@ pub(super) fn store_error(
     if err.is_timeout() {
         return StoreError::Timeout { operation, timeout };
     }
-    if is_connection_error(err) {
+    if is_connection_error(err) || is_topology_error(err) {
         return StoreError::Connection(format!("redis: {err}"));
     }
     match key {
@@ -49,7 +49,28 @@ pub(super) fn is_connection_error(err: &RedisError) -> bool {
 /// connection or the server as a whole.
 pub(super) fn is_key_error(err: &RedisError) -> bool {
     !is_connection_error(err)
+        && !is_topology_error(err)
         && (is_wrong_type(err) || err.kind() == ErrorKind::Server(ServerErrorKind::ResponseError))
+}
+
+/// A cluster's answer that the slot is served elsewhere or is changing hands: `MOVED`, `ASK`,
+/// `TRYAGAIN` (mid-migration), `CLUSTERDOWN` (a failed master awaits its replacement),
+/// `UNBLOCKED` (a blocked read on a master that was demoted), `MASTERDOWN`, `READONLY` (a
+/// replica), `LOADING`. The reader re-routes and resumes; it never takes them as "this channel
+/// is broken".
+pub(super) fn is_topology_error(err: &RedisError) -> bool {
+    matches!(
+        err.kind(),
+        ErrorKind::Server(
+            ServerErrorKind::Moved
+                | ServerErrorKind::Ask
+                | ServerErrorKind::TryAgain
+                | ServerErrorKind::ClusterDown
+                | ServerErrorKind::MasterDown
+                | ServerErrorKind::ReadOnly
+                | ServerErrorKind::BusyLoading
+        )
+    ) || err.code() == Some("UNBLOCKED")
 }
 
 fn is_wrong_type(err: &RedisError) -> bool {
@@ -99,6 +120,20 @@ mod tests {
             other => panic!("expected WrongKeyType, got {other:?}"),
         }
         assert!(is_key_error(&wrong));
+        let moved = RedisError::from((
+            ErrorKind::Server(ServerErrorKind::Moved),
+            "An error was signalled by the server",
+            "1234 127.0.0.1:7000".to_owned(),
+        ));
+        let unblocked = ::redis::make_extension_error("UNBLOCKED".to_owned(), None);
+        for topology in [moved, unblocked] {
+            assert!(is_topology_error(&topology), "{topology}");
+            assert!(!is_key_error(&topology), "never a broken key: {topology}");
+            assert!(matches!(
+                store_error(&topology, Some("sse:a"), "append", timeout),
+                StoreError::Connection(_)
+            ));
+        }
         let other = server_error("ERR", "something else");
         assert!(matches!(
             store_error(&other, None, "head", timeout),

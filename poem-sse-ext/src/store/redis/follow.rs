@@ -29,6 +29,8 @@ pub(super) type Fill = Shared<BoxFuture<'static, Result<Arc<Follow>, StoreError>
 pub(super) struct ChannelInner {
     pub(super) name: Box<str>,
     pub(super) key: String,
+    /// The reader group that follows it.
+    pub(super) group: usize,
     phase: Mutex<Phase>,
 }
 
@@ -48,10 +50,11 @@ pub(super) enum Current {
 }
 
 impl ChannelInner {
-    pub(super) fn new(name: &str, key: String) -> Self {
+    pub(super) fn new(name: &str, key: String, group: usize) -> Self {
         Self {
             name: name.into(),
             key,
+            group,
             phase: Mutex::new(Phase::Idle),
         }
     }
@@ -227,6 +230,21 @@ impl Follow {
                 tracing::warn!(stream = self.key, %id, %err, "redis store: entry skipped");
             }
         }
+    }
+
+    /// Redis lost entries this process read (a failover promoted a replica that lacked them):
+    /// `common` is the newest entry both have (numbered `added` in the stream), and `after` is
+    /// every entry the stream holds after it. The log breaks at `common` (its cursors get an
+    /// `epoch` reset that continues from there), then holds `after`: what Redis has.
+    pub(super) fn refill(&self, common: StreamId, added: u64, after: Entries) {
+        {
+            let mut state = lock(&self.state);
+            state.position = common;
+            state.added = added;
+            self.log
+                .break_at(ResetReason::Epoch, common.key(), common.event_id());
+        }
+        self.apply(after);
     }
 
     /// The reader found a gap for `reason` (the stream as it is now is `info`): the log's

@@ -53,6 +53,23 @@ pub(super) fn follow_gap(
     (!covered).then_some(ResetReason::Evicted)
 }
 
+/// Whether the entry at `position`, which the reader read, is missing from the stream although
+/// it lies within what the stream retains (at or after its first entry, at or before its last
+/// id): `exists` says whether `XRANGE <key> <position> <position>` found it.
+///
+/// Trimming only removes entries before the first one, so an entry missing inside the range
+/// was lost: a failover promoted a replica that had not received it. [`follow_gap`] can not see
+/// this once the new master got more entries than were lost (its counts and last id then look
+/// like a stream that only grew); the position itself can.
+pub(super) fn lost_position(position: StreamId, info: Option<&StreamInfo>, exists: bool) -> bool {
+    position != StreamId::ZERO
+        && !exists
+        && info.is_some_and(|info| {
+            info.first_entry.is_some_and(|first| first <= position)
+                && position <= info.last_generated
+        })
+}
+
 /// Where the reader continues after a gap for `reason` (the stream id to read after, and its
 /// entry number), given the stream as it is now.
 ///
@@ -134,6 +151,21 @@ mod tests {
             follow_gap(id(60, 0), 6, Some(&rewound), None),
             Some(ResetReason::Epoch)
         );
+    }
+
+    #[test]
+    fn a_lost_position_shows_even_when_the_new_master_has_more_entries() {
+        // The reader read entries 1..=10 (ids 10..=100); the new master kept 1..=7 and got 5 new
+        // ones (ids 110..=150): 12 added, nothing trimmed, the last id after the position.
+        let promoted = info(12, id(150, 0), 12, Some(id(10, 0)));
+        assert_eq!(follow_gap(id(100, 0), 10, Some(&promoted), None), None);
+        assert!(lost_position(id(100, 0), Some(&promoted), false));
+        assert!(!lost_position(id(100, 0), Some(&promoted), true));
+        // Trimmed past the position, or nothing read yet: not a loss of this kind.
+        let trimmed = info(2, id(150, 0), 12, Some(id(140, 0)));
+        assert!(!lost_position(id(100, 0), Some(&trimmed), false));
+        assert!(!lost_position(StreamId::ZERO, Some(&promoted), false));
+        assert!(!lost_position(id(100, 0), None, false));
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! the log can not replace, and the log turns that into its one reset signal. `follow.rs` is a
 //! channel's state in this process, `shared.rs` what the handles and the reader share,
 //! `reply.rs` the parsing of Redis's replies, `error.rs`, `commands.rs` and `health.rs` what
-//! failures mean.
+//! failures mean. `keys.rs` names the keys (and, on a Redis Cluster, spreads channels over
+//! buckets of one slot each); `topology.rs` finds the node a reader connects to.
 
 use std::{
     fmt,
@@ -23,10 +24,12 @@ mod error;
 mod follow;
 mod gap;
 mod health;
+mod keys;
 mod once;
 mod reader;
 mod reply;
 mod shared;
+mod topology;
 
 pub use builder::{RedisStoreBuilder, RedisStoreError};
 
@@ -153,6 +156,66 @@ use shared::Shared;
 ///   again or gone, the channel's open streams continue, after an `Epoch` reset (the stream they
 ///   followed was lost when the key was overwritten).
 ///
+/// # On a Redis Cluster
+///
+/// With the feature `redis-cluster`, `RedisStore::cluster_builder([seed, ...])` runs the same
+/// store (the same retention, timeouts, publish, idempotent publish, history and reset paths) on
+/// a Redis Cluster. What changes is where keys live and how the readers find them:
+///
+/// - **Keys.** Channel `c` is stored at `<prefix>:{<tag>}:<c>`, its idempotency keys beside it,
+///   where `<tag>` is one of 16 *bucket* tags picked by a fixed hash of the channel's name. All
+///   of a channel's keys share one slot, so the idempotent append stays one script on one node,
+///   and a failover rolls a stream and its idempotency keys back together. Buckets rather than a
+///   tag per channel: a blocking read covers one slot, so with a tag per channel every followed
+///   channel would hold a blocking connection of its own; with buckets an instance holds at most
+///   16, however many channels it follows. The tags are chosen to hash to evenly spaced slots
+///   (`1024 * i + 512`), so masters with even slot ranges get an even share of buckets (bare
+///   `{0}`..`{15}` would not), and a reshard moves whole buckets. The key format is fixed: the
+///   same on every instance and every version.
+/// - **Commands** (publish, history reads, `head`) go through redis-rs's cluster connection,
+///   which routes them by key and follows `MOVED`/`ASK`.
+/// - **Readers.** One reader per bucket in use blocks in `XREAD` on a connection of its own to
+///   the master that owns the bucket's slot (a blocked read on the shared cluster connection
+///   would stall every other command to that node). `MOVED` after a reshard, `UNBLOCKED` from a
+///   demoted master, `CLUSTERDOWN` while a failed master awaits its replacement, `TRYAGAIN`
+///   mid-migration and lost connections are topology, not data: the reader drops its connection,
+///   backs off with jitter, asks the cluster who owns the slot now, and resumes each channel from
+///   its own position, so no entry is skipped or read twice.
+/// - **Health** is degraded, naming the node, while a reader has had no reachable master for
+///   its slots for longer than the
+///   [`unreachable_grace`](RedisStoreBuilder::unreachable_grace) (1 s by default), and ready
+///   again by itself once it has one.
+/// - [`RedisStoreBuilder::connect`] refuses a single Redis given to the cluster builder and a
+///   cluster node given to [`RedisStore::builder`] (which would acknowledge publishes it can
+///   never read back), with [`RedisStoreError`]s that say which is which.
+///
+/// # When a failover loses acknowledged events
+///
+/// Redis replicates asynchronously: a publish is acknowledged once the master has it, and a
+/// replica promoted after the master died (or a node behind an address that moved to a promoted
+/// replica, on one node) may lack the last ones. Stream ids are the master's clock, so the new
+/// master's next ids usually sort after the lost ones, and a reader that only asked for "what
+/// follows my position" would never notice; if the new master has got more entries than were
+/// lost, even the stream's counters look like a stream that only grew. So each time a reader
+/// (re)connects, and every 10 s, it checks that each channel's position is still an entry of
+/// the stream. Where it is not, Redis lost events this instance delivered: a WARN names the
+/// channel, the channel's log is refilled from what Redis holds, and every open stream of the
+/// channel gets one `epoch` reset whose `resume_from` is the newest event Redis kept (what the
+/// client holds after it is not Redis's), counted in the channel's `resets`; the events that
+/// follow are those Redis has. A client that comes back later with the id of a lost event gets
+/// the same reset. Events published meanwhile are never skipped. The check compares ids: it
+/// relies on the new master's ids sorting after the lost ones, which holds unless the new master
+/// writes within the millisecond of the last lost write (a promotion takes far longer).
+///
+/// The window is the replication lag: on a healthy local network, milliseconds of publishes.
+/// To narrow it, run Redis with `min-replicas-to-write 1` and `min-replicas-max-lag` (a master
+/// cut from its replicas then refuses writes, which publishers see as errors), or have the
+/// application send `WAIT 1 <ms>` after publishes it can not afford to lose. Neither makes
+/// replication synchronous. Where a publisher must know that an event is stored exactly once,
+/// use [`Hub::publish_once`](crate::Hub::publish_once) with an idempotency key and retry on
+/// error: a retry of an event Redis lost stores it again (after the reset, clients may then see
+/// it again, with a new id), one that Redis kept gets the first id back.
+///
 /// # Example: any instance resumes exactly
 ///
 /// ```no_run
@@ -196,7 +259,20 @@ impl RedisStore {
         RedisStoreBuilder::new(url.into())
     }
 
-    /// The Redis key of `channel`'s stream: `<prefix>:<channel>`.
+    /// A builder for a store on the Redis Cluster that `seeds` belong to (feature
+    /// `redis-cluster`): `redis://host:port` URLs of any of its nodes, in any order (the first
+    /// one that answers tells the others). See
+    /// [On a Redis Cluster](RedisStore#on-a-redis-cluster).
+    #[cfg(feature = "redis-cluster")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-cluster")))]
+    pub fn cluster_builder<S: Into<String>>(
+        seeds: impl IntoIterator<Item = S>,
+    ) -> RedisStoreBuilder {
+        RedisStoreBuilder::cluster(seeds.into_iter().map(Into::into).collect())
+    }
+
+    /// The Redis key of `channel`'s stream: `<prefix>:<channel>` (on a cluster
+    /// `<prefix>:{<bucket tag>}:<channel>`).
     pub fn stream_key(&self, channel: &str) -> String {
         self.shared.stream_key(channel)
     }
@@ -224,7 +300,7 @@ impl ReplayStore for RedisStore {
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStore")
-            .field("prefix", &self.shared.prefix)
+            .field("prefix", &self.shared.keys.prefix())
             .field("retention", &self.shared.retention)
             .field("health", &self.health())
             .finish_non_exhaustive()
