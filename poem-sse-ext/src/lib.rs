@@ -61,6 +61,9 @@ mod builder;
 pub mod clients;
 mod config;
 mod cursor;
+#[cfg(feature = "durable-streams")]
+#[cfg_attr(docsrs, doc(cfg(feature = "durable-streams")))]
+pub mod durable;
 mod endpoint;
 mod error;
 mod event;
