@@ -140,10 +140,15 @@ impl DurableStreamsEndpoint {
         let stream_seq = request::header(req, "Stream-Seq")?.map(str::to_owned);
         let media = request::content_type(req)?.map(|ct| media_type(&ct));
         let limit = self.shared.registry.budget.limits.max_append_bytes;
-        let declared_empty = req.headers().get(header::CONTENT_LENGTH).is_some_and(|v| v == "0");
-        let operation = if close && declared_empty { Operation::Close } else { Operation::Append };
+        // Judged before the body is read: a body the transport declares empty is a close.
+        let body = req.take_body();
+        let operation = if close && body.is_empty() { Operation::Close } else { Operation::Append };
         self.authorize(req, operation, &name, None)?;
-        let body = request::body(req, limit).await?;
+        let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > limit as u64) {
+            return Err(Failure::TooLarge(limit));
+        }
+        let body = request::read_body(body, limit).await?;
         if body.is_empty() && !close {
             return Err(Failure::BadRequest(
                 "an append needs a body (an empty POST must carry Stream-Closed: true to close)".into(),

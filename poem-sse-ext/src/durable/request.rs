@@ -233,7 +233,12 @@ pub(crate) async fn body(req: &mut Request, limit: usize) -> Result<Bytes, Failu
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(Failure::TooLarge(limit));
     }
-    req.take_body().into_bytes_limit(limit).await.map_err(|e| match e {
+    read_body(req.take_body(), limit).await
+}
+
+/// Reads `body`, refused with `413` past `limit` bytes.
+pub(crate) async fn read_body(body: poem::Body, limit: usize) -> Result<Bytes, Failure> {
+    body.into_bytes_limit(limit).await.map_err(|e| match e {
         poem::error::ReadBodyError::PayloadTooLarge => Failure::TooLarge(limit),
         other => Failure::BadRequest(format!("the body could not be read: {other}")),
     })
