@@ -103,3 +103,17 @@ async fn the_public_conformance_suite_passes() {
     assert!(ok, "vitest failed (see its output above)");
     assert!(passed >= 332, "the suite's 332 core tests run and pass; {passed} passed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_protocols_own_client_creates_appends_follows_and_sees_the_close() {
+    let Some(dir) = node_folder() else { return };
+    let streams = DurableStreams::builder().long_poll_timeout(LONG_POLL).build();
+    let server = TestServer::start(Route::new().nest("/v1/stream", streams.endpoint())).await;
+    let (ok, report) = vitest(&dir, "client.test.mjs", &server.url("")).await;
+    let (sections, failures) = by_section(&report);
+    streams.shutdown();
+    server.stop().await;
+    assert!(failures.is_empty(), "failed client tests:\n{}", failures.join("\n"));
+    assert!(ok, "vitest failed (see its output above)");
+    assert_eq!(sections.values().map(|(p, _)| p).sum::<usize>(), 2, "both client stories ran");
+}

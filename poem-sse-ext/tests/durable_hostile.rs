@@ -254,3 +254,29 @@ async fn stream_closed_means_exactly_true_in_any_case() {
     assert_eq!(header(&response, "Stream-Closed").as_deref(), Some("true"));
     assert_eq!(read_all(&client, &url).await, b"xxxxxx");
 }
+
+#[tokio::test]
+async fn a_close_only_post_closes_a_json_stream_whatever_its_content_type() {
+    let streams = DurableStreams::new();
+    let server = serve(&streams).await;
+    let client = reqwest::Client::new();
+    let url = server.url("/v1/stream/json-close");
+    create(&client, &url, "application/json", b"[1,2]").await;
+    for content_type in ["application/json", "text/plain", "application/json; charset=utf-8"] {
+        let response = client
+            .post(&url)
+            .header("Content-Type", content_type)
+            .header("Stream-Closed", "true")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NO_CONTENT, "{content_type}");
+        assert_eq!(header(&response, "Stream-Closed").as_deref(), Some("true"));
+    }
+    let response = append(&client, &url, "application/json", "3").await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert_eq!(header(&response, "Stream-Closed").as_deref(), Some("true"));
+    let read = client.get(&url).send().await.unwrap();
+    assert_eq!(header(&read, "Stream-Closed").as_deref(), Some("true"));
+    assert_eq!(read.text().await.unwrap(), "[1,2]");
+}

@@ -520,6 +520,9 @@ impl Registry {
 
 /// Splits a body into a payload for a stream of the given kind (`None` for an empty body).
 pub(crate) fn payload(body: Bytes, json: bool, creating: bool) -> Result<Option<Payload>, Failure> {
+    if body.is_empty() {
+        return Ok(None);
+    }
     if json {
         let messages = super::json::messages(&body, creating)?;
         Ok((!messages.is_empty()).then(|| Payload::messages(messages)))
