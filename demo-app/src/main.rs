@@ -40,7 +40,10 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode, str::FromStr, time:
 use clap::Parser;
 use poem::{get, post, EndpointExt, Route};
 use poem_serve::{ReloadingTls, StreamServer};
-use poem_sse_ext::Hub;
+use poem_sse_ext::{
+    durable::{Access, Denied, DurableStreams},
+    Hub,
+};
 
 use crate::{origin::Origin, publish::PublishPolicy, session::Sessions};
 
@@ -278,6 +281,7 @@ fn app(
     tls: bool,
 ) -> impl poem::Endpoint {
     let events = || hub.endpoint().authorize_with(sessions.clone());
+    let durable = durable_streams(&hub, &policy);
     let data = AppData {
         hub: hub.clone(),
         policy,
@@ -313,7 +317,30 @@ fn app(
         .at("/api/state/:page", data.on(get(api::page_state)))
         .at("/metrics", get(hub.metrics_endpoint()))
         .at("/openapi.json", data.on(get(openapi::openapi_json)))
+        .nest("/v1/stream", durable.endpoint())
         .with(security::SecurityHeaders::new(tls))
+}
+
+/// Durable Streams at `/v1/stream/`: reads are open, writes are guarded like publishing (the
+/// publish token when one is set; without one the demo listens on loopback only), and the hub's
+/// shutdown ends their live reads.
+fn durable_streams(hub: &Hub, policy: &PublishPolicy) -> DurableStreams {
+    let policy = policy.clone();
+    DurableStreams::builder()
+        .shutdown_token(hub.shutdown_token())
+        .authorizer(move |access: &Access<'_>| {
+            if !access.operation.is_write() {
+                return Ok(());
+            }
+            policy.check(access.request).map_err(|err| {
+                if poem::error::ResponseError::status(&err) == poem::http::StatusCode::UNAUTHORIZED {
+                    Denied::unauthorized(err.to_string())
+                } else {
+                    Denied::forbidden(err.to_string())
+                }
+            })
+        })
+        .build()
 }
 
 /// What the pages and the API extract (`Data<&Hub>`, ...), added to every route but the event

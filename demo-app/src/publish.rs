@@ -100,8 +100,8 @@ impl PublishPolicy {
         })
     }
 
-    /// Whether `req` may publish.
-    fn check(&self, req: &Request) -> Result<(), ApiError> {
+    /// Whether `req` may publish (or write to a durable stream).
+    pub(crate) fn check(&self, req: &Request) -> Result<(), ApiError> {
         self.origins
             .check(req)
             .map_err(|err| ApiError::new(StatusCode::FORBIDDEN, err))?;
