@@ -333,7 +333,8 @@ fn durable_streams(hub: &Hub, policy: &PublishPolicy) -> DurableStreams {
                 return Ok(());
             }
             policy.check(access.request).map_err(|err| {
-                if poem::error::ResponseError::status(&err) == poem::http::StatusCode::UNAUTHORIZED {
+                if poem::error::ResponseError::status(&err) == poem::http::StatusCode::UNAUTHORIZED
+                {
                     Denied::unauthorized(err.to_string())
                 } else {
                     Denied::forbidden(err.to_string())

@@ -41,7 +41,8 @@ pub fn node_folder() -> Option<PathBuf> {
 
 /// Runs `file` with vitest against `base_url`; returns the JSON report.
 async fn vitest(dir: &PathBuf, file: &str, base_url: &str) -> (bool, Value) {
-    let report = std::env::temp_dir().join(format!("durable-vitest-{}-{file}.json", std::process::id()));
+    let report =
+        std::env::temp_dir().join(format!("durable-vitest-{}-{file}.json", std::process::id()));
     let status = tokio::process::Command::new("node")
         .arg("node_modules/vitest/vitest.mjs")
         .arg("run")
@@ -49,7 +50,10 @@ async fn vitest(dir: &PathBuf, file: &str, base_url: &str) -> (bool, Value) {
         .arg("--reporter=json")
         .arg(format!("--outputFile.json={}", report.display()))
         .env("DURABLE_STREAMS_URL", base_url)
-        .env("DURABLE_STREAMS_LONG_POLL_MS", LONG_POLL.as_millis().to_string())
+        .env(
+            "DURABLE_STREAMS_LONG_POLL_MS",
+            LONG_POLL.as_millis().to_string(),
+        )
         .env("DURABLE_STREAMS_TEST", file)
         .current_dir(dir)
         .stdin(Stdio::null())
@@ -59,7 +63,8 @@ async fn vitest(dir: &PathBuf, file: &str, base_url: &str) -> (bool, Value) {
         .await
         .unwrap_or_else(|_| panic!("vitest ran over 10 minutes"))
         .unwrap_or_else(|e| panic!("node starts: {e}"));
-    let text = std::fs::read_to_string(&report).unwrap_or_else(|e| panic!("vitest report {}: {e}", report.display()));
+    let text = std::fs::read_to_string(&report)
+        .unwrap_or_else(|e| panic!("vitest report {}: {e}", report.display()));
     let _ = std::fs::remove_file(&report);
     let json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("vitest report: {e}"));
     (status.success(), json)
@@ -69,15 +74,29 @@ async fn vitest(dir: &PathBuf, file: &str, base_url: &str) -> (bool, Value) {
 fn by_section(report: &Value) -> (BTreeMap<String, (usize, usize)>, Vec<String>) {
     let mut sections = BTreeMap::new();
     let mut failures = Vec::new();
-    let files = report["testResults"].as_array().cloned().unwrap_or_default();
-    for test in files.iter().flat_map(|f| f["assertionResults"].as_array().cloned().unwrap_or_default()) {
-        let section = test["ancestorTitles"][0].as_str().unwrap_or("(top)").to_owned();
+    let files = report["testResults"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for test in files.iter().flat_map(|f| {
+        f["assertionResults"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }) {
+        let section = test["ancestorTitles"][0]
+            .as_str()
+            .unwrap_or("(top)")
+            .to_owned();
         let entry = sections.entry(section.clone()).or_insert((0, 0));
         match test["status"].as_str() {
             Some("passed") => entry.0 += 1,
             Some("failed") => {
                 entry.1 += 1;
-                failures.push(format!("{section} > {}", test["title"].as_str().unwrap_or("?")));
+                failures.push(format!(
+                    "{section} > {}",
+                    test["title"].as_str().unwrap_or("?")
+                ));
             }
             _ => {}
         }
@@ -88,32 +107,53 @@ fn by_section(report: &Value) -> (BTreeMap<String, (usize, usize)>, Vec<String>)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_public_conformance_suite_passes() {
     let Some(dir) = node_folder() else { return };
-    let streams = DurableStreams::builder().long_poll_timeout(LONG_POLL).build();
+    let streams = DurableStreams::builder()
+        .long_poll_timeout(LONG_POLL)
+        .build();
     let server = TestServer::start(Route::new().nest("/v1/stream", streams.endpoint())).await;
     let (ok, report) = vitest(&dir, "conformance.test.mjs", &server.url("")).await;
     let (sections, failures) = by_section(&report);
-    let (passed, failed): (usize, usize) = sections.values().fold((0, 0), |(p, f), (a, b)| (p + a, f + b));
+    let (passed, failed): (usize, usize) = sections
+        .values()
+        .fold((0, 0), |(p, f), (a, b)| (p + a, f + b));
     for (section, (p, f)) in &sections {
         println!("{section}: {p} passed, {f} failed");
     }
     println!("conformance: {passed} passed, {failed} failed");
     streams.shutdown();
     server.stop().await;
-    assert!(failures.is_empty(), "failed conformance tests:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "failed conformance tests:\n{}",
+        failures.join("\n")
+    );
     assert!(ok, "vitest failed (see its output above)");
-    assert!(passed >= 332, "the suite's 332 core tests run and pass; {passed} passed");
+    assert!(
+        passed >= 332,
+        "the suite's 332 core tests run and pass; {passed} passed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_protocols_own_client_creates_appends_follows_and_sees_the_close() {
     let Some(dir) = node_folder() else { return };
-    let streams = DurableStreams::builder().long_poll_timeout(LONG_POLL).build();
+    let streams = DurableStreams::builder()
+        .long_poll_timeout(LONG_POLL)
+        .build();
     let server = TestServer::start(Route::new().nest("/v1/stream", streams.endpoint())).await;
     let (ok, report) = vitest(&dir, "client.test.mjs", &server.url("")).await;
     let (sections, failures) = by_section(&report);
     streams.shutdown();
     server.stop().await;
-    assert!(failures.is_empty(), "failed client tests:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "failed client tests:\n{}",
+        failures.join("\n")
+    );
     assert!(ok, "vitest failed (see its output above)");
-    assert_eq!(sections.values().map(|(p, _)| p).sum::<usize>(), 2, "both client stories ran");
+    assert_eq!(
+        sections.values().map(|(p, _)| p).sum::<usize>(),
+        2,
+        "both client stories ran"
+    );
 }

@@ -14,7 +14,9 @@ use reqwest::StatusCode;
 
 #[tokio::test]
 async fn malformed_and_repeated_offsets_are_refused_and_change_nothing() {
-    let streams = DurableStreams::builder().long_poll_timeout(Duration::from_millis(100)).build();
+    let streams = DurableStreams::builder()
+        .long_poll_timeout(Duration::from_millis(100))
+        .build();
     let server = serve(&streams).await;
     let client = reqwest::Client::new();
     let url = server.url("/v1/stream/hostile-offsets");
@@ -22,7 +24,18 @@ async fn malformed_and_repeated_offsets_are_refused_and_change_nothing() {
     let tail = header(&created, "Stream-Next-Offset").unwrap_or_default();
 
     let hostile = [
-        "0,1", "a/b", "%00", "%0D", "%0A", "%0D%0A", "..%2F..", "%2F", "", "now%20", "%20-1", "-1%00",
+        "0,1",
+        "a/b",
+        "%00",
+        "%0D",
+        "%0A",
+        "%0D%0A",
+        "..%2F..",
+        "%2F",
+        "",
+        "now%20",
+        "%20-1",
+        "-1%00",
         "0000000000000000_0000000000000000%2C0000000000000000_0000000000000001",
         "0000000000000000_0000000000000000%0A",
         "0000000000000000_000000000000000%2F",
@@ -31,20 +44,41 @@ async fn malformed_and_repeated_offsets_are_refused_and_change_nothing() {
     ];
     for offset in hostile {
         for live in ["", "&live=long-poll", "&live=sse"] {
-            let response = client.get(format!("{url}?offset={offset}{live}")).send().await.unwrap();
-            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "offset={offset}{live}");
-            assert_eq!(header(&response, "x-content-type-options").as_deref(), Some("nosniff"));
-            assert!(!response.text().await.unwrap().trim().is_empty(), "a 400 says why");
+            let response = client
+                .get(format!("{url}?offset={offset}{live}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::BAD_REQUEST,
+                "offset={offset}{live}"
+            );
+            assert_eq!(
+                header(&response, "x-content-type-options").as_deref(),
+                Some("nosniff")
+            );
+            assert!(
+                !response.text().await.unwrap().trim().is_empty(),
+                "a 400 says why"
+            );
         }
     }
-    for query in [format!("offset=-1&offset=-1"), format!("offset={tail}&offset=now"), format!("offset=now&live=sse&offset=now")] {
+    for query in [
+        "offset=-1&offset=-1".to_owned(),
+        format!("offset={tail}&offset=now"),
+        "offset=now&live=sse&offset=now".to_owned(),
+    ] {
         let response = client.get(format!("{url}?{query}")).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{query}");
     }
     // Nothing of that touched the stream.
     assert_eq!(read_all(&client, &url).await, b"payload");
     let head = client.head(&url).send().await.unwrap();
-    assert_eq!(header(&head, "Stream-Next-Offset").as_deref(), Some(tail.as_str()));
+    assert_eq!(
+        header(&head, "Stream-Next-Offset").as_deref(),
+        Some(tail.as_str())
+    );
 }
 
 #[tokio::test]
@@ -58,14 +92,25 @@ async fn a_10_mib_body_round_trips_byte_exactly_and_a_larger_one_is_refused() {
     let response = append(&client, &url, "application/octet-stream", body.clone()).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     let tail = header(&response, "Stream-Next-Offset").unwrap();
-    assert_eq!(read_all(&client, &url).await, body, "paged catch-up gives back every byte");
+    assert_eq!(
+        read_all(&client, &url).await,
+        body,
+        "paged catch-up gives back every byte"
+    );
 
     let over = vec![0u8; (10 << 20) + 1];
     let response = append(&client, &url, "application/octet-stream", over).await;
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    assert!(response.text().await.unwrap().contains("bytes"), "the 413 names the limit");
+    assert!(
+        response.text().await.unwrap().contains("bytes"),
+        "the 413 names the limit"
+    );
     let head = client.head(&url).send().await.unwrap();
-    assert_eq!(header(&head, "Stream-Next-Offset"), Some(tail), "the refused body left no trace");
+    assert_eq!(
+        header(&head, "Stream-Next-Offset"),
+        Some(tail),
+        "the refused body left no trace"
+    );
 }
 
 #[tokio::test]
@@ -97,7 +142,10 @@ async fn a_producer_racing_itself_appends_each_batch_exactly_once_in_order() {
                         .unwrap();
                     match response.status() {
                         StatusCode::CONFLICT => {
-                            assert_eq!(header(&response, "Producer-Received-Seq"), Some(seq.to_string()));
+                            assert_eq!(
+                                header(&response, "Producer-Received-Seq"),
+                                Some(seq.to_string())
+                            );
                             tokio::time::sleep(Duration::from_millis(2)).await;
                         }
                         status => return (seq, status),
@@ -114,10 +162,17 @@ async fn a_producer_racing_itself_appends_each_batch_exactly_once_in_order() {
     }
     for (seq, mut statuses) in outcomes {
         statuses.sort();
-        assert_eq!(statuses, [StatusCode::OK, StatusCode::NO_CONTENT], "batch {seq}: stored once, deduplicated once");
+        assert_eq!(
+            statuses,
+            [StatusCode::OK, StatusCode::NO_CONTENT],
+            "batch {seq}: stored once, deduplicated once"
+        );
     }
     let expected: String = (0..BATCHES).map(|seq| format!("<{seq}>")).collect();
-    assert_eq!(String::from_utf8(read_all(&client, &url).await).unwrap(), expected);
+    assert_eq!(
+        String::from_utf8(read_all(&client, &url).await).unwrap(),
+        expected
+    );
 }
 
 #[tokio::test]
@@ -136,12 +191,20 @@ async fn a_client_creating_and_appending_in_a_loop_is_refused_and_harms_nobody()
     let mut created = Vec::new();
     for i in 0..10 {
         let url = server.url(&format!("/v1/stream/greedy-{i}"));
-        let response = greedy.put(&url).header("Content-Type", "text/plain").send().await.unwrap();
+        let response = greedy
+            .put(&url)
+            .header("Content-Type", "text/plain")
+            .send()
+            .await
+            .unwrap();
         match response.status() {
             StatusCode::CREATED => created.push(url),
             status => {
                 assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
-                assert!(response.text().await.unwrap().contains("streams"), "the 429 says what is full");
+                assert!(
+                    response.text().await.unwrap().contains("streams"),
+                    "the 429 says what is full"
+                );
             }
         }
     }
@@ -156,34 +219,63 @@ async fn a_client_creating_and_appending_in_a_loop_is_refused_and_harms_nobody()
         let chunk = vec![b'a' + (round % 26) as u8; 250];
         let response = append(&greedy, url, "text/plain", chunk.clone()).await;
         match response.status() {
-            StatusCode::NO_CONTENT => acknowledged.entry(url.clone()).or_default().extend_from_slice(&chunk),
+            StatusCode::NO_CONTENT => acknowledged
+                .entry(url.clone())
+                .or_default()
+                .extend_from_slice(&chunk),
             status => refusals.push((status, response.text().await.unwrap())),
         }
     }
-    assert!(refusals.iter().any(|(s, m)| *s == StatusCode::INSUFFICIENT_STORAGE && m.contains("budget")), "{refusals:?}");
-    assert_eq!(acknowledged.values().map(Vec::len).sum::<usize>(), 4_000, "exactly the client's budget was taken");
+    assert!(
+        refusals
+            .iter()
+            .any(|(s, m)| *s == StatusCode::INSUFFICIENT_STORAGE && m.contains("budget")),
+        "{refusals:?}"
+    );
+    assert_eq!(
+        acknowledged.values().map(Vec::len).sum::<usize>(),
+        4_000,
+        "exactly the client's budget was taken"
+    );
     for (url, data) in &acknowledged {
-        assert_eq!(&read_all(&greedy, url).await, data, "nothing acknowledged is lost");
+        assert_eq!(
+            &read_all(&greedy, url).await,
+            data,
+            "nothing acknowledged is lost"
+        );
     }
 
     // The other client's stream and budget are untouched.
     let response = append(&polite, &theirs, "text/plain", " and more").await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert_eq!(read_all(&polite, &theirs).await, b"mine and more");
-    let response = polite.put(server.url("/v1/stream/polite-2")).send().await.unwrap();
+    let response = polite
+        .put(server.url("/v1/stream/polite-2"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::CREATED);
 
     // Deleting gives the budget back.
     for url in &created {
-        assert_eq!(greedy.delete(url).send().await.unwrap().status(), StatusCode::NO_CONTENT);
+        assert_eq!(
+            greedy.delete(url).send().await.unwrap().status(),
+            StatusCode::NO_CONTENT
+        );
     }
-    let response = greedy.put(server.url("/v1/stream/greedy-again")).send().await.unwrap();
+    let response = greedy
+        .put(server.url("/v1/stream/greedy-again"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::CREATED);
 }
 
 #[tokio::test]
 async fn the_write_rate_cap_refuses_with_retry_after() {
-    let streams = DurableStreams::builder().writes_per_second_per_client(5).build();
+    let streams = DurableStreams::builder()
+        .writes_per_second_per_client(5)
+        .build();
     let server = serve(&streams).await;
     let client = reqwest::Client::new();
     let url = server.url("/v1/stream/rate");
@@ -196,7 +288,14 @@ async fn the_write_rate_cap_refuses_with_retry_after() {
         }
         statuses.push(response.status());
     }
-    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::NO_CONTENT).count(), 4, "{statuses:?}");
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::NO_CONTENT)
+            .count(),
+        4,
+        "{statuses:?}"
+    );
     let response = client.get(&url).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK, "reads are not writes");
 }
@@ -208,25 +307,83 @@ async fn every_answer_carries_nosniff_and_corp() {
     let client = reqwest::Client::new();
     let url = server.url("/v1/stream/headers");
     let mut answers = vec![create(&client, &url, "text/plain", b"abc").await];
-    answers.push(client.put(&url).header("Content-Type", "text/plain").send().await.unwrap()); // 200
-    answers.push(client.put(&url).header("Content-Type", "image/png").send().await.unwrap()); // 409
+    answers.push(
+        client
+            .put(&url)
+            .header("Content-Type", "text/plain")
+            .send()
+            .await
+            .unwrap(),
+    ); // 200
+    answers.push(
+        client
+            .put(&url)
+            .header("Content-Type", "image/png")
+            .send()
+            .await
+            .unwrap(),
+    ); // 409
     answers.push(append(&client, &url, "text/plain", "d").await); // 204
     answers.push(append(&client, &url, "text/plain", "way too long").await); // 413
-    answers.push(client.get(format!("{url}?offset=bad")).send().await.unwrap()); // 400
-    answers.push(client.get(server.url("/v1/stream/missing")).send().await.unwrap()); // 404
+    answers.push(
+        client
+            .get(format!("{url}?offset=bad"))
+            .send()
+            .await
+            .unwrap(),
+    ); // 400
+    answers.push(
+        client
+            .get(server.url("/v1/stream/missing"))
+            .send()
+            .await
+            .unwrap(),
+    ); // 404
     answers.push(client.patch(&url).send().await.unwrap()); // 405
-    answers.push(client.request(reqwest::Method::OPTIONS, &url).send().await.unwrap()); // preflight
+    answers.push(
+        client
+            .request(reqwest::Method::OPTIONS, &url)
+            .send()
+            .await
+            .unwrap(),
+    ); // preflight
     answers.push(client.head(&url).send().await.unwrap());
     let get = client.get(&url).send().await.unwrap();
     let etag = header(&get, "etag").unwrap();
     answers.push(get);
-    answers.push(client.get(&url).header("If-None-Match", etag).send().await.unwrap()); // 304
-    answers.push(client.get(format!("{url}?offset=now&live=long-poll")).send().await.unwrap()); // 204
+    answers.push(
+        client
+            .get(&url)
+            .header("If-None-Match", etag)
+            .send()
+            .await
+            .unwrap(),
+    ); // 304
+    answers.push(
+        client
+            .get(format!("{url}?offset=now&live=long-poll"))
+            .send()
+            .await
+            .unwrap(),
+    ); // 204
     let statuses: Vec<u16> = answers.iter().map(|r| r.status().as_u16()).collect();
-    assert_eq!(statuses, [201, 200, 409, 204, 413, 400, 404, 405, 204, 200, 200, 304, 204]);
+    assert_eq!(
+        statuses,
+        [201, 200, 409, 204, 413, 400, 404, 405, 204, 200, 200, 304, 204]
+    );
     for answer in &answers {
-        assert_eq!(header(answer, "x-content-type-options").as_deref(), Some("nosniff"), "{}", answer.status());
-        assert_eq!(header(answer, "cross-origin-resource-policy").as_deref(), Some("cross-origin"), "{}", answer.status());
+        assert_eq!(
+            header(answer, "x-content-type-options").as_deref(),
+            Some("nosniff"),
+            "{}",
+            answer.status()
+        );
+        assert_eq!(
+            header(answer, "cross-origin-resource-policy").as_deref(),
+            Some("cross-origin"),
+            "{}",
+            answer.status()
+        );
     }
 }
 
@@ -247,9 +404,18 @@ async fn stream_closed_means_exactly_true_in_any_case() {
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::NO_CONTENT, "{value:?}");
-        assert_eq!(header(&response, "Stream-Closed"), None, "{value:?} does not close");
+        assert_eq!(
+            header(&response, "Stream-Closed"),
+            None,
+            "{value:?} does not close"
+        );
     }
-    let response = client.post(&url).header("Stream-Closed", "TrUe").send().await.unwrap();
+    let response = client
+        .post(&url)
+        .header("Stream-Closed", "TrUe")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert_eq!(header(&response, "Stream-Closed").as_deref(), Some("true"));
     assert_eq!(read_all(&client, &url).await, b"xxxxxx");
@@ -262,7 +428,11 @@ async fn a_close_only_post_closes_a_json_stream_whatever_its_content_type() {
     let client = reqwest::Client::new();
     let url = server.url("/v1/stream/json-close");
     create(&client, &url, "application/json", b"[1,2]").await;
-    for content_type in ["application/json", "text/plain", "application/json; charset=utf-8"] {
+    for content_type in [
+        "application/json",
+        "text/plain",
+        "application/json; charset=utf-8",
+    ] {
         let response = client
             .post(&url)
             .header("Content-Type", content_type)

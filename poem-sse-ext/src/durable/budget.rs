@@ -56,6 +56,8 @@ pub(crate) enum Refusal {
     ClientBytes(u64),
     #[error("too many writes from this client: at most {0} per second")]
     Rate(u32),
+    #[error("this stream has its maximum of {0} producer ids: reuse an id (bump its epoch)")]
+    Producers(usize),
 }
 
 #[derive(Debug, Default)]
@@ -68,7 +70,11 @@ struct Account {
 
 impl Account {
     fn idle(&self) -> bool {
-        self.streams == 0 && self.bytes == 0 && self.window.is_none_or(|w| w.elapsed() > Duration::from_secs(1))
+        self.streams == 0
+            && self.bytes == 0
+            && self
+                .window
+                .is_none_or(|w| w.elapsed() > Duration::from_secs(1))
     }
 }
 
@@ -88,7 +94,10 @@ pub(crate) struct Budget {
 
 impl Budget {
     pub(crate) fn new(limits: Limits) -> Self {
-        Self { limits, usage: Mutex::default() }
+        Self {
+            limits,
+            usage: Mutex::default(),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Usage> {
@@ -101,6 +110,11 @@ impl Budget {
             return Ok(());
         };
         let mut usage = self.lock();
+        // Rate windows of clients that hold nothing are dropped once there are many, so that
+        // clients from many addresses can not grow this table without bound.
+        if usage.clients.len() > 10_000 {
+            usage.clients.retain(|_, account| !account.idle());
+        }
         let account = usage.clients.entry(client).or_default();
         let now = Instant::now();
         match account.window {
@@ -194,7 +208,10 @@ mod tests {
             max_total_bytes: 15,
             ..Limits::default()
         });
-        let (greedy, polite) = (Some(IpAddr::from([10, 0, 0, 1])), Some(IpAddr::from([10, 0, 0, 2])));
+        let (greedy, polite) = (
+            Some(IpAddr::from([10, 0, 0, 1])),
+            Some(IpAddr::from([10, 0, 0, 2])),
+        );
         budget.open_stream(greedy).unwrap();
         budget.open_stream(greedy).unwrap();
         assert_eq!(budget.open_stream(greedy), Err(Refusal::ClientStreams(2)));
@@ -213,7 +230,10 @@ mod tests {
 
     #[test]
     fn the_write_rate_is_per_client() {
-        let budget = Budget::new(Limits { writes_per_second_per_client: Some(2), ..Limits::default() });
+        let budget = Budget::new(Limits {
+            writes_per_second_per_client: Some(2),
+            ..Limits::default()
+        });
         let (a, b) = (Some(IpAddr::from([10, 0, 0, 1])), None);
         budget.write(a).unwrap();
         budget.write(a).unwrap();

@@ -59,13 +59,22 @@ impl Failure {
             Failure::NotFound => StatusCode::NOT_FOUND,
             Failure::Gone => StatusCode::GONE,
             Failure::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Failure::Conflict(_) | Failure::Closed { .. } | Failure::SequenceGap { .. } => StatusCode::CONFLICT,
-            Failure::StaleEpoch { .. } => StatusCode::FORBIDDEN,
-            Failure::TooLarge(_) | Failure::Budget(Refusal::StreamBytes(_)) => StatusCode::PAYLOAD_TOO_LARGE,
-            Failure::Budget(Refusal::Streams(_) | Refusal::ClientStreams(_) | Refusal::Rate(_)) => {
-                StatusCode::TOO_MANY_REQUESTS
+            Failure::Conflict(_) | Failure::Closed { .. } | Failure::SequenceGap { .. } => {
+                StatusCode::CONFLICT
             }
-            Failure::Budget(Refusal::TotalBytes(_) | Refusal::ClientBytes(_)) => StatusCode::INSUFFICIENT_STORAGE,
+            Failure::StaleEpoch { .. } => StatusCode::FORBIDDEN,
+            Failure::TooLarge(_) | Failure::Budget(Refusal::StreamBytes(_)) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            Failure::Budget(
+                Refusal::Streams(_)
+                | Refusal::ClientStreams(_)
+                | Refusal::Rate(_)
+                | Refusal::Producers(_),
+            ) => StatusCode::TOO_MANY_REQUESTS,
+            Failure::Budget(Refusal::TotalBytes(_) | Refusal::ClientBytes(_)) => {
+                StatusCode::INSUFFICIENT_STORAGE
+            }
             Failure::Denied(denied) => denied.status,
             Failure::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -78,15 +87,21 @@ impl Failure {
             .content_type("text/plain; charset=utf-8");
         match &self {
             Failure::Closed { tail } => {
-                builder = builder.header("Stream-Closed", "true").header("Stream-Next-Offset", tail.to_string());
+                builder = builder
+                    .header("Stream-Closed", "true")
+                    .header("Stream-Next-Offset", tail.to_string());
             }
-            Failure::StaleEpoch { current } => builder = builder.header("Producer-Epoch", current.to_string()),
+            Failure::StaleEpoch { current } => {
+                builder = builder.header("Producer-Epoch", current.to_string())
+            }
             Failure::SequenceGap { expected, received } => {
                 builder = builder
                     .header("Producer-Expected-Seq", expected.to_string())
                     .header("Producer-Received-Seq", received.to_string());
             }
-            Failure::Budget(Refusal::Rate(_)) | Failure::ShuttingDown => builder = builder.header("Retry-After", "1"),
+            Failure::Budget(Refusal::Rate(_)) | Failure::ShuttingDown => {
+                builder = builder.header("Retry-After", "1")
+            }
             Failure::Denied(denied) if denied.status == StatusCode::UNAUTHORIZED => {
                 builder = builder.header("WWW-Authenticate", "Bearer");
             }

@@ -34,7 +34,8 @@ pub struct Access<'a> {
     pub operation: Operation,
     /// The stream's name: its path below the mount point, without the leading `/`.
     pub stream: &'a str,
-    /// For [`Operation::Create`] of a fork: the source stream's name.
+    /// For [`Operation::Create`] of a fork: the source stream's name. A fork exposes the
+    /// source's data, so check that the client may read the source too.
     pub forked_from: Option<&'a str>,
     /// The request (headers, remote address, extensions).
     pub request: &'a Request,
@@ -50,12 +51,18 @@ pub struct Denied {
 impl Denied {
     /// `401 Unauthorized`: credentials are missing or wrong.
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::UNAUTHORIZED, message: message.into() }
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            message: message.into(),
+        }
     }
 
     /// `403 Forbidden`: the credentials do not allow this operation on this stream.
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::FORBIDDEN, message: message.into() }
+        Self {
+            status: StatusCode::FORBIDDEN,
+            message: message.into(),
+        }
     }
 }
 

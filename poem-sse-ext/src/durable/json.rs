@@ -23,8 +23,14 @@ pub(crate) fn messages(body: &Bytes, allow_empty: bool) -> Result<Vec<Bytes>, Js
     }
     serde_json::from_slice::<serde::de::IgnoredAny>(body)
         .map_err(|e| JsonError::Invalid(e.to_string()))?;
-    let start = body.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(0);
-    let end = body.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |i| i + 1);
+    let start = body
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(0);
+    let end = body
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |i| i + 1);
     if body.get(start) != Some(&b'[') {
         return Ok(vec![body.slice(start..end)]);
     }
@@ -68,8 +74,14 @@ pub(crate) fn messages(body: &Bytes, allow_empty: bool) -> Result<Vec<Bytes>, Js
 
 fn trimmed(body: &Bytes, start: usize, end: usize) -> Bytes {
     let part = &body[start..end];
-    let from = part.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(part.len());
-    let to = part.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(from, |i| i + 1);
+    let from = part
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(part.len());
+    let to = part
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(from, |i| i + 1);
     body.slice(start + from..start + to)
 }
 
@@ -87,8 +99,14 @@ mod tests {
 
     #[test]
     fn flattens_exactly_one_level() {
-        assert_eq!(split(r#"{"event": "created"}"#).unwrap(), [r#"{"event": "created"}"#]);
-        assert_eq!(split(r#" [{"a":1}, {"b":"x,]}"}] "#).unwrap(), [r#"{"a":1}"#, r#"{"b":"x,]}"}"#]);
+        assert_eq!(
+            split(r#"{"event": "created"}"#).unwrap(),
+            [r#"{"event": "created"}"#]
+        );
+        assert_eq!(
+            split(r#" [{"a":1}, {"b":"x,]}"}] "#).unwrap(),
+            [r#"{"a":1}"#, r#"{"b":"x,]}"}"#]
+        );
         assert_eq!(split("[[1,2], [3,4]]").unwrap(), ["[1,2]", "[3,4]"]);
         assert_eq!(split("[[[1,2,3]]]").unwrap(), ["[[1,2,3]]"]);
         assert_eq!(split(r#"["a\"],b", 2]"#).unwrap(), [r#""a\"],b""#, "2"]);
@@ -99,7 +117,10 @@ mod tests {
     fn refuses_invalid_and_empty() {
         assert_eq!(split("[]"), Err(JsonError::EmptyArray));
         assert_eq!(split(" [ ] "), Err(JsonError::EmptyArray));
-        assert!(matches!(split("{ invalid json }"), Err(JsonError::Invalid(_))));
+        assert!(matches!(
+            split("{ invalid json }"),
+            Err(JsonError::Invalid(_))
+        ));
         assert!(matches!(split("[1,]"), Err(JsonError::Invalid(_))));
         assert!(matches!(split("1 2"), Err(JsonError::Invalid(_))));
         assert!(matches!(split(""), Err(JsonError::Invalid(_))));

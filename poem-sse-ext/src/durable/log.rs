@@ -39,7 +39,9 @@ impl Payload {
     pub(crate) fn size(&self) -> u64 {
         match self {
             Payload::Bytes(b) => b.len() as u64,
-            Payload::Messages(all, from, to) => all[*from..*to].iter().map(|m| m.len() as u64 + 1).sum(),
+            Payload::Messages(all, from, to) => {
+                all[*from..*to].iter().map(|m| m.len() as u64 + 1).sum()
+            }
         }
     }
 
@@ -49,7 +51,9 @@ impl Payload {
         let (from, to) = (from as usize, to as usize);
         match self {
             Payload::Bytes(b) => Payload::Bytes(b.slice(from..to)),
-            Payload::Messages(all, start, _) => Payload::Messages(Arc::clone(all), start + from, start + to),
+            Payload::Messages(all, start, _) => {
+                Payload::Messages(Arc::clone(all), start + from, start + to)
+            }
         }
     }
 }
@@ -104,14 +108,20 @@ impl Log {
         if len == 0 {
             return;
         }
-        self.entries.push(Entry { start: self.tail, data });
+        self.entries.push(Entry {
+            start: self.tail,
+            data,
+        });
         self.tail += len;
     }
 
     /// Up to `max_bytes` (at least one position when there is data) from `from`, which must be
     /// at most the tail.
     pub(crate) fn read(&self, from: u64, max_bytes: u64) -> Chunk {
-        let mut chunk = Chunk { parts: Vec::new(), next: from.min(self.tail) };
+        let mut chunk = Chunk {
+            parts: Vec::new(),
+            next: from.min(self.tail),
+        };
         let mut budget = max_bytes.max(1);
         let first = self.entries.partition_point(|e| e.end() <= from);
         for entry in &self.entries[first..] {
@@ -194,7 +204,9 @@ impl Chunk {
 
     /// A JSON stream's chunk as one array: `[m1,m2,...]`.
     pub(crate) fn json_array(&self) -> Bytes {
-        let mut out = BytesMut::with_capacity(2 + self.parts.iter().map(|p| p.size() as usize).sum::<usize>());
+        let mut out = BytesMut::with_capacity(
+            2 + self.parts.iter().map(|p| p.size() as usize).sum::<usize>(),
+        );
         out.extend_from_slice(b"[");
         let mut first = true;
         for part in &self.parts {
@@ -241,8 +253,14 @@ mod tests {
         let log = bytes_log(&["first", "second"]);
         assert_eq!(log.prefix(5, 3).unwrap().read(0, 100).bytes(), "firstsec");
         assert_eq!(log.prefix(5, 6).unwrap().tail(), 11);
-        assert_eq!(log.prefix(5, 7).unwrap_err(), ForkPointError::SubOffsetOvershoot);
-        assert_eq!(log.prefix(11, 1).unwrap_err(), ForkPointError::SubOffsetOvershoot);
+        assert_eq!(
+            log.prefix(5, 7).unwrap_err(),
+            ForkPointError::SubOffsetOvershoot
+        );
+        assert_eq!(
+            log.prefix(11, 1).unwrap_err(),
+            ForkPointError::SubOffsetOvershoot
+        );
         assert_eq!(log.prefix(12, 0).unwrap_err(), ForkPointError::BeyondTail);
         // A fork of a fork at a sub-offset: the anchor is mid-append in the source.
         let fork = log.prefix(0, 4).unwrap();
@@ -252,12 +270,19 @@ mod tests {
     #[test]
     fn json_messages_are_whole() {
         let mut log = Log::default();
-        let batch = ["{\"a\":1}", "{\"b\":2}", "{\"c\":3}"].map(|m| Bytes::from_static(m.as_bytes()));
+        let batch =
+            ["{\"a\":1}", "{\"b\":2}", "{\"c\":3}"].map(|m| Bytes::from_static(m.as_bytes()));
         log.append(Payload::messages(batch.to_vec()));
         assert_eq!(log.tail(), 3);
-        assert_eq!(log.read(0, 100).json_array(), r#"[{"a":1},{"b":2},{"c":3}]"#);
+        assert_eq!(
+            log.read(0, 100).json_array(),
+            r#"[{"a":1},{"b":2},{"c":3}]"#
+        );
         assert_eq!(log.read(1, 10).json_array(), r#"[{"b":2}]"#);
-        assert_eq!(log.prefix(0, 2).unwrap().read(0, 100).json_array(), r#"[{"a":1},{"b":2}]"#);
+        assert_eq!(
+            log.prefix(0, 2).unwrap().read(0, 100).json_array(),
+            r#"[{"a":1},{"b":2}]"#
+        );
         assert_eq!(Log::default().read(0, 10).json_array(), "[]");
     }
 }

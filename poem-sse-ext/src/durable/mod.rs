@@ -72,6 +72,7 @@ mod read;
 mod registry;
 mod request;
 mod sse;
+mod stream;
 mod time;
 
 use std::sync::Arc;
@@ -124,7 +125,9 @@ impl DurableStreams {
 
     /// The poem endpoint; mount it with `nest`, e.g. `Route::new().nest("/v1/stream", ...)`.
     pub fn endpoint(&self) -> DurableStreamsEndpoint {
-        DurableStreamsEndpoint { shared: Arc::clone(&self.shared) }
+        DurableStreamsEndpoint {
+            shared: Arc::clone(&self.shared),
+        }
     }
 
     /// Ends every live read (SSE responses end, long-polls answer `204`) and refuses new ones

@@ -4,6 +4,11 @@
 
 use std::collections::HashMap;
 
+/// Producer ids one stream remembers at most; an append from a new id past it is refused.
+pub(crate) const MAX_PRODUCERS: usize = 10_000;
+/// The longest `Producer-Id` (and `Stream-Seq`) accepted, in bytes.
+pub(crate) const MAX_ID_LEN: usize = 256;
+
 /// The largest epoch or sequence number (2^53 - 1, what JavaScript numbers hold exactly).
 pub(crate) const MAX_NUMBER: u64 = (1 << 53) - 1;
 
@@ -47,10 +52,16 @@ impl Producers {
     /// Judges a claim without changing anything.
     pub(crate) fn check(&self, claim: &ProducerClaim) -> Verdict {
         let Some(state) = self.states.get(&claim.id) else {
-            return if claim.seq == 0 { Verdict::Accept } else { Verdict::Gap { expected: 0 } };
+            return if claim.seq == 0 {
+                Verdict::Accept
+            } else {
+                Verdict::Gap { expected: 0 }
+            };
         };
         if claim.epoch < state.epoch {
-            Verdict::StaleEpoch { current: state.epoch }
+            Verdict::StaleEpoch {
+                current: state.epoch,
+            }
         } else if claim.epoch > state.epoch {
             if claim.seq == 0 {
                 Verdict::Accept
@@ -58,17 +69,37 @@ impl Producers {
                 Verdict::EpochNeedsSeqZero
             }
         } else if claim.seq <= state.last_seq {
-            Verdict::Duplicate { last_seq: state.last_seq }
+            Verdict::Duplicate {
+                last_seq: state.last_seq,
+            }
         } else if claim.seq == state.last_seq + 1 {
             Verdict::Accept
         } else {
-            Verdict::Gap { expected: state.last_seq + 1 }
+            Verdict::Gap {
+                expected: state.last_seq + 1,
+            }
         }
+    }
+
+    /// Whether `claim` names a producer id this stream has not seen.
+    pub(crate) fn is_new(&self, claim: &ProducerClaim) -> bool {
+        !self.states.contains_key(&claim.id)
+    }
+
+    /// Producer ids known.
+    pub(crate) fn len(&self) -> usize {
+        self.states.len()
     }
 
     /// Records an accepted claim (after its data was appended).
     pub(crate) fn accept(&mut self, claim: &ProducerClaim) {
-        self.states.insert(claim.id.clone(), State { epoch: claim.epoch, last_seq: claim.seq });
+        self.states.insert(
+            claim.id.clone(),
+            State {
+                epoch: claim.epoch,
+                last_seq: claim.seq,
+            },
+        );
     }
 }
 
@@ -77,7 +108,11 @@ mod tests {
     use super::*;
 
     fn claim(epoch: u64, seq: u64) -> ProducerClaim {
-        ProducerClaim { id: "p".into(), epoch, seq }
+        ProducerClaim {
+            id: "p".into(),
+            epoch,
+            seq,
+        }
     }
 
     #[test]
@@ -86,13 +121,27 @@ mod tests {
         assert_eq!(producers.check(&claim(0, 1)), Verdict::Gap { expected: 0 });
         assert_eq!(producers.check(&claim(0, 0)), Verdict::Accept);
         producers.accept(&claim(0, 0));
-        assert_eq!(producers.check(&claim(0, 0)), Verdict::Duplicate { last_seq: 0 });
+        assert_eq!(
+            producers.check(&claim(0, 0)),
+            Verdict::Duplicate { last_seq: 0 }
+        );
         assert_eq!(producers.check(&claim(0, 2)), Verdict::Gap { expected: 1 });
         producers.accept(&claim(0, 1));
         assert_eq!(producers.check(&claim(1, 5)), Verdict::EpochNeedsSeqZero);
         producers.accept(&claim(1, 0));
-        assert_eq!(producers.check(&claim(0, 2)), Verdict::StaleEpoch { current: 1 });
-        let other = ProducerClaim { id: "q".into(), epoch: 0, seq: 0 };
-        assert_eq!(producers.check(&other), Verdict::Accept, "producers are independent");
+        assert_eq!(
+            producers.check(&claim(0, 2)),
+            Verdict::StaleEpoch { current: 1 }
+        );
+        let other = ProducerClaim {
+            id: "q".into(),
+            epoch: 0,
+            seq: 0,
+        };
+        assert_eq!(
+            producers.check(&other),
+            Verdict::Accept,
+            "producers are independent"
+        );
     }
 }

@@ -19,9 +19,10 @@ use super::{
     error::Failure,
     log::Chunk,
     offset::{Offset, Start},
-    registry::Stream,
     request::{self, Live},
-    sse, time, Shared,
+    sse,
+    stream::Stream,
+    time, Shared,
 };
 
 /// A `GET`.
@@ -41,7 +42,9 @@ pub(crate) async fn get(shared: &Shared, req: &Request, name: &str) -> Result<Re
             Start::Beginning => 0,
             Start::Now => tail,
             Start::At(Offset(at)) if at > tail => {
-                return Err(Failure::BadRequest("the offset is beyond the stream's tail".into()))
+                return Err(Failure::BadRequest(
+                    "the offset is beyond the stream's tail".into(),
+                ))
             }
             Start::At(Offset(at)) => at,
         }
@@ -63,30 +66,57 @@ struct Seen {
 fn look(shared: &Shared, stream: &Stream, from: u64) -> Result<Seen, Failure> {
     let state = stream.lock();
     state.check_live()?;
-    Ok(Seen { chunk: state.log.read(from, shared.options.read_chunk_bytes), tail: state.log.tail(), closed: state.closed })
+    Ok(Seen {
+        chunk: state.log.read(from, shared.options.read_chunk_bytes),
+        tail: state.log.tail(),
+        closed: state.closed,
+    })
 }
 
-fn catch_up(shared: &Shared, req: &Request, stream: &Arc<Stream>, from: u64, now: bool) -> Response {
+fn catch_up(
+    shared: &Shared,
+    req: &Request,
+    stream: &Arc<Stream>,
+    from: u64,
+    now: bool,
+) -> Response {
     let seen = match look(shared, stream, from) {
         Ok(seen) => seen,
         Err(failure) => return failure.into_response(),
     };
     let next = seen.chunk.next;
     let at_end = seen.closed && next == seen.tail;
-    let etag = format!("\"{}:{}:{}{}\"", stream.id, from, next, if at_end { ":c" } else { "" });
+    let etag = format!(
+        "\"{}:{}:{}{}\"",
+        stream.id,
+        from,
+        next,
+        if at_end { ":c" } else { "" }
+    );
     if !now && if_none_match(req, &etag) {
-        return Response::builder().status(StatusCode::NOT_MODIFIED).header(header::ETAG, etag).finish();
+        return Response::builder()
+            .status(StatusCode::NOT_MODIFIED)
+            .header(header::ETAG, etag)
+            .finish();
     }
     let mut response = data_response(stream, &seen, None);
     if now {
-        response.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+        response.headers_mut().insert(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static("no-store"),
+        );
     } else if let Ok(etag) = header::HeaderValue::from_str(&etag) {
         response.headers_mut().insert(header::ETAG, etag);
     }
     response
 }
 
-async fn long_poll(shared: &Shared, stream: &Arc<Stream>, from: u64, cursor: Option<&str>) -> Result<Response, Failure> {
+async fn long_poll(
+    shared: &Shared,
+    stream: &Arc<Stream>,
+    from: u64,
+    cursor: Option<&str>,
+) -> Result<Response, Failure> {
     let deadline = tokio::time::Instant::now() + shared.options.long_poll_timeout;
     loop {
         // Registered before looking, so that an append between the look and the wait wakes us.
@@ -111,8 +141,16 @@ async fn long_poll(shared: &Shared, stream: &Arc<Stream>, from: u64, cursor: Opt
 fn data_response(stream: &Stream, seen: &Seen, cursor: Option<Option<&str>>) -> Response {
     let next = seen.chunk.next;
     let up_to_date = next == seen.tail;
-    let body: Bytes = if stream.json { seen.chunk.json_array() } else { seen.chunk.bytes() };
-    let cache = if up_to_date { "no-cache" } else { "private, max-age=60, stale-while-revalidate=300" };
+    let body: Bytes = if stream.json {
+        seen.chunk.json_array()
+    } else {
+        seen.chunk.bytes()
+    };
+    let cache = if up_to_date {
+        "no-cache"
+    } else {
+        "private, max-age=60, stale-while-revalidate=300"
+    };
     let mut response = Response::builder()
         .status(StatusCode::OK)
         .content_type(stream.content_type.as_str())

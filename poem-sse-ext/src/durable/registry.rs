@@ -1,4 +1,5 @@
-//! The streams by name, their lifecycle (create, fork, soft delete, expiry) and their state.
+//! The streams by name and their lifecycle: create (and fork), delete (soft while forks
+//! reference a stream), expiry.
 //!
 //! Lock order: the registry's map, then a stream's state, then the budget. A request that holds
 //! one stream (an append, a read) takes only that stream's lock; only creation, deletion and
@@ -13,255 +14,16 @@ use std::{
 };
 
 use bytes::Bytes;
-use tokio::{sync::Notify, time::Instant};
+use tokio::sync::Notify;
 
 use super::{
-    budget::{Budget, ClientKey, Refusal},
+    budget::{Budget, ClientKey},
     error::Failure,
     log::{Log, Payload},
-    offset::{Offset, MAX_POSITION},
-    producer::{ProducerClaim, Producers, Verdict},
+    producer::Producers,
+    stream::{media_type, Config, Expiry, ForkSpec, Life, State, Stream, DEFAULT_CONTENT_TYPE},
     time,
 };
-
-/// What `Content-Type` a stream gets when its creator names none.
-pub(crate) const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
-
-/// The media type of a `Content-Type` value, for comparisons: lower case, parameters dropped.
-pub(crate) fn media_type(content_type: &str) -> String {
-    content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
-}
-
-/// Where a stream is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Life {
-    Live,
-    /// Deleted (or expired) while forks still reference it: `410` to clients, name blocked.
-    SoftDeleted,
-    /// Gone from the registry; holders of the handle see `404`.
-    Removed,
-}
-
-/// A stream's expiry: a sliding TTL (renewed by reads and writes, not by `HEAD`) or a fixed time.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Expiry {
-    pub(crate) ttl: Option<u64>,
-    pub(crate) expires_at: Option<i64>,
-    deadline: Option<Instant>,
-}
-
-impl Expiry {
-    fn new(ttl: Option<u64>, expires_at: Option<i64>) -> Self {
-        Self { ttl, expires_at, deadline: ttl.map(time::after) }
-    }
-
-    fn expired(&self) -> bool {
-        self.deadline.is_some_and(|d| Instant::now() >= d)
-            || self.expires_at.is_some_and(|at| time::now_millis() >= at)
-    }
-
-    /// Restarts the sliding window.
-    pub(crate) fn touch(&mut self) {
-        if let Some(ttl) = self.ttl {
-            self.deadline = Some(time::after(ttl));
-        }
-    }
-}
-
-/// What a `PUT` asked for, compared by a repeated `PUT` (`200` when equal, `409` otherwise).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Config {
-    pub(crate) media_type: String,
-    pub(crate) ttl: Option<u64>,
-    pub(crate) expires_at: Option<i64>,
-    pub(crate) closed: bool,
-    pub(crate) fork: Option<ForkSpec>,
-}
-
-/// The fork headers of a `PUT`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct ForkSpec {
-    pub(crate) source: String,
-    pub(crate) offset: Option<Offset>,
-    pub(crate) sub: u64,
-}
-
-/// A stream's mutable state, under its lock.
-#[derive(Debug)]
-pub(crate) struct State {
-    pub(crate) log: Log,
-    pub(crate) closed: bool,
-    pub(crate) life: Life,
-    pub(crate) expiry: Expiry,
-    producers: Producers,
-    stream_seq: Option<String>,
-    config: Config,
-    forks: usize,
-    source: Option<Arc<Stream>>,
-    owner: ClientKey,
-    /// Bytes this stream's own appends cost, per client that wrote them.
-    charges: Vec<(ClientKey, u64)>,
-}
-
-impl State {
-    fn own_bytes(&self) -> u64 {
-        self.charges.iter().map(|(_, b)| b).sum()
-    }
-
-    fn charge(&mut self, budget: &Budget, client: ClientKey, payload: &Payload) -> Result<(), Refusal> {
-        let size = payload.size();
-        let past_offsets = self.log.tail().saturating_add(payload.len()) > MAX_POSITION;
-        if past_offsets || self.own_bytes().saturating_add(size) > budget.limits.max_stream_bytes {
-            return Err(Refusal::StreamBytes(budget.limits.max_stream_bytes));
-        }
-        budget.charge(client, size)?;
-        match self.charges.iter_mut().find(|(c, _)| *c == client) {
-            Some((_, bytes)) => *bytes += size,
-            None => self.charges.push((client, size)),
-        }
-        Ok(())
-    }
-
-    /// `Err` unless the stream is live.
-    pub(crate) fn check_live(&self) -> Result<(), Failure> {
-        match self.life {
-            Life::Live => Ok(()),
-            Life::SoftDeleted => Err(Failure::Gone),
-            Life::Removed => Err(Failure::NotFound),
-        }
-    }
-}
-
-/// One stream: its fixed identity, its state, and the waiters woken by every change.
-#[derive(Debug)]
-pub(crate) struct Stream {
-    /// Unique over the server's life: an ETag of a deleted stream never matches its successor.
-    pub(crate) id: u64,
-    pub(crate) name: String,
-    /// As its creator sent it (or the default, or the fork source's).
-    pub(crate) content_type: String,
-    pub(crate) json: bool,
-    state: Mutex<State>,
-    /// Woken on every append, close and removal.
-    pub(crate) changed: Notify,
-}
-
-impl Stream {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Whether data of this stream is sent as text (else base64 in SSE).
-    pub(crate) fn is_text(&self) -> bool {
-        self.json || media_type(&self.content_type).starts_with("text/")
-    }
-
-    /// Appends (and maybe closes), all checks and the write in one critical section, so that
-    /// concurrent producers are serialized and a close is atomic with its final data.
-    pub(crate) fn append(&self, budget: &Budget, request: AppendRequest) -> Result<Appended, Failure> {
-        let mut state = self.lock();
-        state.check_live()?;
-        let tail = |state: &State| Offset(state.log.tail());
-        if state.closed {
-            let duplicate = request.producer.as_ref().and_then(|claim| match state.producers.check(claim) {
-                Verdict::Duplicate { last_seq } => Some((claim.epoch, last_seq)),
-                _ => None,
-            });
-            if request.payload.is_none() && request.close || duplicate.is_some() {
-                state.expiry.touch();
-                return Ok(Appended { tail: tail(&state), closed: true, producer: duplicate, fresh: false });
-            }
-            return Err(Failure::Closed { tail: tail(&state) });
-        }
-        if request.payload.is_some() {
-            match &request.media_type {
-                None => return Err(Failure::BadRequest("an append needs a Content-Type header".into())),
-                Some(media) if *media != media_type(&self.content_type) => {
-                    return Err(Failure::Conflict(format!(
-                        "Content-Type {media} does not match the stream's {}",
-                        self.content_type
-                    )))
-                }
-                Some(_) => {}
-            }
-        }
-        if let Some(claim) = &request.producer {
-            match state.producers.check(claim) {
-                Verdict::Accept => {}
-                Verdict::Duplicate { last_seq } => {
-                    state.expiry.touch();
-                    return Ok(Appended {
-                        tail: tail(&state),
-                        closed: state.closed,
-                        producer: Some((claim.epoch, last_seq)),
-                        fresh: false,
-                    });
-                }
-                Verdict::StaleEpoch { current } => return Err(Failure::StaleEpoch { current }),
-                Verdict::EpochNeedsSeqZero => {
-                    return Err(Failure::BadRequest("a new Producer-Epoch must start at Producer-Seq 0".into()))
-                }
-                Verdict::Gap { expected } => return Err(Failure::SequenceGap { expected, received: claim.seq }),
-            }
-        }
-        if let (Some(seq), Some(last)) = (&request.stream_seq, &state.stream_seq) {
-            if seq.as_bytes() <= last.as_bytes() {
-                return Err(Failure::Conflict(format!(
-                    "Stream-Seq {seq:?} is not greater than the last one, {last:?}"
-                )));
-            }
-        }
-        if let Some(payload) = &request.payload {
-            state.charge(budget, request.client, payload)?;
-        }
-        let fresh = request.payload.is_some();
-        if let Some(payload) = request.payload {
-            state.log.append(payload);
-        }
-        if let Some(seq) = request.stream_seq {
-            state.stream_seq = Some(seq);
-        }
-        if let Some(claim) = &request.producer {
-            state.producers.accept(claim);
-        }
-        if request.close {
-            state.closed = true;
-        }
-        state.expiry.touch();
-        let appended = Appended {
-            tail: tail(&state),
-            closed: state.closed,
-            producer: request.producer.map(|c| (c.epoch, c.seq)),
-            fresh,
-        };
-        drop(state);
-        self.changed.notify_waiters();
-        Ok(appended)
-    }
-}
-
-/// A `POST`, parsed.
-#[derive(Debug)]
-pub(crate) struct AppendRequest {
-    pub(crate) media_type: Option<String>,
-    pub(crate) close: bool,
-    pub(crate) producer: Option<ProducerClaim>,
-    pub(crate) stream_seq: Option<String>,
-    /// `None` for an empty body.
-    pub(crate) payload: Option<Payload>,
-    pub(crate) client: ClientKey,
-}
-
-/// The outcome of an append.
-#[derive(Debug)]
-pub(crate) struct Appended {
-    pub(crate) tail: Offset,
-    pub(crate) closed: bool,
-    /// The epoch and highest accepted sequence number, for producer requests.
-    pub(crate) producer: Option<(u64, u64)>,
-    /// Whether this request stored new data (`200` for a producer) or not (`204`).
-    pub(crate) fresh: bool,
-}
 
 /// A `PUT`, parsed.
 #[derive(Debug)]
@@ -290,7 +52,12 @@ pub(crate) struct Registry {
 
 impl Registry {
     pub(crate) fn new(budget: Budget) -> Self {
-        Self { map: Mutex::default(), next_id: AtomicU64::new(1), next_sweep: AtomicI64::new(0), budget }
+        Self {
+            map: Mutex::default(),
+            next_id: AtomicU64::new(1),
+            next_sweep: AtomicI64::new(0),
+            budget,
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Stream>>> {
@@ -320,7 +87,9 @@ impl Registry {
         if let Some(existing) = map.get(&request.name) {
             let state = existing.lock();
             if state.life != Life::Live {
-                return Err(Failure::Conflict("this path belongs to a deleted stream that forks still use".into()));
+                return Err(Failure::Conflict(
+                    "this path belongs to a deleted stream that forks still use".into(),
+                ));
             }
             let requested_media = match &request.content_type {
                 Some(ct) => media_type(ct),
@@ -334,7 +103,10 @@ impl Registry {
                 closed: request.closed,
                 fork: request.fork.clone(),
             };
-            let current = Config { closed: state.closed, ..state.config.clone() };
+            let current = Config {
+                closed: state.closed,
+                ..state.config.clone()
+            };
             if wanted != current {
                 return Err(Failure::Conflict(
                     "a stream exists at this path with another configuration (content type, TTL, expiry, closure or fork)".into(),
@@ -349,7 +121,10 @@ impl Registry {
         let mut expiry = Expiry::new(request.ttl, request.expires_at);
         let mut source_handle = None;
         let content_type = match &request.fork {
-            None => request.content_type.clone().unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned()),
+            None => request
+                .content_type
+                .clone()
+                .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned()),
             Some(fork) => {
                 self.expire(&mut map, &fork.source);
                 let source = map.get(&fork.source).cloned().ok_or(Failure::NotFound)?;
@@ -357,7 +132,9 @@ impl Registry {
                 match state.life {
                     Life::Live => {}
                     Life::SoftDeleted => {
-                        return Err(Failure::Conflict("the source stream was deleted: it can not be forked".into()))
+                        return Err(Failure::Conflict(
+                            "the source stream was deleted: it can not be forked".into(),
+                        ))
                     }
                     Life::Removed => return Err(Failure::NotFound),
                 }
@@ -377,14 +154,18 @@ impl Registry {
                 drop(state);
                 source_handle = Some(source);
                 request.content_type.clone().unwrap_or_else(|| {
-                    source_handle.as_ref().map_or_else(String::new, |s| s.content_type.clone())
+                    source_handle
+                        .as_ref()
+                        .map_or_else(String::new, |s| s.content_type.clone())
                 })
             }
         };
         let media = media_type(&content_type);
         let json = media == "application/json";
         if json != request.json {
-            return Err(Failure::Conflict("the source stream changed while the fork was created: retry".into()));
+            return Err(Failure::Conflict(
+                "the source stream changed while the fork was created: retry".into(),
+            ));
         }
         self.budget.open_stream(request.client)?;
         let mut state = State {
@@ -451,7 +232,9 @@ impl Registry {
     fn remove(&self, map: &mut HashMap<String, Arc<Stream>>, name: &str) {
         let mut next = Some(name.to_owned());
         while let Some(name) = next.take() {
-            let Some(stream) = map.remove(&name) else { break };
+            let Some(stream) = map.remove(&name) else {
+                break;
+            };
             let source = {
                 let mut state = stream.lock();
                 state.life = Life::Removed;
@@ -466,7 +249,9 @@ impl Registry {
             if let Some(source) = source {
                 let mut state = source.lock();
                 state.forks = state.forks.saturating_sub(1);
-                let still_registered = map.get(&source.name).is_some_and(|s| Arc::ptr_eq(s, &source));
+                let still_registered = map
+                    .get(&source.name)
+                    .is_some_and(|s| Arc::ptr_eq(s, &source));
                 if state.forks == 0 && state.life == Life::SoftDeleted && still_registered {
                     next = Some(source.name.clone());
                 }
@@ -476,7 +261,9 @@ impl Registry {
 
     /// Ends `name` if its TTL or expiry time has passed.
     fn expire(&self, map: &mut HashMap<String, Arc<Stream>>, name: &str) {
-        let Some(stream) = map.get(name).cloned() else { return };
+        let Some(stream) = map.get(name).cloned() else {
+            return;
+        };
         let mut state = stream.lock();
         if state.life != Life::Live || !state.expiry.expired() {
             return;
@@ -496,7 +283,12 @@ impl Registry {
     fn sweep_if_due(&self, map: &mut HashMap<String, Arc<Stream>>) {
         let now = time::now_millis();
         let due = self.next_sweep.load(Ordering::Relaxed);
-        if now < due || self.next_sweep.compare_exchange(due, now + 1_000, Ordering::Relaxed, Ordering::Relaxed).is_err() {
+        if now < due
+            || self
+                .next_sweep
+                .compare_exchange(due, now + 1_000, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
             return;
         }
         let expired: Vec<String> = map

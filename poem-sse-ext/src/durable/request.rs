@@ -8,7 +8,7 @@ use super::{
     budget::ClientKey,
     error::Failure,
     offset::{Offset, Start},
-    producer::{ProducerClaim, MAX_NUMBER},
+    producer::{ProducerClaim, MAX_ID_LEN, MAX_NUMBER},
     time,
 };
 
@@ -23,11 +23,18 @@ pub(crate) fn stream_name(req: &Request) -> Result<String, Failure> {
         return Err(Failure::NotFound);
     }
     if name.len() > MAX_NAME_LEN {
-        return Err(Failure::BadRequest(format!("stream paths are at most {MAX_NAME_LEN} bytes")));
+        return Err(Failure::BadRequest(format!(
+            "stream paths are at most {MAX_NAME_LEN} bytes"
+        )));
     }
     let mut segments = name.split('/');
-    if segments.clone().any(|s| s.is_empty() || s == "." || s == "..") {
-        return Err(Failure::BadRequest("a stream path has no empty, `.` or `..` segments".into()));
+    if segments
+        .clone()
+        .any(|s| s.is_empty() || s == "." || s == "..")
+    {
+        return Err(Failure::BadRequest(
+            "a stream path has no empty, `.` or `..` segments".into(),
+        ));
     }
     if segments.next() == Some("__ds") {
         return Err(Failure::NotFound);
@@ -45,7 +52,9 @@ pub(crate) fn mount_prefix(req: &Request) -> &str {
 /// The name of the stream a `Stream-Forked-From` path names: the path under the same mount
 /// point (`/v1/stream/a/b` → `a/b`), or a bare name.
 pub(crate) fn source_name(req: &Request, path: &str) -> Result<String, Failure> {
-    let under_mount = path.strip_prefix(mount_prefix(req)).and_then(|rest| rest.strip_prefix('/'));
+    let under_mount = path
+        .strip_prefix(mount_prefix(req))
+        .and_then(|rest| rest.strip_prefix('/'));
     let name = match under_mount {
         Some(name) if path.starts_with('/') => name,
         _ if !path.starts_with('/') => path,
@@ -83,7 +92,9 @@ pub(crate) fn closes(req: &Request) -> bool {
 
 /// The request's `Content-Type`, `None` when absent or empty.
 pub(crate) fn content_type(req: &Request) -> Result<Option<String>, Failure> {
-    Ok(header(req, header::CONTENT_TYPE.as_str())?.filter(|v| !v.is_empty()).map(str::to_owned))
+    Ok(header(req, header::CONTENT_TYPE.as_str())?
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned))
 }
 
 /// `Stream-TTL` and `Stream-Expires-At`; both at once is a `400`.
@@ -91,17 +102,24 @@ pub(crate) fn expiry(req: &Request) -> Result<(Option<u64>, Option<i64>), Failur
     let ttl = match header(req, "Stream-TTL")? {
         None => None,
         Some(v) => Some(time::parse_ttl(v).ok_or_else(|| {
-            Failure::BadRequest("Stream-TTL must be whole seconds, digits only, without leading zeros".into())
+            Failure::BadRequest(
+                "Stream-TTL must be whole seconds, digits only, without leading zeros".into(),
+            )
         })?),
     };
     let expires_at = match header(req, "Stream-Expires-At")? {
         None => None,
         Some(v) => Some(time::parse_rfc3339(v).ok_or_else(|| {
-            Failure::BadRequest("Stream-Expires-At must be an RFC 3339 timestamp such as 2026-01-02T03:04:05Z".into())
+            Failure::BadRequest(
+                "Stream-Expires-At must be an RFC 3339 timestamp such as 2026-01-02T03:04:05Z"
+                    .into(),
+            )
         })?),
     };
     if ttl.is_some() && expires_at.is_some() {
-        return Err(Failure::BadRequest("send Stream-TTL or Stream-Expires-At, not both".into()));
+        return Err(Failure::BadRequest(
+            "send Stream-TTL or Stream-Expires-At, not both".into(),
+        ));
     }
     Ok((ttl, expires_at))
 }
@@ -112,7 +130,10 @@ pub(crate) fn number(value: &str) -> Option<u64> {
         && value.len() <= 16
         && value.bytes().all(|b| b.is_ascii_digit())
         && (!value.starts_with('0') || value.len() == 1);
-    canonical.then(|| value.parse().ok()).flatten().filter(|n| *n <= MAX_NUMBER)
+    canonical
+        .then(|| value.parse().ok())
+        .flatten()
+        .filter(|n| *n <= MAX_NUMBER)
 }
 
 /// The producer headers: all three or none.
@@ -120,19 +141,22 @@ pub(crate) fn producer(req: &Request) -> Result<Option<ProducerClaim>, Failure> 
     let id = header(req, "Producer-Id")?;
     let epoch = header(req, "Producer-Epoch")?;
     let seq = header(req, "Producer-Seq")?;
-    let (id, epoch, seq) = match (id, epoch, seq) {
-        (None, None, None) => return Ok(None),
-        (Some(id), Some(epoch), Some(seq)) => (id, epoch, seq),
-        _ => {
-            return Err(Failure::BadRequest(
-                "Producer-Id, Producer-Epoch and Producer-Seq go together: send all three or none".into(),
-            ))
-        }
-    };
-    if id.is_empty() {
-        return Err(Failure::BadRequest("Producer-Id must not be empty".into()));
+    let (id, epoch, seq) =
+        match (id, epoch, seq) {
+            (None, None, None) => return Ok(None),
+            (Some(id), Some(epoch), Some(seq)) => (id, epoch, seq),
+            _ => return Err(Failure::BadRequest(
+                "Producer-Id, Producer-Epoch and Producer-Seq go together: send all three or none"
+                    .into(),
+            )),
+        };
+    if id.is_empty() || id.len() > MAX_ID_LEN {
+        return Err(Failure::BadRequest(format!(
+            "Producer-Id must have 1 to {MAX_ID_LEN} bytes"
+        )));
     }
-    let bad = |name: &str| Failure::BadRequest(format!("{name} must be an integer from 0 to 2^53-1"));
+    let bad =
+        |name: &str| Failure::BadRequest(format!("{name} must be an integer from 0 to 2^53-1"));
     Ok(Some(ProducerClaim {
         id: id.to_owned(),
         epoch: number(epoch).ok_or_else(|| bad("Producer-Epoch"))?,
@@ -167,7 +191,9 @@ pub(crate) fn read_query(req: &Request) -> Result<ReadQuery, Failure> {
             "offset" => {
                 offsets += 1;
                 if offsets > 1 {
-                    return Err(Failure::BadRequest("send one offset parameter, not several".into()));
+                    return Err(Failure::BadRequest(
+                        "send one offset parameter, not several".into(),
+                    ));
                 }
                 query.offset = Some(Start::parse(&value)?);
             }
@@ -183,7 +209,9 @@ pub(crate) fn read_query(req: &Request) -> Result<ReadQuery, Failure> {
         }
     }
     if query.live != Live::CatchUp && query.offset.is_none() {
-        return Err(Failure::BadRequest("live reads need an offset (-1 for the start, now for the tail)".into()));
+        return Err(Failure::BadRequest(
+            "live reads need an offset (-1 for the start, now for the tail)".into(),
+        ));
     }
     Ok(query)
 }
@@ -214,11 +242,16 @@ pub(crate) fn fork(req: &Request) -> Result<Option<(String, Option<Offset>, u64)
     let sub = match sub {
         None => 0,
         Some(v) => number(v).ok_or_else(|| {
-            Failure::BadRequest("Stream-Fork-Sub-Offset must be a non-negative integer without leading zeros".into())
+            Failure::BadRequest(
+                "Stream-Fork-Sub-Offset must be a non-negative integer without leading zeros"
+                    .into(),
+            )
         })?,
     };
     if sub > 0 && offset.is_none() {
-        return Err(Failure::BadRequest("Stream-Fork-Sub-Offset needs Stream-Fork-Offset".into()));
+        return Err(Failure::BadRequest(
+            "Stream-Fork-Sub-Offset needs Stream-Fork-Offset".into(),
+        ));
     }
     Ok(Some((source, offset, sub)))
 }
@@ -242,4 +275,14 @@ pub(crate) async fn read_body(body: poem::Body, limit: usize) -> Result<Bytes, F
         poem::error::ReadBodyError::PayloadTooLarge => Failure::TooLarge(limit),
         other => Failure::BadRequest(format!("the body could not be read: {other}")),
     })
+}
+
+/// `Stream-Seq`, at most [`MAX_ID_LEN`] bytes.
+pub(crate) fn stream_seq(req: &Request) -> Result<Option<String>, Failure> {
+    match header(req, "Stream-Seq")? {
+        Some(seq) if seq.len() > MAX_ID_LEN => Err(Failure::BadRequest(format!(
+            "Stream-Seq must have at most {MAX_ID_LEN} bytes"
+        ))),
+        seq => Ok(seq.map(str::to_owned)),
+    }
 }

@@ -21,10 +21,15 @@ use poem::{http::header, Body, Response};
 use tokio::time::{sleep, sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
-use super::{offset::Offset, registry::Stream, time, Shared};
+use super::{offset::Offset, stream::Stream, time, Shared};
 
 /// The SSE response from position `from`.
-pub(crate) fn response(shared: &Shared, stream: Arc<Stream>, from: u64, cursor: Option<String>) -> Response {
+pub(crate) fn response(
+    shared: &Shared,
+    stream: Arc<Stream>,
+    from: u64,
+    cursor: Option<String>,
+) -> Response {
     let base64 = !stream.is_text();
     let follower = Follower {
         stream,
@@ -66,8 +71,14 @@ struct Follower {
 }
 
 enum Step {
-    Data { body: Bytes, up_to_date: bool, closed: bool },
-    Control { closed: bool },
+    Data {
+        body: Bytes,
+        up_to_date: bool,
+        closed: bool,
+    },
+    Control {
+        closed: bool,
+    },
     Wait,
     End,
 }
@@ -85,7 +96,11 @@ impl Follower {
             let step = self.look();
             let started = std::mem::replace(&mut self.started, true);
             match step {
-                Step::Data { body, up_to_date, closed } => {
+                Step::Data {
+                    body,
+                    up_to_date,
+                    closed,
+                } => {
                     let mut frame = BytesMut::with_capacity(body.len() + 160);
                     self.data_event(&mut frame, &body);
                     self.control_event(&mut frame, up_to_date, closed);
@@ -125,8 +140,16 @@ impl Follower {
             let chunk = state.log.read(self.position, self.chunk_bytes);
             self.position = chunk.next;
             let up_to_date = self.position == tail;
-            let body = if self.stream.json { chunk.json_array() } else { chunk.bytes() };
-            return Step::Data { body, up_to_date, closed: state.closed && up_to_date };
+            let body = if self.stream.json {
+                chunk.json_array()
+            } else {
+                chunk.bytes()
+            };
+            return Step::Data {
+                body,
+                up_to_date,
+                closed: state.closed && up_to_date,
+            };
         }
         if state.closed {
             Step::Control { closed: true }
@@ -148,11 +171,17 @@ impl Follower {
 
     fn control_event(&self, out: &mut BytesMut, up_to_date: bool, closed: bool) {
         let mut control = serde_json::Map::new();
-        control.insert("streamNextOffset".into(), Offset(self.position).to_string().into());
+        control.insert(
+            "streamNextOffset".into(),
+            Offset(self.position).to_string().into(),
+        );
         if closed {
             control.insert("streamClosed".into(), true.into());
         } else {
-            control.insert("streamCursor".into(), time::cursor(self.cursor.as_deref()).to_string().into());
+            control.insert(
+                "streamCursor".into(),
+                time::cursor(self.cursor.as_deref()).to_string().into(),
+            );
         }
         if up_to_date {
             control.insert("upToDate".into(), true.into());
@@ -167,7 +196,10 @@ impl Follower {
 fn data_lines(out: &mut BytesMut, text: &[u8]) {
     let mut rest = text;
     loop {
-        let end = rest.iter().position(|b| *b == b'\n' || *b == b'\r').unwrap_or(rest.len());
+        let end = rest
+            .iter()
+            .position(|b| *b == b'\n' || *b == b'\r')
+            .unwrap_or(rest.len());
         let line = &rest[..end];
         out.put_slice(b"data:");
         if line.first() == Some(&b' ') {
@@ -178,7 +210,11 @@ fn data_lines(out: &mut BytesMut, text: &[u8]) {
         if end == rest.len() {
             return;
         }
-        let skip = if rest[end] == b'\r' && rest.get(end + 1) == Some(&b'\n') { 2 } else { 1 };
+        let skip = if rest[end] == b'\r' && rest.get(end + 1) == Some(&b'\n') {
+            2
+        } else {
+            1
+        };
         rest = &rest[end + skip..];
     }
 }

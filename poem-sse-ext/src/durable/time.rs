@@ -34,10 +34,11 @@ pub(crate) fn parse_rfc3339(value: &str) -> Option<i64> {
     }
     let num = |range: std::ops::Range<usize>| -> Option<i64> {
         let digits = b.get(range)?;
-        digits
-            .iter()
-            .all(u8::is_ascii_digit)
-            .then(|| digits.iter().fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0')))
+        digits.iter().all(u8::is_ascii_digit).then(|| {
+            digits
+                .iter()
+                .fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0'))
+        })
     };
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
@@ -180,7 +181,18 @@ mod tests {
     fn ttl_accepts_only_canonical_decimal_seconds() {
         assert_eq!(parse_ttl("0"), Some(0));
         assert_eq!(parse_ttl("3600"), Some(3600));
-        for bad in ["", "abc", "-1", "+60", "00060", "60.5", "1e3", " 60", "60 ", "99999999999999"] {
+        for bad in [
+            "",
+            "abc",
+            "-1",
+            "+60",
+            "00060",
+            "60.5",
+            "1e3",
+            " 60",
+            "60 ",
+            "99999999999999",
+        ] {
             assert_eq!(parse_ttl(bad), None, "{bad:?}");
         }
     }
@@ -191,9 +203,17 @@ mod tests {
         assert_eq!(z, Some(1_796_650_325_123));
         assert_eq!(parse_rfc3339("2026-12-07T14:32:05.123+01:00"), z);
         assert_eq!(parse_rfc3339("2026-12-07T13:32:05.123456789+00:00"), z);
-        assert_eq!(format_rfc3339(1_796_650_325_123), "2026-12-07T13:32:05.123Z");
+        assert_eq!(
+            format_rfc3339(1_796_650_325_123),
+            "2026-12-07T13:32:05.123Z"
+        );
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_rfc3339("2024-02-29T00:00:00Z").map(format_rfc3339).as_deref(), Some("2024-02-29T00:00:00.000Z"));
+        assert_eq!(
+            parse_rfc3339("2024-02-29T00:00:00Z")
+                .map(format_rfc3339)
+                .as_deref(),
+            Some("2024-02-29T00:00:00.000Z")
+        );
         for bad in [
             "not-a-timestamp",
             "2026-02-30T00:00:00Z",

@@ -25,11 +25,20 @@ pub fn client_from(ip: [u8; 4]) -> Client {
 
 /// A header as text (`None` when absent).
 pub fn header(response: &Response, name: &str) -> Option<String> {
-    response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 /// `PUT` a stream of `content_type` with `body`; asserts `201`.
-pub async fn create(client: &Client, url: &str, content_type: &str, body: &'static [u8]) -> Response {
+pub async fn create(
+    client: &Client,
+    url: &str,
+    content_type: &str,
+    body: &'static [u8],
+) -> Response {
     let response = client
         .put(url)
         .header("Content-Type", content_type)
@@ -42,7 +51,12 @@ pub async fn create(client: &Client, url: &str, content_type: &str, body: &'stat
 }
 
 /// `POST` `body` as `content_type`; returns the response.
-pub async fn append(client: &Client, url: &str, content_type: &str, body: impl Into<reqwest::Body>) -> Response {
+pub async fn append(
+    client: &Client,
+    url: &str,
+    content_type: &str,
+    body: impl Into<reqwest::Body>,
+) -> Response {
     client
         .post(url)
         .header("Content-Type", content_type)
@@ -62,10 +76,18 @@ pub async fn read_all(client: &Client, url: &str) -> Vec<u8> {
             .send()
             .await
             .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-        assert_eq!(response.status(), StatusCode::OK, "GET {url}?offset={offset}");
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "GET {url}?offset={offset}"
+        );
         let up_to_date = header(&response, "Stream-Up-To-Date").is_some();
-        offset = header(&response, "Stream-Next-Offset").unwrap_or_else(|| panic!("Stream-Next-Offset"));
-        let chunk = response.bytes().await.unwrap_or_else(|e| panic!("body: {e}"));
+        offset =
+            header(&response, "Stream-Next-Offset").unwrap_or_else(|| panic!("Stream-Next-Offset"));
+        let chunk = response
+            .bytes()
+            .await
+            .unwrap_or_else(|e| panic!("body: {e}"));
         data.extend_from_slice(&chunk);
         if up_to_date {
             return data;
