@@ -97,6 +97,14 @@ pub(crate) struct Chunk {
 }
 
 impl Log {
+    /// What one entry's handle costs in memory (its start, and a `Bytes` or `Arc` slice).
+    pub(crate) const HANDLE_BYTES: u64 = std::mem::size_of::<Entry>() as u64;
+
+    /// The entries held, each one handle.
+    pub(crate) fn entries(&self) -> usize {
+        self.entries.len()
+    }
+
     /// The position after the last append.
     pub(crate) fn tail(&self) -> u64 {
         self.tail

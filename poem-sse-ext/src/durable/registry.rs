@@ -187,8 +187,18 @@ impl Registry {
             owner: request.client,
             charges: Vec::new(),
         };
+        // A fork shares its source's bytes but holds a handle per inherited entry: those are
+        // its creator's to pay for, or a loop of forks would cost nobody anything.
+        let handles = state.log.entries() as u64 * Log::HANDLE_BYTES;
+        if let Err(refusal) = state.charge_bytes(&self.budget, request.client, handles) {
+            self.budget.close_stream(request.client);
+            return Err(refusal.into());
+        }
         if let Some(payload) = request.payload {
             if let Err(refusal) = state.charge(&self.budget, request.client, &payload) {
+                for (client, bytes) in state.charges.drain(..) {
+                    self.budget.refund(client, bytes);
+                }
                 self.budget.close_stream(request.client);
                 return Err(refusal.into());
             }

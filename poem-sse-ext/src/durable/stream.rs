@@ -111,15 +111,28 @@ impl State {
         self.charges.iter().map(|(_, b)| b).sum()
     }
 
+    /// Charges an append to `client`: refused when the stream or a budget would overflow.
     pub(super) fn charge(
         &mut self,
         budget: &Budget,
         client: ClientKey,
         payload: &Payload,
     ) -> Result<(), Refusal> {
-        let size = payload.size();
-        let past_offsets = self.log.tail().saturating_add(payload.len()) > MAX_POSITION;
-        if past_offsets || self.own_bytes().saturating_add(size) > budget.limits.max_stream_bytes {
+        if self.log.tail().saturating_add(payload.len()) > MAX_POSITION {
+            return Err(Refusal::StreamBytes(budget.limits.max_stream_bytes));
+        }
+        // An append also costs its handle in the log (a fork's inherited handles likewise).
+        self.charge_bytes(budget, client, payload.size() + Log::HANDLE_BYTES)
+    }
+
+    /// Charges `size` bytes of this stream's memory to `client`.
+    pub(super) fn charge_bytes(
+        &mut self,
+        budget: &Budget,
+        client: ClientKey,
+        size: u64,
+    ) -> Result<(), Refusal> {
+        if self.own_bytes().saturating_add(size) > budget.limits.max_stream_bytes {
             return Err(Refusal::StreamBytes(budget.limits.max_stream_bytes));
         }
         budget.charge(client, size)?;
