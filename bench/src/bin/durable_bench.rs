@@ -4,8 +4,15 @@
 //! costs the server. Each server runs in its own process; all traffic stays on loopback.
 //!
 //! ```text
-//! durable-bench [--seconds 5] [--followers 1,100,1000] [--idle 1000] [--servers poem,node]
-//! durable-bench serve PORT        # poem-sse-ext's endpoint alone (what the bench starts)
+//! durable-bench [--seconds 5] [--followers 1,100,1000] [--idle 1000] [--servers poem,poem-hyper,node]
+//! durable-bench serve PORT [--hyper]   # poem-sse-ext's endpoint alone (what the bench starts)
+//! ```
+//!
+//! `poem` serves the endpoint with `poem-serve` as the demo does (idle HTTP/1.1 event streams
+//! without hyper's buffers); `poem-hyper` with poem's own `Server` (hyper for everything).
+//! Followers send `Accept: text/event-stream`, as an `EventSource` and the protocol's client do.
+//!
+//! ```text
 //! ```
 //! Prints a Markdown table (the figures of BENCHMARKS.md).
 
@@ -43,9 +50,12 @@ struct Target {
 async fn start(name: &'static str) -> Result<Target> {
     let port = testkit::free_port();
     let mut command = match name {
-        "poem" => {
+        "poem" | "poem-hyper" => {
             let mut c = Command::new(std::env::current_exe()?);
             c.args(["serve", &port.to_string()]);
+            if name == "poem-hyper" {
+                c.arg("--hyper");
+            }
             c
         }
         "node" => {
@@ -162,6 +172,7 @@ async fn followers(
         tasks.push(tokio::spawn(async move {
             let Ok(response) = client
                 .get(format!("{url}?offset=now&live=sse"))
+                .header("Accept", "text/event-stream")
                 .send()
                 .await
             else {
@@ -270,16 +281,24 @@ async fn idle_memory(target: &Target, n: usize) -> Result<f64> {
     Ok(after.saturating_sub(before) as f64 / n as f64)
 }
 
-async fn serve(port: u16) -> Result<()> {
+async fn serve(port: u16, hyper: bool) -> Result<()> {
     let streams = DurableStreams::builder()
         .long_poll_timeout(Duration::from_millis(500))
         .max_streams_per_client(1_000_000)
         .build();
     let app = Route::new().nest("/v1/stream", streams.endpoint());
-    println!("listening http://127.0.0.1:{port}");
-    Server::new(TcpListener::bind(format!("127.0.0.1:{port}")))
-        .run(app)
-        .await?;
+    let addr = format!("127.0.0.1:{port}");
+    if hyper {
+        let listener = TcpListener::bind(addr);
+        println!("listening http://127.0.0.1:{port}");
+        Server::new(listener).run(app).await?;
+    } else {
+        let server = poem_serve::StreamServer::bind(addr)
+            .await?
+            .max_connections_per_ip(None);
+        println!("listening http://127.0.0.1:{port}");
+        server.run(app).await?;
+    }
     Ok(())
 }
 
@@ -294,12 +313,11 @@ fn arg<T: std::str::FromStr>(args: &[String], name: &str) -> Option<T> {
 async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("serve") {
-        return serve(
-            args.get(2)
-                .and_then(|p| p.parse().ok())
-                .context("serve PORT")?,
-        )
-        .await;
+        let port = args
+            .get(2)
+            .and_then(|p| p.parse().ok())
+            .context("serve PORT")?;
+        return serve(port, args.iter().any(|a| a == "--hyper")).await;
     }
     bench::procfs::raise_nofile_limit();
     let seconds = arg(&args, "--seconds").unwrap_or(5);
@@ -312,14 +330,20 @@ async fn main() -> Result<()> {
     let servers = arg::<String>(&args, "--servers").unwrap_or_else(|| "poem,node".into());
     let mut rows = Vec::new();
     for name in servers.split(',') {
-        let name: &'static str = if name == "node" { "node" } else { "poem" };
+        let name: &'static str = match name {
+            "node" => "node",
+            "poem-hyper" => "poem-hyper",
+            _ => "poem",
+        };
         let target = start(name).await?;
+        // Idle memory first, on a fresh server: after the fan-out runs, the followers opened
+        // there would be reused memory and the growth would read low.
+        let memory = idle_memory(&target, idle).await?;
         let rate = appends(&target, seconds).await?;
         let mut fan = Vec::new();
         for n in &counts {
             fan.push((*n, fan_out(&target, *n, seconds).await?));
         }
-        let memory = idle_memory(&target, idle).await?;
         rows.push((target.name, rate, fan, memory));
     }
     println!(
@@ -332,10 +356,10 @@ async fn main() -> Result<()> {
     );
     println!("|---|---|{}---|", "---|".repeat(counts.len()));
     for (name, rate, fan, memory) in rows {
-        let server = if name == "poem" {
-            "poem-sse-ext `durable`"
-        } else {
-            "`@durable-streams/server` 0.3.7 (Node)"
+        let server = match name {
+            "poem" => "poem-sse-ext `durable` on poem-serve",
+            "poem-hyper" => "poem-sse-ext `durable` on poem's `Server` (hyper)",
+            _ => "`@durable-streams/server` 0.3.7 (Node)",
         };
         let cells: Vec<String> = fan
             .iter()
