@@ -354,3 +354,52 @@ async fn shutdown_ends_live_reads_at_once() {
         .unwrap();
     assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
 }
+
+#[tokio::test]
+async fn followers_at_different_offsets_each_get_exactly_their_data() {
+    let streams = DurableStreams::new();
+    let server = serve(&streams).await;
+    let client = reqwest::Client::new();
+    let url = server.url("/v1/stream/many-followers");
+    let created = create(&client, &url, "text/plain", b"a").await;
+    let after_a = header(&created, "Stream-Next-Offset").unwrap();
+    append(&client, &url, "text/plain", "b").await;
+    // Followers from the start, from after "a", and from the tail, several of each: those at one
+    // position share frames, those at another must never see them.
+    let mut followers = Vec::new();
+    for (offset, expected) in [("-1", "abcde"), (after_a.as_str(), "bcde"), ("now", "cde")] {
+        for _ in 0..3 {
+            let response = client
+                .get(format!("{url}?offset={offset}&live=sse"))
+                .send()
+                .await
+                .unwrap();
+            followers.push((
+                expected,
+                tokio::spawn(events_until(response, |e| e.data.contains("streamClosed"))),
+            ));
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for part in ["c", "d"] {
+        append(&client, &url, "text/plain", part).await;
+    }
+    client
+        .post(&url)
+        .header("Content-Type", "text/plain")
+        .header("Stream-Closed", "true")
+        .body("e")
+        .send()
+        .await
+        .unwrap();
+    for (expected, follower) in followers {
+        let (events, ended) = follower.await.unwrap();
+        let data: String = events
+            .iter()
+            .filter(|e| e.event_type == "data")
+            .map(|e| e.data.as_str())
+            .collect();
+        assert_eq!(data, expected);
+        assert!(ended);
+    }
+}

@@ -215,6 +215,7 @@ impl Registry {
             json,
             state: Mutex::new(state),
             changed: Notify::new(),
+            last_frame: Mutex::new(None),
         });
         map.insert(request.name, Arc::clone(&stream));
         Ok((stream, true))

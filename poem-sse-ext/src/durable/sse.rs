@@ -7,6 +7,10 @@
 //! | `event: control` | after every `data` event, and once at the start when there is nothing to send: `streamNextOffset`, `streamCursor` (while open), `upToDate`, `streamClosed` |
 //! | `:` comment | after each idle heartbeat interval |
 //!
+//! A frame is encoded once per position: followers at the same position (all the live ones,
+//! usually) send the frame the first of them encoded, so an append costs one encoding however
+//! many follow it.
+//!
 //! The response ends after the control event that says `streamClosed`, when the stream is
 //! deleted, at shutdown, and after the configured lifetime (the client resumes from the last
 //! `streamNextOffset`). `data:` lines carry no space after the colon unless the line itself
@@ -21,7 +25,15 @@ use poem::{http::header, Body, Response};
 use tokio::time::{sleep, sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
-use super::{offset::Offset, stream::Stream, time, Shared};
+use super::{
+    log::Chunk,
+    offset::Offset,
+    stream::{FrameKey, Stream},
+    time, Shared,
+};
+
+/// The largest frame kept for other followers at the same position.
+const MAX_SHARED_FRAME: usize = 64 << 10;
 
 /// The SSE response from position `from`.
 pub(crate) fn response(
@@ -72,7 +84,8 @@ struct Follower {
 
 enum Step {
     Data {
-        body: Bytes,
+        chunk: Chunk,
+        from: u64,
         up_to_date: bool,
         closed: bool,
     },
@@ -97,26 +110,50 @@ impl Follower {
             let started = std::mem::replace(&mut self.started, true);
             match step {
                 Step::Data {
-                    body,
+                    chunk,
+                    from,
                     up_to_date,
                     closed,
                 } => {
+                    self.done = closed;
+                    let cursor = (!closed).then(|| time::cursor(self.cursor.as_deref()));
+                    let key = FrameKey {
+                        from,
+                        next: self.position,
+                        up_to_date,
+                        closed,
+                        cursor,
+                    };
+                    if let Some(frame) = self.stream.cached_frame(key) {
+                        return Some(frame);
+                    }
+                    let body = if self.stream.json {
+                        chunk.json_array()
+                    } else {
+                        chunk.bytes()
+                    };
                     let mut frame = BytesMut::with_capacity(body.len() + 160);
                     self.data_event(&mut frame, &body);
-                    self.control_event(&mut frame, up_to_date, closed);
-                    self.done = closed;
-                    return Some(frame.freeze());
+                    self.control_event(&mut frame, up_to_date, cursor);
+                    let frame = frame.freeze();
+                    // Live appends are small; a large catch-up frame is not worth keeping.
+                    if frame.len() <= MAX_SHARED_FRAME {
+                        self.stream.cache_frame(key, frame.clone());
+                    }
+                    return Some(frame);
                 }
                 Step::Control { closed } => {
                     let mut frame = BytesMut::with_capacity(160);
-                    self.control_event(&mut frame, true, closed);
+                    let cursor = (!closed).then(|| time::cursor(self.cursor.as_deref()));
+                    self.control_event(&mut frame, true, cursor);
                     self.done = closed;
                     return Some(frame.freeze());
                 }
                 Step::End => return None,
                 Step::Wait if !started => {
                     let mut frame = BytesMut::with_capacity(160);
-                    self.control_event(&mut frame, true, false);
+                    let cursor = time::cursor(self.cursor.as_deref());
+                    self.control_event(&mut frame, true, Some(cursor));
                     return Some(frame.freeze());
                 }
                 Step::Wait => {}
@@ -138,15 +175,11 @@ impl Follower {
         let tail = state.log.tail();
         if self.position < tail {
             let chunk = state.log.read(self.position, self.chunk_bytes);
-            self.position = chunk.next;
+            let from = std::mem::replace(&mut self.position, chunk.next);
             let up_to_date = self.position == tail;
-            let body = if self.stream.json {
-                chunk.json_array()
-            } else {
-                chunk.bytes()
-            };
             return Step::Data {
-                body,
+                chunk,
+                from,
                 up_to_date,
                 closed: state.closed && up_to_date,
             };
@@ -169,20 +202,18 @@ impl Follower {
         out.put_slice(b"\n");
     }
 
-    fn control_event(&self, out: &mut BytesMut, up_to_date: bool, closed: bool) {
+    /// The control event after a frame; `cursor` is `None` once the stream is closed (and the
+    /// event then says `streamClosed`).
+    fn control_event(&self, out: &mut BytesMut, up_to_date: bool, cursor: Option<u64>) {
         let mut control = serde_json::Map::new();
         control.insert(
             "streamNextOffset".into(),
             Offset(self.position).to_string().into(),
         );
-        if closed {
-            control.insert("streamClosed".into(), true.into());
-        } else {
-            control.insert(
-                "streamCursor".into(),
-                time::cursor(self.cursor.as_deref()).to_string().into(),
-            );
-        }
+        match cursor {
+            None => control.insert("streamClosed".into(), true.into()),
+            Some(cursor) => control.insert("streamCursor".into(), cursor.to_string().into()),
+        };
         if up_to_date {
             control.insert("upToDate".into(), true.into());
         }

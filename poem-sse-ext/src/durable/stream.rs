@@ -165,6 +165,9 @@ pub(crate) struct Stream {
     pub(super) state: Mutex<State>,
     /// Woken on every append, close and removal.
     pub(crate) changed: Notify,
+    /// The last SSE frame a follower encoded, for the others at the same position: one append
+    /// read by a thousand followers is encoded once, not a thousand times.
+    pub(crate) last_frame: Mutex<Option<(FrameKey, bytes::Bytes)>>,
 }
 
 impl Stream {
@@ -311,4 +314,36 @@ pub(crate) struct Appended {
     pub(crate) producer: Option<(u64, u64)>,
     /// Whether this request stored new data (`200` for a producer) or not (`204`).
     pub(crate) fresh: bool,
+}
+
+/// What an SSE `data` + `control` frame depends on: the range it carries, whether it reached
+/// the tail (and the end of a closed stream), and the cursor it names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FrameKey {
+    pub(crate) from: u64,
+    pub(crate) next: u64,
+    pub(crate) up_to_date: bool,
+    pub(crate) closed: bool,
+    pub(crate) cursor: Option<u64>,
+}
+
+impl Stream {
+    /// The frame cached for `key`, if it is the last one encoded.
+    pub(crate) fn cached_frame(&self, key: FrameKey) -> Option<bytes::Bytes> {
+        let last = self
+            .last_frame
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        last.as_ref()
+            .filter(|(k, _)| *k == key)
+            .map(|(_, frame)| frame.clone())
+    }
+
+    /// Remembers the frame encoded for `key`.
+    pub(crate) fn cache_frame(&self, key: FrameKey, frame: bytes::Bytes) {
+        *self
+            .last_frame
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some((key, frame));
+    }
 }
