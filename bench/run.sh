@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks of issue 5: poem-sse-ext (the demo app) side by side with poem's SSE, axum's Sse and
+# Benchmarks: poem-sse-ext (the demo app) side by side with poem's SSE, axum's Sse and
 # FastAPI + sse-starlette.
 #
 #   bench/run.sh                 full run: release build, servers pinned to core 0 and the load

@@ -1,6 +1,6 @@
-//! Benchmark tooling for poem-sse-ext (issue 5): a load generator that holds SSE streams over
-//! HTTP/1.1, h2c and HTTP/2 over TLS and verifies every event, peer servers to compare
-//! against, the scenarios, and the report writer.
+//! Benchmark tooling that measures poem-sse-ext against its peers: a load generator that holds
+//! SSE streams over HTTP/1.1, h2c and HTTP/2 over TLS and verifies every event, peer servers to
+//! compare against, the scenarios, and the report writer.
 //!
 //! From the wire up: `sse` (parser) and `net` (connections) ← `streams` (held subscribers) and
 //! `publish` (the publisher) ← `integrity` and `delivery` (judging a round) ← `server` (the

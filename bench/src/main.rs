@@ -1,4 +1,4 @@
-//! `sse-bench`: the load generator and benchmark driver of issue 5.
+//! `sse-bench`: the load generator and benchmark driver that write `BENCHMARKS.md`.
 //!
 //! ```text
 //! sse-bench run   --base http://127.0.0.1:8080 --streams 500 [--proto h1|h2] ...

@@ -4,7 +4,8 @@
 //! | --- | --- |
 //! | `GET /healthz` | `200 ok`; `503` with the reason when the store is degraded or shutting down |
 //! | `POST /api/channels/{channel}/events` | see [`crate::publish::publish`] |
-//! | `GET /api/hub/metrics` | `200` with [`poem_sse_ext::HubMetrics`] and `streams` (a set counts once) |
+//! | `GET /api/hub/metrics` | `200` with [`poem_sse_ext::metrics::HubMetrics`] and `streams` (a set counts once); of the private channels, the caller's own only |
+//! | `GET /metrics` | the Prometheus scrape, without private channels' series ([`Scrape`]) |
 //! | `GET /api/state/{page}` | `200 {"page": .., "channels": {name: {"id": .., "items": [..]}}}`; `404` unknown page, `503` (with `Retry-After`) when the store can not be read |
 //!
 //! Errors answer `{"error": "<what went wrong and what to do>"}`.
@@ -16,13 +17,20 @@ use poem::{
     handler,
     http::{header, StatusCode},
     web::{Data, Json, Path},
-    IntoResponse, Response,
+    Endpoint, IntoResponse, Request, Response,
 };
-use poem_sse_ext::{store::StoreHealth, Hub, HubMetrics};
+use poem_sse_ext::{
+    metrics::{prometheus::MetricsEndpoint, HubMetrics},
+    store::StoreHealth,
+    Hub,
+};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::state::{page_named, PageState, StateError, RETRY_AFTER_SECS};
+use crate::{
+    session::{Sessions, USER_PREFIX},
+    state::{page_named, PageState, StateError, RETRY_AFTER_SECS},
+};
 
 /// An error answer: its status and `{"error": message}` (with `"outcome_unknown": true` when an
 /// event may have been published all the same); `Retry-After` on a `503`.
@@ -129,13 +137,42 @@ pub struct MetricsAnswer {
 }
 
 /// `GET /api/hub/metrics`: the hub's [`HubMetrics`], and `streams`: how many streams are open
-/// (a set of channels counts once).
+/// (a set of channels counts once). Of the private `user.<name>` channels, `channels` holds the
+/// caller's own only (see [`Sessions::may_list`]); the totals count them all.
 #[handler]
-pub fn hub_metrics(Data(hub): Data<&Hub>) -> Json<MetricsAnswer> {
+pub fn hub_metrics(
+    req: &Request,
+    Data(hub): Data<&Hub>,
+    Data(sessions): Data<&Sessions>,
+) -> Json<MetricsAnswer> {
+    let mut metrics = hub.metrics();
+    metrics
+        .channels
+        .retain(|name, _| sessions.may_list(req, name));
     Json(MetricsAnswer {
         streams: hub.open_streams(),
-        metrics: hub.metrics(),
+        metrics,
     })
+}
+
+/// `GET /metrics`: the crate's Prometheus scrape of the hub, without the per-channel series of
+/// private `user.<name>` channels (their names say who signed in).
+pub struct Scrape(pub MetricsEndpoint);
+
+impl Endpoint for Scrape {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        let scrape = self.0.call(req).await?;
+        let (parts, body) = scrape.into_parts();
+        let text = body.into_string().await?;
+        let private = format!("channel=\"{USER_PREFIX}");
+        let kept: String = text
+            .split_inclusive('\n')
+            .filter(|line| !line.contains(&private))
+            .collect();
+        Ok(Response::from_parts(parts, kept.into()))
+    }
 }
 
 /// `GET /api/state/{page}`: what the page renders, with the id each channel's state is at.

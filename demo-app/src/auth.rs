@@ -14,14 +14,23 @@ use poem::{
 use poem_sse_ext::Hub;
 use serde::Deserialize;
 
-use crate::session::{SessionError, Sessions, USER_PREFIX};
+use crate::{
+    pages::{feed_view, FeedItemView},
+    session::{SessionError, Sessions, USER_PREFIX},
+    state::ChannelState,
+};
 
-/// Notifications shown on `/me`.
+/// Notifications shown on `/me` when it is rendered.
 const ME_ITEMS: usize = 50;
+
+/// Notifications the open page keeps as more arrive.
+const ME_KEEP: usize = 500;
 
 /// The login form.
 #[derive(Debug, Deserialize)]
 pub struct Login {
+    /// Absent counts as empty: the form comes back saying what a name is.
+    #[serde(default)]
     user: String,
 }
 
@@ -33,8 +42,9 @@ struct MePage {
     state_json: String,
     user: String,
     channel: String,
-    head: String,
-    items: Vec<(String, String)>,
+    keep: usize,
+    items: Vec<FeedItemView>,
+    digits: usize,
 }
 
 #[derive(Template)]
@@ -43,6 +53,22 @@ struct LoginPage {
     page: &'static str,
     title: &'static str,
     state_json: String,
+    /// The name typed, when the form comes back refused.
+    user: String,
+    /// Why the name was refused.
+    error: Option<String>,
+}
+
+impl LoginPage {
+    fn new(user: String, error: Option<String>) -> Self {
+        Self {
+            page: "login",
+            title: "Sign in",
+            state_json: "{}".to_owned(),
+            user,
+            error,
+        }
+    }
 }
 
 fn refusal(status: StatusCode, message: impl Into<String>) -> Response {
@@ -60,12 +86,16 @@ fn see_other(to: &str, cookie: String) -> Response {
         .finish()
 }
 
-/// `POST /login` (form `user=<name>`): signs in, `303` to `/me`; `400` for an invalid name.
+/// `POST /login` (form `user=<name>`): signs in, `303` to `/me`; for an invalid name, `400`
+/// with the form again, the name and the reason in it.
 #[handler]
 pub fn login(Data(sessions): Data<&Sessions>, Form(form): Form<Login>) -> Response {
     match sessions.issue(&form.user, SystemTime::now()) {
         Ok(cookie) => see_other("/me", cookie),
-        Err(err) => refusal(StatusCode::BAD_REQUEST, err.to_string()),
+        Err(err) => {
+            let form = page(LoginPage::new(form.user, Some(err.to_string())));
+            (StatusCode::BAD_REQUEST, form).into_response()
+        }
     }
 }
 
@@ -99,11 +129,7 @@ pub fn renew(req: &Request, Data(sessions): Data<&Sessions>) -> Response {
 /// `GET /login`: the sign-in form.
 #[handler]
 pub fn login_page() -> Response {
-    page(LoginPage {
-        page: "login",
-        title: "Sign in",
-        state_json: "{}".to_owned(),
-    })
+    page(LoginPage::new(String::new(), None))
 }
 
 /// `GET /me`: the signed-in user's own feed; `303` to `/login` when not signed in.
@@ -119,24 +145,23 @@ pub async fn me(req: &Request, Data(sessions): Data<&Sessions>, Data(hub): Data<
         }
     };
     let channel = format!("{USER_PREFIX}{}", session.user);
-    let recent = match hub.recent(&channel, ME_ITEMS).await {
-        Ok(recent) => recent,
+    let feed = match ChannelState::read(hub, &channel, ME_ITEMS).await {
+        Ok(feed) => feed,
         Err(err) => return refusal(StatusCode::SERVICE_UNAVAILABLE, err.to_string()),
     };
-    let items = recent
-        .events
-        .iter()
-        .rev()
-        .map(|e| (e.id.to_string(), e.data.clone()))
-        .collect();
+    let (items, digits) = feed_view(&feed);
+    // The state `me.js` starts from, as `/api/state/{page}` answers a channel's, with its name.
+    let state = serde_json::json!({ "channel": channel, "id": feed.id, "items": feed.items });
     page(MePage {
         page: "me",
         title: "Me",
-        state_json: "{}".to_owned(),
+        // JSON safe inside `<script type="application/json">` (see `PageState::embedded`).
+        state_json: state.to_string().replace('<', "\\u003c"),
         user: session.user,
         channel,
-        head: recent.head.to_string(),
+        keep: ME_KEEP,
         items,
+        digits,
     })
 }
 
@@ -151,13 +176,4 @@ fn page(template: impl Template) -> Response {
             )
         }
     }
-}
-
-/// `GET /assets/me.js`: the `/me` page's script.
-#[handler]
-pub fn me_js() -> Response {
-    Response::builder()
-        .content_type("text/javascript; charset=utf-8")
-        .header(header::CACHE_CONTROL, "no-cache")
-        .body(include_str!("../assets/me.js"))
 }

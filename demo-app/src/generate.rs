@@ -1,6 +1,7 @@
 //! The generate page: a run that writes a long text token by token (the [`babble`] generator,
 //! tens of tokens per second), followed live by any number of tabs, continued exactly after a
-//! reload, and stopped only by its Stop button.
+//! reload, and stopped only by its Stop button. The routes are in the demo's one table
+//! (`main.rs`).
 //!
 //! | route | answers |
 //! | --- | --- |
@@ -10,15 +11,18 @@
 //! | `GET /runs/{id}/events` | the run's SSE stream ([`Runs::endpoint`]) |
 //! | `POST /api/runs/{id}/cancel` | `202 {"id", "reason"}`; `404` unknown or expired ([`Runs::cancel_endpoint`]) |
 
-use std::time::Duration;
+use std::{
+    collections::VecDeque,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
 
 use askama::Template;
 use poem::{
-    get, handler,
-    http::{header, StatusCode},
-    post,
+    handler,
+    http::StatusCode,
     web::{Data, Html, Json, Path},
-    Body, EndpointExt, IntoResponse, Response, Route,
+    Body, IntoResponse, Response,
 };
 use poem_sse_ext::{
     run::{EndReason, RunError, RunHandle, RunSnapshot, Runs},
@@ -72,16 +76,28 @@ pub fn runs(
     Ok(builder.build())
 }
 
-/// Adds the page's routes, the runs' API and their stream to `route`.
-pub fn mount(route: Route, runs: &Runs) -> Route {
-    route
-        .at("/generate", get(form_page))
-        .at("/generate/:id", get(run_page.data(runs.clone())))
-        .at("/assets/generate.js", get(generate_js))
-        .at("/assets/generate.css", get(generate_css))
-        .at("/api/runs", post(start_run.data(runs.clone())))
-        .at("/runs/:id/events", runs.endpoint())
-        .at("/api/runs/:id/cancel", post(runs.cancel_endpoint()))
+/// The prompts of the newest runs, for their pages. The run's log holds its text alone (a
+/// follower's events are the text, token by token), so the prompt is kept beside it, by the
+/// instance that started the run: a run page served by another instance shows none.
+#[derive(Debug, Clone, Default)]
+pub struct Prompts(Arc<Mutex<VecDeque<(String, String)>>>);
+
+impl Prompts {
+    fn insert(&self, run: String, prompt: String) {
+        let mut prompts = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if prompts.len() >= 2 * MAX_RUNS {
+            prompts.pop_front();
+        }
+        prompts.push_back((run, prompt));
+    }
+
+    fn of(&self, run: &str) -> Option<String> {
+        let prompts = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        prompts
+            .iter()
+            .find(|(id, _)| id == run)
+            .map(|(_, p)| p.clone())
+    }
 }
 
 /// What `POST /api/runs` takes; an empty body takes the defaults.
@@ -99,7 +115,11 @@ struct StartRun {
 
 /// `POST /api/runs`: starts a run whose producer outlives this request.
 #[handler]
-async fn start_run(Data(runs): Data<&Runs>, body: Body) -> Response {
+pub async fn start_run(
+    Data(runs): Data<&Runs>,
+    Data(prompts): Data<&Prompts>,
+    body: Body,
+) -> Response {
     let bad_request = |message: String| {
         (StatusCode::BAD_REQUEST, Json(json!({ "error": message }))).into_response()
     };
@@ -123,6 +143,7 @@ async fn start_run(Data(runs): Data<&Runs>, body: Body) -> Response {
         Err(err) => return error_response(&err),
     };
     let id = run.id().to_string();
+    prompts.insert(id.clone(), request.prompt.clone());
     tokio::spawn(produce(run, request.prompt, tokens, rate));
     let body = json!({ "id": id, "events": format!("/runs/{id}/events") });
     (StatusCode::CREATED, Json(body)).into_response()
@@ -154,6 +175,8 @@ async fn produce(run: RunHandle, prompt: String, tokens: usize, rate: u32) {
 /// The run as the page shows it.
 struct RunView {
     id: String,
+    /// The prompt, when this instance started the run.
+    prompt: Option<String>,
     text: String,
     status: String,
 }
@@ -170,16 +193,23 @@ struct GeneratePage {
 
 /// `GET /generate`: the form.
 #[handler]
-fn form_page() -> Response {
+pub fn form_page() -> Response {
     render(StatusCode::OK, None, None)
 }
 
 /// `GET /generate/{id}`: the run's text so far, and the id it corresponds to for the page's
 /// stream to resume after.
 #[handler]
-async fn run_page(Data(runs): Data<&Runs>, Path(id): Path<String>) -> Response {
+pub async fn run_page(
+    Data(runs): Data<&Runs>,
+    Data(prompts): Data<&Prompts>,
+    Path(id): Path<String>,
+) -> Response {
     match runs.snapshot(&id).await {
-        Ok(snapshot) => render(StatusCode::OK, Some(&snapshot), None),
+        Ok(snapshot) => {
+            let prompt = prompts.of(&id);
+            render(StatusCode::OK, Some((&snapshot, prompt)), None)
+        }
         Err(err) => {
             let status = poem::error::ResponseError::status(&err);
             render(status, None, Some(err.to_string()))
@@ -187,7 +217,13 @@ async fn run_page(Data(runs): Data<&Runs>, Path(id): Path<String>) -> Response {
     }
 }
 
-fn render(status: StatusCode, run: Option<&RunSnapshot>, error: Option<String>) -> Response {
+fn render(
+    status: StatusCode,
+    run: Option<(&RunSnapshot, Option<String>)>,
+    error: Option<String>,
+) -> Response {
+    let prompt = run.as_ref().and_then(|(_, prompt)| prompt.clone());
+    let run = run.map(|(run, _)| run);
     let state = run.map(|run| {
         json!({
             "run": {
@@ -195,6 +231,7 @@ fn render(status: StatusCode, run: Option<&RunSnapshot>, error: Option<String>) 
                 "events": format!("/runs/{}/events", run.id),
                 "head": run.head,
                 "text": run.text(),
+                "prompt": prompt,
                 "end": run.end,
             }
         })
@@ -209,6 +246,7 @@ fn render(status: StatusCode, run: Option<&RunSnapshot>, error: Option<String>) 
             .replace('<', "\\u003c"),
         run: run.map(|run| RunView {
             id: run.id.to_string(),
+            prompt: prompt.clone(),
             text: run.text(),
             status: run
                 .end
@@ -229,27 +267,4 @@ fn render(status: StatusCode, run: Option<&RunSnapshot>, error: Option<String>) 
 fn error_response(err: &RunError) -> Response {
     let status = poem::error::ResponseError::status(err);
     (status, Json(json!({ "error": err.to_string() }))).into_response()
-}
-
-#[handler]
-fn generate_js() -> Response {
-    asset(
-        include_str!("../assets/generate.js"),
-        "text/javascript; charset=utf-8",
-    )
-}
-
-#[handler]
-fn generate_css() -> Response {
-    asset(
-        include_str!("../assets/generate.css"),
-        "text/css; charset=utf-8",
-    )
-}
-
-fn asset(body: &'static str, content_type: &'static str) -> Response {
-    Response::builder()
-        .content_type(content_type)
-        .header(header::CACHE_CONTROL, "no-cache")
-        .body(body)
 }

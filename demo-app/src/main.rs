@@ -12,9 +12,19 @@
 //!
 //! Pages: `/` (this machine's figures), `/notifications`, `/hub`, `/generate` (a run, see
 //! [`generate`]), `/login`, `/me`. API: see [`api`]; described at `/openapi.json` ([`openapi`]).
-//! Prometheus scrapes `/metrics`.
+//! Prometheus scrapes `/metrics`. Every route is in one table, [`app`]; the scripts and styles
+//! are in [`assets`].
+//!
+//! # The showcase's choices, not the crate's
+//!
+//! This binary is tuned to show how many idle streams one process holds: it runs on mimalloc
+//! (the `mimalloc` feature, on by default) and turns transparent huge pages off for itself
+//! (`no_transparent_huge_pages`, Linux). Neither is needed to use poem-sse-ext: the crate
+//! works with any global allocator, and an app that adds it keeps its own. Build with
+//! `--no-default-features` for the system allocator.
 
 mod api;
+mod assets;
 mod auth;
 mod babble;
 mod generate;
@@ -22,6 +32,7 @@ mod notification;
 mod openapi;
 mod origin;
 mod pages;
+mod policy;
 mod publish;
 mod security;
 mod session;
@@ -42,12 +53,14 @@ use poem::{get, post, EndpointExt, Route};
 use poem_serve::{ReloadingTls, StreamServer};
 use poem_sse_ext::{
     durable::{Access, Denied, DurableStreams},
+    http::StreamOptions,
     Hub,
 };
 
-use crate::{origin::Origin, publish::PublishPolicy, session::Sessions};
+use crate::{origin::Origin, policy::PublishPolicy, session::Sessions};
 
-/// Turns transparent huge pages off for this process. mimalloc advises the kernel to back its
+/// Turns transparent huge pages off for this process (a choice of this showcase, with mimalloc;
+/// see the crate doc above). mimalloc advises the kernel to back its
 /// arenas with 2 MiB pages (`MADV_HUGEPAGE`), and it returns memory it no longer uses a few
 /// milliseconds later: during a burst of stream set-ups the kernel then zeroes a whole 2 MiB page
 /// at each fault that follows a purge. Measured with 10,000 HTTP/2 streams connecting: half the
@@ -271,7 +284,7 @@ fn build_hub(cli: &Cli) -> Result<Hub, String> {
     }
 }
 
-/// The routes of the demo.
+/// The routes of the demo, all of them: pages, assets, event streams, the API.
 /// `tls`: served over TLS (adds `Strict-Transport-Security`).
 fn app(
     hub: Hub,
@@ -280,34 +293,34 @@ fn app(
     sessions: Sessions,
     tls: bool,
 ) -> impl poem::Endpoint {
-    let events = || hub.endpoint().authorize_with(sessions.clone());
-    let durable = durable_streams(&hub, &policy);
+    let events = StreamOptions::new().authorize_with(sessions.clone());
+    let prompts = generate::Prompts::default();
+    let durable = durable_streams(&hub, &policy, &sessions);
     let data = AppData {
         hub: hub.clone(),
         policy,
         sessions: sessions.clone(),
     };
-    generate::mount(Route::new(), runs)
+    Route::new()
+        // Pages.
         .at("/", data.on(get(pages::dashboard)))
         .at("/notifications", data.on(get(pages::notifications)))
         .at("/hub", data.on(get(pages::hub_page)))
-        .at("/assets/client.js", data.on(get(pages::client_js)))
-        .at("/assets/style.css", data.on(get(pages::style_css)))
+        .at("/generate", get(generate::form_page))
         .at(
-            "/assets/vendor/uPlot.iife.min.js",
-            data.on(get(pages::uplot_js)),
-        )
-        .at(
-            "/assets/vendor/uPlot.min.css",
-            data.on(get(pages::uplot_css)),
+            "/generate/:id",
+            get(generate::run_page.data(runs.clone()).data(prompts.clone())),
         )
         .at("/login", data.on(get(auth::login_page).post(auth::login)))
         .at("/logout", data.on(post(auth::logout)))
         .at("/session/renew", data.on(post(auth::renew)))
         .at("/me", data.on(get(auth::me)))
-        .at("/assets/me.js", data.on(get(auth::me_js)))
-        .at("/events/:channel", events())
-        .at("/events", events())
+        .at("/assets/*path", get(assets::serve))
+        // Event streams: without the pages' data (see `AppData`).
+        .at("/events/:channel", hub.endpoint().options(events.clone()))
+        .at("/events", hub.set_endpoint().options(events))
+        .at("/runs/:id/events", runs.endpoint())
+        // The API.
         .at("/healthz", data.on(get(api::healthz)))
         .at(
             "/api/channels/:channel/events",
@@ -315,31 +328,40 @@ fn app(
         )
         .at("/api/hub/metrics", data.on(get(api::hub_metrics)))
         .at("/api/state/:page", data.on(get(api::page_state)))
-        .at("/metrics", get(hub.metrics_endpoint()))
+        .at(
+            "/api/runs",
+            post(generate::start_run.data(runs.clone()).data(prompts)),
+        )
+        .at("/api/runs/:id/cancel", runs.cancel_endpoint())
+        .at("/metrics", get(api::Scrape(hub.metrics_endpoint())))
         .at("/openapi.json", data.on(get(openapi::openapi_json)))
         .nest("/v1/stream", durable.endpoint())
         .with(security::SecurityHeaders::new(tls))
 }
 
 /// Durable Streams at `/v1/stream/`: reads are open, writes are guarded like publishing (the
-/// publish token when one is set; without one the demo listens on loopback only), and the hub's
-/// shutdown ends their live reads.
-fn durable_streams(hub: &Hub, policy: &PublishPolicy) -> DurableStreams {
-    let policy = policy.clone();
+/// publish token when one is set, without one the demo listens on loopback only; a stream named
+/// like a private channel is written by its owner's session), and the hub's shutdown ends their
+/// live reads.
+fn durable_streams(hub: &Hub, policy: &PublishPolicy, sessions: &Sessions) -> DurableStreams {
+    let (policy, sessions) = (policy.clone(), sessions.clone());
     DurableStreams::builder()
         .shutdown_token(hub.shutdown_token())
         .authorizer(move |access: &Access<'_>| {
             if !access.operation.is_write() {
                 return Ok(());
             }
-            policy.check(access.request).map_err(|err| {
-                if poem::error::ResponseError::status(&err) == poem::http::StatusCode::UNAUTHORIZED
-                {
-                    Denied::unauthorized(err.to_string())
-                } else {
-                    Denied::forbidden(err.to_string())
-                }
-            })
+            policy
+                .check(access.request, access.stream, &sessions)
+                .map_err(|err| {
+                    if poem::error::ResponseError::status(&err)
+                        == poem::http::StatusCode::UNAUTHORIZED
+                    {
+                        Denied::unauthorized(err.to_string())
+                    } else {
+                        Denied::forbidden(err.to_string())
+                    }
+                })
         })
         .build()
 }

@@ -9,7 +9,7 @@
 use std::sync::OnceLock;
 
 use poem::{handler, web::Json};
-use poem_sse_ext::{openapi::EventStreamDoc, EventError, MAX_CHANNEL_LEN};
+use poem_sse_ext::{hub::MAX_CHANNEL_LEN, openapi::EventStreamDoc, EventError};
 use serde_json::{json, Value};
 
 use crate::{
@@ -56,7 +56,7 @@ pub fn document() -> Value {
             "/events/{channel}": {"get": events},
             "/api/channels/{channel}/events": {"post": publish(&channel)},
             "/api/hub/metrics": {"get": {
-                "summary": "The hub's counters, per channel and in total",
+                "summary": "The hub's counters, per channel and in total (of the private `user.<name>` channels, the caller's own only)",
                 "responses": {"200": {
                     "description": "The counters.",
                     "content": {"application/json": {"schema": {
@@ -151,8 +151,8 @@ fn publish(channel: &Value) -> Value {
             "201": published("Published.", false),
             "200": published("The `Idempotency-Key` was used within the window: nothing was stored; the id is the first publish's.", true),
             "400": error("Invalid JSON, an invalid event name, or an invalid `Idempotency-Key`."),
-            "401": error("`--publish-token` is set and the bearer token is missing or wrong."),
-            "403": error("A browser's post from a page of another origin."),
+            "401": error("`--publish-token` is set and the bearer token is missing or wrong; or a private `user.<name>` channel without `<name>`'s session cookie (nor the token)."),
+            "403": error("A browser's post from a page of another origin, or another user's private channel."),
             "404": error("An invalid channel name."),
             "413": error(&format!("The body is larger than {MAX_BODY_BYTES} bytes, or the event than the channel's history bound.")),
             "415": error("The `Content-Type` is not `application/json`."),

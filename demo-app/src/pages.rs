@@ -1,16 +1,16 @@
-//! The server-rendered pages and the client script they embed.
+//! The server-rendered pages of the dashboards.
 //!
 //! Each page is rendered from its [`PageState`] (read from the hub's store) and embeds that
 //! state, with the id each channel's part of it leads up to, as JSON. The dashboard reads all its
-//! channels on one stream: `client.js` connects `/events?channels=<set>&lastEventId=<cursor>`,
+//! channels on one stream: `dashboard.js` connects `/events?channels=<set>&lastEventId=<cursor>`,
 //! the state's set cursor; the other pages connect each widget's `EventSource` with
-//! `?lastEventId=<its channel's id>`.
+//! `?lastEventId=<its channel's id>` (both through `sse.js`, see [`crate::assets`]).
 
 use askama::Template;
 use poem::{
     error::ResponseError,
     handler,
-    http::{header, StatusCode},
+    http::StatusCode,
     web::{Data, Html},
     Response,
 };
@@ -49,13 +49,39 @@ struct DashboardPage {
     set: String,
 }
 
-/// A notification as the feed shows it.
-struct FeedItemView {
-    id: String,
+/// A notification as a feed (`/notifications`, `/me`) shows it.
+pub struct FeedItemView {
+    /// Its number in the list: the oldest shown is 1, and a number never changes while the page
+    /// is open (`widgets.js` numbers what arrives after it).
+    pub n: usize,
+    /// Its id.
+    pub id: String,
     /// When it was published (RFC 3339), empty when its data does not say.
-    at: String,
+    pub at: String,
     /// `14:30:05 - text`, or the text alone.
-    line: String,
+    pub line: String,
+}
+
+/// A feed's entries, newest first, and the digits of the largest number (for the room the
+/// numbers take).
+pub fn feed_view(feed: &ChannelState) -> (Vec<FeedItemView>, usize) {
+    let items: Vec<FeedItemView> = feed
+        .items
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(at, item)| {
+            let shown = Notification::of(item);
+            FeedItemView {
+                n: at + 1,
+                id: item.id.to_string(),
+                at: shown.at_attr(),
+                line: shown.line(),
+            }
+        })
+        .collect();
+    let digits = items.first().map_or(1, |item| item.n.to_string().len());
+    (items, digits)
 }
 
 #[derive(Template)]
@@ -67,14 +93,19 @@ struct NotificationsPage {
     channel: &'static str,
     keep: usize,
     items: Vec<FeedItemView>,
+    /// Digits of the largest number, for the room the numbers take.
+    digits: usize,
 }
 
 /// One channel's row on the hub page.
 struct HubChannelView {
-    name: String,
+    /// The name's parts between dots: a narrow table breaks a name after a dot only.
+    name_parts: Vec<String>,
     open_streams: usize,
     published: u64,
     head: String,
+    /// `head` short (as `format.js` writes it), the full id in its title.
+    head_short: String,
 }
 
 #[derive(Template)]
@@ -169,22 +200,9 @@ pub async fn dashboard(Data(hub): Data<&Hub>) -> Result<Html<String>, PageError>
 #[handler]
 pub async fn notifications(Data(hub): Data<&Hub>) -> Result<Html<String>, PageError> {
     let state = PageState::read(hub, Page::Notifications).await?;
-    let items = state
+    let (items, digits) = state
         .channel(NOTIFICATIONS)
-        .map(|feed| {
-            feed.items
-                .iter()
-                .rev()
-                .map(|item| {
-                    let shown = Notification::of(item);
-                    FeedItemView {
-                        id: item.id.to_string(),
-                        at: shown.at_attr(),
-                        line: shown.line(),
-                    }
-                })
-                .collect()
-        })
+        .map(feed_view)
         .unwrap_or_default();
     render(NotificationsPage {
         page: Page::Notifications.name(),
@@ -193,6 +211,7 @@ pub async fn notifications(Data(hub): Data<&Hub>) -> Result<Html<String>, PageEr
         channel: NOTIFICATIONS,
         keep: FEED_ITEMS,
         items,
+        digits,
     })
 }
 
@@ -242,11 +261,15 @@ pub async fn hub_page(Data(hub): Data<&Hub>) -> Result<Html<String>, PageError> 
     let channels = top
         .rows
         .into_iter()
-        .map(|row| HubChannelView {
-            name: row.name,
-            open_streams: row.open_streams,
-            published: row.published,
-            head: row.head.unwrap_or_else(|| "–".to_owned()),
+        .map(|row| {
+            let head = row.head.unwrap_or_default();
+            HubChannelView {
+                name_parts: row.name.split('.').map(str::to_owned).collect(),
+                open_streams: row.open_streams,
+                published: row.published,
+                head_short: short_id(&head),
+                head,
+            }
         })
         .collect();
     render(HubPage {
@@ -267,52 +290,22 @@ pub async fn hub_page(Data(hub): Data<&Hub>) -> Result<Html<String>, PageError> 
     })
 }
 
-/// `GET /assets/client.js`: the one client script (its charts drawn with [`uplot_js`]).
-#[handler]
-pub fn client_js() -> Response {
-    asset(
-        include_str!("../assets/client.js"),
-        "text/javascript; charset=utf-8",
-    )
-}
-
-/// `GET /assets/style.css`.
-#[handler]
-pub fn style_css() -> Response {
-    asset(
-        include_str!("../assets/style.css"),
-        "text/css; charset=utf-8",
-    )
-}
-
-/// `GET /assets/vendor/uPlot.iife.min.js`: the chart library of `/` and `/hub` (uPlot, MIT;
-/// version and source in `assets/vendor/README.md`).
-#[handler]
-pub fn uplot_js() -> Response {
-    asset(
-        include_str!("../assets/vendor/uPlot.iife.min.js"),
-        "text/javascript; charset=utf-8",
-    )
-}
-
-/// `GET /assets/vendor/uPlot.min.css`: the chart library's styles.
-#[handler]
-pub fn uplot_css() -> Response {
-    asset(
-        include_str!("../assets/vendor/uPlot.min.css"),
-        "text/css; charset=utf-8",
-    )
-}
-
-fn asset(body: &'static str, content_type: &'static str) -> Response {
-    Response::builder()
-        .content_type(content_type)
-        .header(header::CACHE_CONTROL, "no-cache")
-        .body(body)
-}
-
 fn render(page: impl Template) -> Result<Html<String>, PageError> {
     Ok(Html(page.render()?))
+}
+
+/// An id short enough for a table cell (`s1.3…96.97`), as `format.js` writes it.
+fn short_id(id: &str) -> String {
+    let chars: Vec<char> = id.chars().collect();
+    match chars.len() {
+        0 => "–".to_owned(),
+        n if n <= 12 => id.to_owned(),
+        n => format!(
+            "{}…{}",
+            chars[..4].iter().collect::<String>(),
+            chars[n - 6..].iter().collect::<String>()
+        ),
+    }
 }
 
 /// The chart window as the charts' labels say it: `2 minutes`.
@@ -366,7 +359,7 @@ mod tests {
         ])
         .await;
         let shown: Vec<&str> = html
-            .split("<li data-id=")
+            .split("<li value=")
             .skip(1)
             .filter_map(|li| li.split_once('>')?.1.split_once("</li>").map(|(t, _)| t))
             .collect();
@@ -385,7 +378,7 @@ mod tests {
         for path in ["/", "/hub", "/notifications"] {
             let response = client.get(path).send().await;
             response.assert_status(StatusCode::SERVICE_UNAVAILABLE);
-            response.assert_header_exist(header::RETRY_AFTER);
+            response.assert_header_exist(poem::http::header::RETRY_AFTER);
             let body = response
                 .0
                 .into_body()

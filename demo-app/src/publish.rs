@@ -11,15 +11,19 @@
 //! | `201 {"id": .., "duplicate": false}` | published |
 //! | `200 {"id": .., "duplicate": true}` | an `Idempotency-Key` already used within the window: nothing stored, the first id |
 //! | `400` | the body is not that JSON, or the event name is invalid |
-//! | `401` | `--publish-token` is set and `Authorization: Bearer <token>` is missing or wrong |
-//! | `403` | a browser's post from a page of another origin (see [`crate::origin`]) |
+//! | `401` | `--publish-token` is set and `Authorization: Bearer <token>` is missing or wrong; or a private `user.<name>` channel without `<name>`'s session (nor the token) |
+//! | `403` | a private channel of another user than the session's |
+//! | `403` | a browser's post from a page of another origin (see [`crate::origin`]); who may publish is [`PublishPolicy`] |
 //! | `404` | the channel name is invalid |
 //! | `413` | the body is over [`MAX_BODY_BYTES`], or the event over the channel's history bound |
 //! | `415` | the `Content-Type` is not `application/json` |
 //! | `503` + `Retry-After` | shutting down, too many channels, the store failed: nothing was stored |
 //! | `504` + `Retry-After` | the store timed out: **the outcome is unknown** (`"outcome_unknown": true`), the event may be stored all the same; retry with the same `Idempotency-Key` |
+//!
+//! Every answer follows the whole request body (up to [`DRAIN_BYTES`]), so that an HTTP/2 client
+//! reads it before the request's stream ends.
 
-use std::{net::SocketAddr, time::Duration};
+use std::time::Duration;
 
 use poem::{
     handler,
@@ -27,98 +31,21 @@ use poem::{
     web::{Data, Json, Path},
     Body, IntoResponse, Request, Response,
 };
-use poem_sse_ext::{store::StoreError, validate_channel, Event, Hub, PublishError};
+use poem_sse_ext::{hub::validate_channel, store::StoreError, Event, Hub, PublishError};
 use serde::Deserialize;
 use serde_json::{json, value::RawValue};
+use tokio::io::AsyncReadExt;
 
 use crate::{
-    api::ApiError,
-    notification,
-    origin::{AllowedOrigins, Origin},
-    sources::stamped,
+    api::ApiError, notification, policy::PublishPolicy, session::Sessions, sources::stamped,
 };
 
 /// The largest publish body accepted: 64 KiB. Larger bodies get `413`.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// Who may publish: the bearer token required (if any) and the origins allowed besides the
-/// server's own.
-#[derive(Clone, Default)]
-pub struct PublishPolicy {
-    token: Option<String>,
-    origins: AllowedOrigins,
-}
-
-/// Never shows the token.
-impl std::fmt::Debug for PublishPolicy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PublishPolicy")
-            .field("token", &self.token.as_ref().map(|_| "<hidden>"))
-            .field("origins", &self.origins)
-            .finish()
-    }
-}
-
-/// A publish policy the server refuses to start with.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PolicyError {
-    /// `--publish-token ""`.
-    #[error(
-        "the publish token is empty: give --publish-token (or DEMO_PUBLISH_TOKEN) a secret value"
-    )]
-    EmptyToken,
-    /// No token, and reachable from other machines.
-    #[error(
-        "refusing to listen on {0} without a publish token: anyone who can reach it could publish \
-         to every page. Set one with --publish-token TOKEN (or the DEMO_PUBLISH_TOKEN environment \
-         variable), or listen on a loopback address such as 127.0.0.1"
-    )]
-    OpenToTheNetwork(SocketAddr),
-}
-
-impl PublishPolicy {
-    /// The policy of a server listening on `listen`: `token` required to publish when given, and
-    /// browser posts from `origins` allowed besides the server's own pages.
-    ///
-    /// # Errors
-    /// An empty token, or no token while listening on an address other than loopback.
-    pub fn new(
-        token: Option<String>,
-        origins: Vec<Origin>,
-        listen: SocketAddr,
-    ) -> Result<Self, PolicyError> {
-        match &token {
-            Some(token) if token.is_empty() => return Err(PolicyError::EmptyToken),
-            None if !listen.ip().to_canonical().is_loopback() => {
-                return Err(PolicyError::OpenToTheNetwork(listen))
-            }
-            _ => {}
-        }
-        Ok(Self {
-            token,
-            origins: AllowedOrigins(origins),
-        })
-    }
-
-    /// Whether `req` may publish (or write to a durable stream).
-    pub(crate) fn check(&self, req: &Request) -> Result<(), ApiError> {
-        self.origins
-            .check(req)
-            .map_err(|err| ApiError::new(StatusCode::FORBIDDEN, err))?;
-        if let Some(expected) = &self.token {
-            let given = req
-                .header(header::AUTHORIZATION)
-                .and_then(|value| value.strip_prefix("Bearer "));
-            if !given.is_some_and(|given| constant_time_eq(given.as_bytes(), expected.as_bytes())) {
-                return Err(ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "missing or wrong bearer token: send `Authorization: Bearer <token>`",
-                ));
-            }
-        }
-        Ok(())
-    }
-}
+/// How much of a body the server reads before it answers, whatever the answer: up to 1 MiB
+/// (a `Content-Length` above it is answered `413` at once, the rest of the body unread).
+pub const DRAIN_BYTES: usize = 1024 * 1024;
 
 /// The body of a publish request.
 #[derive(Debug, Deserialize)]
@@ -141,8 +68,18 @@ pub async fn publish(
     body: Body,
     Data(hub): Data<&Hub>,
     Data(policy): Data<&PublishPolicy>,
+    Data(sessions): Data<&Sessions>,
 ) -> Result<Response, ApiError> {
-    policy.check(req)?;
+    // Every answer waits for the whole body: an HTTP/2 answer sent before it is followed by a
+    // reset of the request's stream, which some clients (curl 7.88) report instead of the answer.
+    let declared = req
+        .header(header::CONTENT_LENGTH)
+        .and_then(|len| len.parse::<usize>().ok());
+    let read = match declared {
+        Some(len) if len > DRAIN_BYTES => Err(too_large()),
+        _ => read_body(body).await,
+    };
+    policy.check(req, &channel, sessions)?;
     validate_channel(&channel).map_err(|err| ApiError::new(StatusCode::NOT_FOUND, err))?;
     let content_type = req.header(header::CONTENT_TYPE);
     let is_json = content_type.is_some_and(|value| {
@@ -158,25 +95,7 @@ pub async fn publish(
             ),
         ));
     }
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the body is larger than the limit of {MAX_BODY_BYTES} bytes"),
-        )
-    };
-    let declared = req
-        .header(header::CONTENT_LENGTH)
-        .and_then(|len| len.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > MAX_BODY_BYTES) {
-        return Err(too_large());
-    }
-    let bytes = body
-        .into_bytes_limit(MAX_BODY_BYTES)
-        .await
-        .map_err(|err| match err {
-            poem::error::ReadBodyError::PayloadTooLarge => too_large(),
-            other => ApiError::new(StatusCode::BAD_REQUEST, other),
-        })?;
+    let bytes = read?;
     let body: PublishBody = serde_json::from_slice(&bytes).map_err(|err| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -199,6 +118,44 @@ pub async fn publish(
         StatusCode::CREATED
     };
     Ok((status, Json(json!({ "id": id, "duplicate": duplicate }))).into_response())
+}
+
+/// The `413` answer.
+fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("the body is larger than the limit of {MAX_BODY_BYTES} bytes"),
+    )
+}
+
+/// Reads a publish body: its bytes when it is at most [`MAX_BODY_BYTES`]; a larger one is read
+/// on (and dropped) up to [`DRAIN_BYTES`], so that even its `413` follows the whole request.
+async fn read_body(body: Body) -> Result<Vec<u8>, ApiError> {
+    let mut reader = body.into_async_read();
+    let mut kept = Vec::new();
+    let mut chunk = vec![0; 16 * 1024];
+    let mut total = 0;
+    loop {
+        let n = reader.read(&mut chunk).await.map_err(|err| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("reading the body failed: {err}"),
+            )
+        })?;
+        if n == 0 {
+            break;
+        }
+        total += n;
+        if total <= MAX_BODY_BYTES {
+            kept.extend_from_slice(&chunk[..n]);
+        } else if total > DRAIN_BYTES {
+            break;
+        }
+    }
+    if total > MAX_BODY_BYTES {
+        return Err(too_large());
+    }
+    Ok(kept)
 }
 
 /// The event a publish body describes.
@@ -243,15 +200,10 @@ fn refused(err: PublishError, hub: &Hub) -> ApiError {
         }
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    let retry: Duration = hub.config().jittered_retry();
+    let retry: Duration = hub.config().retry;
     ApiError::new(status, &err)
         .outcome_unknown(err.outcome_unknown())
         .retry_after(retry)
-}
-
-/// Compares without stopping at the first difference, so timing tells nothing about the token.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
@@ -274,7 +226,8 @@ mod tests {
         let route = Route::new()
             .at("/api/channels/:channel/events", poem::post(publish))
             .data(hub.clone())
-            .data(policy.unwrap_or_else(|e| panic!("{e}")));
+            .data(policy.unwrap_or_else(|e| panic!("{e}")))
+            .data(Sessions::new(Duration::from_secs(60), false).unwrap_or_else(|e| panic!("{e}")));
         TestClient::new(route)
     }
 
@@ -471,40 +424,5 @@ mod tests {
         let unavailable = PublishError::Store(StoreError::Connection("refused".into()));
         let answer = poem::error::ResponseError::as_response(&refused(unavailable, &hub));
         assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
-    }
-
-    #[test]
-    fn no_open_publishing_beyond_loopback() {
-        let at = |addr: &str| addr.parse().unwrap_or_else(|e| panic!("{e}"));
-        let open = PublishPolicy::new(None, vec![], at("0.0.0.0:8443"));
-        assert_eq!(
-            open.err(),
-            Some(PolicyError::OpenToTheNetwork(at("0.0.0.0:8443")))
-        );
-        assert!(PublishPolicy::new(None, vec![], at("[::]:8443")).is_err());
-        for local in [
-            "127.0.0.1:1",
-            "127.8.9.10:1",
-            "[::1]:1",
-            "[::ffff:127.0.0.1]:1",
-        ] {
-            assert!(
-                PublishPolicy::new(None, vec![], at(local)).is_ok(),
-                "{local}"
-            );
-        }
-        let token = Some("s3cret".to_owned());
-        let guarded = PublishPolicy::new(token, vec![], at("0.0.0.0:8443"));
-        let shown = format!("{guarded:?}");
-        assert!(guarded.is_ok() && !shown.contains("s3cret"), "{shown}");
-        let empty = PublishPolicy::new(Some(String::new()), vec![], at("127.0.0.1:1"));
-        assert_eq!(empty.err(), Some(PolicyError::EmptyToken));
-    }
-
-    #[test]
-    fn token_comparison() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secret", b"secreT"));
-        assert!(!constant_time_eq(b"secret", b"secret2"));
     }
 }

@@ -12,7 +12,7 @@ use std::{
 };
 
 use poem::{http::StatusCode, Error, Request};
-use poem_sse_ext::{store::BoxFuture, Authorizer, Grant};
+use poem_sse_ext::{http::Authorizer, hub::Grant, store::BoxFuture};
 use ring::{hmac, rand::SystemRandom};
 
 /// The cookie's name.
@@ -140,6 +140,46 @@ impl Sessions {
     }
 }
 
+impl Sessions {
+    /// Who may use `channel` as `req`: anyone for a public channel; for `user.<name>`, `<name>`
+    /// while their session lasts. Reading ([`Authorizer`]) and publishing
+    /// ([`crate::publish`]) both ask this.
+    ///
+    /// # Errors
+    /// `401` without a valid session, `403` for another user's channel.
+    pub fn grant(&self, req: &Request, channel: &str) -> poem::Result<Grant> {
+        let Some(owner) = channel.strip_prefix(USER_PREFIX) else {
+            return Ok(Grant::anonymous());
+        };
+        match self.verify(req, SystemTime::now()) {
+            Err(err) => Err(Error::from_string(
+                format!("`{channel}` is private: {err}"),
+                StatusCode::UNAUTHORIZED,
+            )),
+            Ok(session) if session.user != owner => Err(Error::from_string(
+                format!(
+                    "`{channel}` belongs to another user; you are signed in as `{}`",
+                    session.user
+                ),
+                StatusCode::FORBIDDEN,
+            )),
+            Ok(session) => Ok(Grant::new(session.user).expires_at(session.expires)),
+        }
+    }
+
+    /// Whether `req` may see that `channel` exists (in a list of channels): a public channel,
+    /// or the private channel of `req`'s own session. Another user's channel name says who
+    /// signed in, so it is listed to nobody else.
+    pub fn may_list(&self, req: &Request, channel: &str) -> bool {
+        !is_private(channel) || self.grant(req, channel).is_ok()
+    }
+}
+
+/// Whether `channel` is a private `user.<name>` channel.
+pub fn is_private(channel: &str) -> bool {
+    channel.starts_with(USER_PREFIX)
+}
+
 /// Lets `user.<name>` channels be read only by `<name>`, until their session ends; every other
 /// channel stays public.
 impl Authorizer for Sessions {
@@ -148,24 +188,7 @@ impl Authorizer for Sessions {
         req: &'a Request,
         channel: &'a str,
     ) -> BoxFuture<'a, poem::Result<Grant>> {
-        let granted = match channel.strip_prefix(USER_PREFIX) {
-            None => Ok(Grant::anonymous()),
-            Some(owner) => match self.verify(req, SystemTime::now()) {
-                Err(err) => Err(Error::from_string(
-                    err.to_string(),
-                    StatusCode::UNAUTHORIZED,
-                )),
-                Ok(session) if session.user != owner => Err(Error::from_string(
-                    format!(
-                        "`{channel}` belongs to another user; you are signed in as `{}`",
-                        session.user
-                    ),
-                    StatusCode::FORBIDDEN,
-                )),
-                Ok(session) => Ok(Grant::new(session.user).expires_at(session.expires)),
-            },
-        };
-        Box::pin(std::future::ready(granted))
+        Box::pin(std::future::ready(self.grant(req, channel)))
     }
 }
 

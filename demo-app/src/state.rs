@@ -82,6 +82,18 @@ impl Item {
 }
 
 impl ChannelState {
+    /// The newest `keep` events of `channel` and its head, read together.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn read(hub: &Hub, channel: &str, keep: usize) -> Result<Self, ReadError> {
+        let recent = hub.recent(channel, keep).await?;
+        Ok(Self {
+            id: recent.head,
+            items: recent.events.into_iter().map(Item::new).collect(),
+        })
+    }
+
     /// The newest item whose data reads as a `T` (other data, posted through the API say, is
     /// skipped).
     pub fn newest<T: DeserializeOwned>(&self) -> Option<T> {
@@ -100,24 +112,16 @@ impl PageState {
         for (channel, keep) in page.channels() {
             // One call per channel: each returns its items and its head together, so each
             // channel's state is exact on its own; no lock spans the calls.
-            let recent = hub
-                .recent(channel, keep)
+            let state = ChannelState::read(hub, channel, keep)
                 .await
                 .map_err(|source| StateError::Read { channel, source })?;
-            let items = recent.events.into_iter().map(Item::new).collect();
-            channels.insert(
-                channel,
-                ChannelState {
-                    id: recent.head,
-                    items,
-                },
-            );
+            channels.insert(channel, state);
         }
         let heads: Vec<Option<&EventId>> = names
             .iter()
             .map(|name| channels.get(name).map(|c: &ChannelState| &c.id))
             .collect();
-        let cursor = poem_sse_ext::set_cursor(&names, &heads);
+        let cursor = poem_sse_ext::wire::set_cursor(&names, &heads);
         Ok(Self {
             page: page.name(),
             cursor,

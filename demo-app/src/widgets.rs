@@ -185,7 +185,10 @@ mod tests {
         for page in Page::ALL {
             assert_eq!(Page::from_name(page.name()), Some(page));
             for (channel, keep) in page.channels() {
-                assert!(poem_sse_ext::validate_channel(channel).is_ok(), "{channel}");
+                assert!(
+                    poem_sse_ext::hub::validate_channel(channel).is_ok(),
+                    "{channel}"
+                );
                 assert!(seen.insert(channel), "{channel} read by two widgets");
                 assert!(keep > 0);
             }

@@ -54,7 +54,9 @@ impl Store {
             ),
         };
         let url = redis.as_ref().map(RedisServer::url);
+        // The test publishes to users' private channels as a server would: with the token.
         let mut args = args.to_vec();
+        args.extend(["--publish-token", common::PUBLISH_TOKEN]);
         if let Some(url) = &url {
             args.extend(["--store", url.as_str()]);
         }
@@ -167,11 +169,12 @@ async fn own_channel_only_and_stolen_forged_or_missing_cookies_are_refused(store
     // Her own channel: a stream that carries what is posted to it.
     let mut own = open(&demo, &as_alice, "user.alice").await;
     assert_eq!(own.status(), StatusCode::OK);
-    common::publish(
+    common::publish_with(
         &anonymous,
         &demo,
         "user.alice",
         &serde_json::json!({"data": "hi"}),
+        Some(common::PUBLISH_TOKEN),
     )
     .await;
     let event = own.next_event(WAIT).await.unwrap().unwrap();
@@ -248,11 +251,12 @@ async fn a_session_ends_the_stream_with_reauth_and_a_renewed_cookie_resumes_it(s
     let as_alice = with_cookie(&alice);
     let mut stream = open(&demo, &as_alice, "user.alice").await;
     assert_eq!(stream.status(), StatusCode::OK);
-    let first = common::publish(
+    let first = common::publish_with(
         &anonymous,
         &demo,
         "user.alice",
         &serde_json::json!({"data": "one"}),
+        Some(common::PUBLISH_TOKEN),
     )
     .await;
     assert_eq!(
@@ -285,11 +289,12 @@ async fn a_session_ends_the_stream_with_reauth_and_a_renewed_cookie_resumes_it(s
         open(&demo, &as_alice, "user.alice").await.status(),
         StatusCode::UNAUTHORIZED
     );
-    let second = common::publish(
+    let second = common::publish_with(
         &anonymous,
         &demo,
         "user.alice",
         &serde_json::json!({"data": "two"}),
+        Some(common::PUBLISH_TOKEN),
     )
     .await;
     // Renewing it (just past the expiry) gives a new cookie that resumes with no gap.
@@ -368,7 +373,14 @@ async fn the_me_page_renews_its_session_at_sse_reauth_and_misses_nothing(store: 
     let mut published = Vec::new();
     loop {
         let text = format!("note {}", published.len());
-        let id = common::publish(&http, &demo, "user.alice", &json!({ "data": text })).await;
+        let id = common::publish_with(
+            &http,
+            &demo,
+            "user.alice",
+            &json!({ "data": text }),
+            Some(common::PUBLISH_TOKEN),
+        )
+        .await;
         published.push((id, text));
         tokio::time::sleep(Duration::from_millis(100)).await;
         if published.len() % 5 == 0 && browser.eval("meStatus.renewed").await.as_u64() >= Some(2) {
@@ -383,7 +395,14 @@ async fn the_me_page_renews_its_session_at_sse_reauth_and_misses_nothing(store: 
     // And after the last renewal's reconnect.
     for _ in 0..3 {
         let text = format!("note {}", published.len());
-        let id = common::publish(&http, &demo, "user.alice", &json!({ "data": text })).await;
+        let id = common::publish_with(
+            &http,
+            &demo,
+            "user.alice",
+            &json!({ "data": text }),
+            Some(common::PUBLISH_TOKEN),
+        )
+        .await;
         published.push((id, text));
     }
     let expect = format!(

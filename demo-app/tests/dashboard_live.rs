@@ -279,7 +279,8 @@ async fn notifications_carry_their_time_and_refusals_and_stale_data_say_what_hap
         "{fresh:#?}"
     );
 
-    // /me's form too says what the server said (this server wants a token it does not send).
+    // /me's form too says what the server said: its own channel takes its session (no token),
+    // and once the session is gone the post is refused with the reason.
     browser.open(&demo.url("/login")).await;
     browser
         .run(
@@ -294,13 +295,25 @@ async fn notifications_carry_their_time_and_refusals_and_stale_data_say_what_hap
             Duration::from_secs(10),
         )
         .await;
+    let post = "document.getElementById('me-status').textContent = '';
+         document.querySelector('#me-post [name=text]').value = 'a note';
+         document.querySelector('#me-post button').click();";
+    browser.run(post, vec![]).await;
     browser
-        .run(
-            "document.querySelector('#me-post [name=text]').value = 'a note';
-             document.querySelector('#me-post button').click();",
-            vec![],
+        .wait_for(
+            "the /me post",
+            "document.getElementById('me-status').textContent === 'posted'",
+            Duration::from_secs(5),
         )
         .await;
+    browser
+        .execute_async(
+            "fetch('/logout', { method: 'POST', redirect: 'manual' }).then(() => arguments[0](true))",
+            vec![],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("signing out: {e}"));
+    browser.run(post, vec![]).await;
     let refused = browser.wait_for(
         "the /me refusal",
         "(() => { const t = document.getElementById('me-status').textContent; return t.startsWith('refused') ? t : null; })()",
@@ -309,7 +322,7 @@ async fn notifications_carry_their_time_and_refusals_and_stale_data_say_what_hap
     .await;
     assert_eq!(
         refused,
-        "refused: missing or wrong bearer token: send `Authorization: Bearer <token>` (401)"
+        "refused: `user.ada` is private: not signed in: POST /login with a user name first (401)"
     );
     let _ = browser.close().await;
 }

@@ -3,10 +3,9 @@
 //! A published event wakes every stream that reads its channel. Over HTTP/2 each stream's task
 //! hands its frame to the connection and wakes the connection's task, and tokio runs a task woken
 //! by another straight away (its LIFO slot): the connection wrote each frame on its own, a
-//! `writev` and a TCP segment per frame, where several streams' frames could share one. Measured
-//! with 2,000 streams over 20 connections and 10,000 events a second: 71,000 segments in 7 s
-//! against axum's 17,000 (axum's sockets keep Nagle's algorithm on, which merges them in the
-//! kernel and holds a frame back until the previous one is acknowledged).
+//! `writev` and a TCP segment per frame, where several streams' frames could share one.
+//! (`TCP_NODELAY` stays on: Nagle's algorithm would merge them too, but hold a frame back until
+//! the previous one is acknowledged. The figures are in the workspace's `BENCHMARKS.md`.)
 //!
 //! So the bytes hyper writes are kept here, and the flush that would send them waits for the
 //! tasks that were ready when it was asked for: a small task yields once and then wakes the
@@ -14,8 +13,8 @@
 //! its periodic check of the IO driver). Meanwhile the connection still runs after each stream
 //! that hands it a frame, so hyper encodes each frame at once and keeps none queued: a
 //! connection holds a few bytes per frame until the write, not a queued frame with its headers
-//! (holding frames queued in hyper grew an idle HTTP/2 stream by 2 KiB after a burst of
-//! set-ups). There is no timer, and `TCP_NODELAY` stays on.
+//! (frames held queued in hyper kept memory in every idle HTTP/2 stream after a burst of
+//! set-ups). There is no timer.
 
 use std::{
     io,

@@ -20,7 +20,7 @@ use std::{
     time::Duration,
 };
 
-use http_body_util::{combinators::BoxBody, BodyExt};
+use http_body_util::combinators::BoxBody;
 use hyper::body::{Bytes, Incoming};
 use hyper_util::{
     rt::{TokioExecutor, TokioIo},
@@ -39,10 +39,11 @@ use tokio::{
 use tokio_rustls::TlsAcceptor;
 
 use crate::{
-    body::TimedBody,
+    accept::per_ip::IpSlot,
     coalesce::Coalesce,
-    lean::{Lean, Next, Rewind},
-    per_ip::IpSlot,
+    handoff::Handoff,
+    lean::{Lean, Next},
+    request_body::TimedBody,
     shutdown::ShutdownTrigger,
 };
 
@@ -129,7 +130,7 @@ impl<E: Endpoint + 'static> Connection<E> {
         };
         // Boxed: hyper's connection state is large, and this task stays as small as the lean
         // path's while it serves a stream.
-        let io = Coalesce::new(Rewind::new(read, io), self.shared.coalesce_writes);
+        let io = Coalesce::new(Handoff::new(read, io), self.shared.coalesce_writes);
         Box::pin(self.serve_hyper(io, scheme, local, remote, deadline)).await;
     }
 
@@ -155,13 +156,18 @@ impl<E: Endpoint + 'static> Connection<E> {
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             requested_in_service.store(true, Ordering::Relaxed);
             let shared = Arc::clone(&shared);
-            let (parts, body) = req.into_parts();
-            let parts = RequestParts::from((parts, local.clone(), remote.clone(), scheme.clone()));
-            let body = match shared.request_body_timeout {
-                Some(idle) => BoxBody::new(TimedBody::new(body, idle)),
-                None => BoxBody::new(body.map_err(io::Error::other)),
+            let (local, remote, scheme) = (local.clone(), remote.clone(), scheme.clone());
+            let req = match shared.request_body_timeout {
+                // poem's own conversion: the addresses, the scheme and the upgrade handle.
+                None => Request::from((req, local, remote, scheme)),
+                // poem converts a request whose body is hyper's `Incoming` only: the parts go
+                // through its conversion, the timed body beside them.
+                Some(idle) => {
+                    let (parts, body) = req.into_parts();
+                    let parts = RequestParts::from((parts, local, remote, scheme));
+                    Request::from_parts(parts, Body::from(BoxBody::new(TimedBody::new(body, idle))))
+                }
             };
-            let req = Request::from_parts(parts, Body::from(body));
             // Boxed: hyper keeps a slot the size of the service future for the connection's life
             // (HTTP/1) or the stream's (HTTP/2, where the stream task holds it beside the body).
             // A streaming response lives for hours after it completes, so the slot must be a
@@ -210,12 +216,11 @@ impl<E: Endpoint + 'static> Connection<E> {
 /// The response of `shared`'s endpoint to `req`, for hyper.
 ///
 /// Until its first poll this future holds the request and a pointer: the endpoint's own future
-/// (6.4 KiB for the demo's routes and layers) is allocated when it starts, and an event stream's
-/// is freed as soon as it has answered. hyper's HTTP/2 server takes in every stream that a read
-/// brought before it runs any of them, so with the endpoint's future made up front a burst of
-/// set-ups held thousands of them at once, and the allocator kept that memory resident after
-/// they were freed: 10,000 idle HTTP/2 streams measured 4.2–5.2 KiB per stream in two runs out
-/// of three, against 2.2–2.8 in every run since.
+/// (kilobytes, with a deep chain of routes and layers) is allocated when it starts, and an event
+/// stream's is freed as soon as it has answered. hyper's HTTP/2 server takes in every stream
+/// that a read brought before it runs any of them, so with the endpoint's future made up front
+/// a burst of set-ups held thousands of them at once, and the allocator kept that memory
+/// resident after they were freed.
 async fn respond<E: Endpoint>(
     shared: Arc<Shared<E>>,
     req: Request,
@@ -234,6 +239,7 @@ async fn fired(deadline: &mut Option<Pin<Box<Sleep>>>) {
 
 #[cfg(test)]
 mod tests {
+    use http_body_util::BodyExt;
     use poem::{endpoint::make_sync, EndpointExt};
     use tokio::net::TcpListener;
 
@@ -263,8 +269,7 @@ mod tests {
         // The lean path's state, boxed once per connection.
         let lean = std::mem::size_of_val(&connection().serve_io(stream, Scheme::HTTP, deadline));
         assert!(task <= 320, "the connection task holds {task} bytes inline");
-        // Measured: 976 bytes in a release build, 992 in a debug one; hyper's state (2,200) is boxed
-        // apart and allocated only for a connection hyper serves.
+        // hyper's state is boxed apart and allocated only for a connection hyper serves.
         assert!(lean <= 1_100, "the lean path holds {lean} bytes inline");
     }
 

@@ -36,9 +36,8 @@
 //! poem's own `Server` can not set what a server of long-lived streams needs: an HTTP/2 PING to
 //! find dead peers (hyper stops polling the body of a client that stopped reading, so a timer in
 //! the body can not), a bound on the time a client may take to send its headers, TCP keepalive.
-//! This server runs its own accept loop over hyper-util's HTTP/1 + HTTP/2 builder, converts each
-//! request to a poem [`Request`](poem::Request) exactly as poem does, and sets all of them
-//! explicitly:
+//! This server runs its own accept loop over [hyper-util]'s HTTP/1 + HTTP/2 builder, turns each
+//! request into a poem [`Request`] with poem's own conversion, and sets all of them explicitly:
 //!
 //! | setting | default |
 //! | --- | --- |
@@ -72,35 +71,39 @@
 //! # Idle HTTP/1.1 event streams without hyper's buffers
 //!
 //! hyper keeps a read buffer, a write buffer and its connection state for every HTTP/1.1
-//! connection for as long as it lives: about 23 KiB per idle stream measured with the demo
-//! (`bench/run.sh`, 10,000 streams). An event stream needs none of it, so by default
+//! connection for as long as it lives, which for an event stream is hours of mostly idle
+//! waiting. An event stream needs none of it, so by default
 //! ([`StreamServer::lean_event_streams`]) a request that asks for one — an HTTP/1.1 `GET` that
 //! accepts `text/event-stream`, with no body and no upgrade, as every `EventSource` sends — is
 //! parsed with `httparse`, and its response is written a chunk per frame the moment the body
-//! yields it, with nothing kept between frames: 2.8 KiB per idle stream in the same
-//! measurement, the subscriber and the socket's task included. Keep-alive and pipelining work as
-//! HTTP/1.1 says; a client that closes ends its stream at once. The first request of any other
-//! kind hands the connection to hyper for the rest of its life, and HTTP/2 is hyper's from the
-//! start.
+//! yields it, with nothing kept between frames (the memory per idle stream either way is in the
+//! workspace's `BENCHMARKS.md`). Keep-alive and pipelining work as HTTP/1.1 says; a client that
+//! closes ends its stream at once. The first request of any other kind hands the connection to
+//! hyper for the rest of its life, and HTTP/2 is hyper's from the start.
 //!
 //! hyper answers a request it can not parse with its own `400` (or `414`, `431`) and an empty
 //! body; it offers no hook to add one.
 //!
 //! [poem]: https://docs.rs/poem
+//! [hyper-util]: https://docs.rs/hyper-util
+//! [`Request`]: https://docs.rs/poem/3/poem/struct.Request.html
 #![warn(missing_docs, missing_debug_implementations)]
 
 mod accept;
-mod body;
 mod coalesce;
 mod connection;
+mod drain;
+mod handoff;
 mod lean;
-mod per_ip;
+mod request_body;
 mod server;
 mod shutdown;
 mod socket;
+#[cfg(test)]
+mod test_log;
 mod tls;
 
-pub use body::BodyTimeout;
+pub use request_body::BodyTimeout;
 pub use server::{StreamServer, DEFAULT_MAX_CONNECTIONS_PER_IP};
 pub use socket::DEFAULT_BACKLOG;
 pub use tls::{ReloadingTls, TlsError};

@@ -1,4 +1,5 @@
-//! [`StreamServer`]: the builder and the accept loop.
+//! [`StreamServer`]: the builder, and `run`, which hands its settings to the accept loop and
+//! then to the drain.
 
 use std::{fmt, future::Future, io, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -10,15 +11,12 @@ use hyper_util::{
     server::conn::auto,
 };
 use poem::{EndpointExt, IntoEndpoint};
-use tokio::{
-    net::{TcpListener, ToSocketAddrs},
-    task::JoinSet,
-};
+use tokio::net::{TcpListener, ToSocketAddrs};
 
 use crate::{
-    accept::{AcceptBackoff, Retry},
-    connection::{Connection, Shared},
-    per_ip::PerIpLimit,
+    accept::{per_ip::PerIpLimit, AcceptLoop},
+    connection::Shared,
+    drain::ShutdownHook,
     shutdown::ShutdownTrigger,
     socket::{listen, SocketOptions, DEFAULT_BACKLOG},
     ReloadingTls,
@@ -26,9 +24,6 @@ use crate::{
 
 /// The default of [`StreamServer::max_connections_per_ip`].
 pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 256;
-
-/// A hook run when graceful shutdown begins.
-type ShutdownHook = Box<dyn FnOnce() + Send>;
 
 /// Serves a poem endpoint over HTTP/1.1 and HTTP/2, in clear text or TLS, with the settings
 /// long-lived streams need. See the [crate documentation](crate).
@@ -106,8 +101,8 @@ impl StreamServer {
 
     /// Whether HTTP/1.1 requests for an event stream are served without hyper (on by default).
     ///
-    /// hyper keeps 16–24 KiB per HTTP/1.1 connection for its whole life (read and write
-    /// buffers, the parked connection); an idle event stream needs none of it. With this on, a
+    /// hyper keeps read and write buffers and the parked connection state for every HTTP/1.1
+    /// connection for its whole life; an idle event stream needs none of it. With this on, a
     /// connection's leading `GET` requests that accept `text/event-stream`, with no body and no
     /// upgrade, are parsed here and their responses written a frame at a time as each frame
     /// exists, keeping no buffer between frames; a client that closes ends its stream at once.
@@ -122,18 +117,18 @@ impl StreamServer {
     /// have run (on by default), so that the frames of many HTTP/2 streams woken by one event
     /// leave in one system call and one TCP segment instead of one each.
     ///
-    /// With 2,000 HTTP/2 streams over 20 connections receiving 10,000 events a second, this cut
-    /// the server's CPU per event by 38% (5.3 µs to 3.3) and the TCP segments nine-fold; the
-    /// median publish→receive latency rose by 0.2 ms (0.73 to 0.95 ms), the 99th percentile
-    /// stayed at 1.5 ms and the 99.9th fell (2.6 to 1.8 ms). There is no timer, and
-    /// `TCP_NODELAY` stays on. Off, a connection writes each time it runs.
+    /// This trades a little median latency (the write waits for the tasks ahead of it) for less
+    /// CPU per event and far fewer TCP segments under load; the tail latency does not grow.
+    /// There is no timer, and `TCP_NODELAY` stays on. Off, a connection writes each time it
+    /// runs.
     pub fn coalesce_writes(mut self, on: bool) -> Self {
         self.coalesce_writes = on;
         self
     }
 
     /// Serves TLS with `tls`: ALPN offers `h2` then `http/1.1`, and new handshakes use the
-    /// certificate files' current content (see [`ReloadingTls`]).
+    /// certificate files' current content (see [`ReloadingTls`]). Without it (the default) the
+    /// server speaks clear-text HTTP/1.1 and HTTP/2 with prior knowledge.
     pub fn tls(mut self, tls: ReloadingTls) -> Self {
         self.tls = Some(tls);
         self
@@ -143,7 +138,8 @@ impl StreamServer {
     ///
     /// This is where streams are told to end: an open stream holds its connection open until
     /// the grace period runs out unless something ends it. For a `poem-sse-ext` hub:
-    /// `.on_shutdown(move || hub.shutdown())`. Hooks run in the order they were added.
+    /// `.on_shutdown(move || hub.shutdown())`. Hooks run in the order they were added; there
+    /// are none by default.
     pub fn on_shutdown(mut self, hook: impl FnOnce() + Send + 'static) -> Self {
         self.on_shutdown.push(Box::new(hook));
         self
@@ -196,8 +192,10 @@ impl StreamServer {
     /// Most connections one client address may hold open (default
     /// [`DEFAULT_MAX_CONNECTIONS_PER_IP`], 256); `None` or `Some(0)` for no limit.
     ///
-    /// A connection over the cap is closed as soon as it is accepted, before the TLS handshake,
-    /// and logged at debug level (the count refused is in the line logged when the server stops).
+    /// A connection over the cap is closed as soon as it is accepted, before the TLS handshake.
+    /// The first refusal of an address is a warning naming it and the cap; its further refusals
+    /// are at debug level until it has gone 5 s without one, and then a new refusal warns again
+    /// (the count refused is in the line logged when the server stops).
     /// A browser needs one connection per origin over HTTP/2 and up to six over HTTP/1.1, so the
     /// cap is only ever reached by many clients behind one address (a NAT, a proxy) or by one
     /// client opening connections on purpose. IPv6 clients are counted per address, not per
@@ -285,90 +283,10 @@ impl StreamServer {
         if let Some(tls) = tls {
             tokio::spawn(tls.watch(shutdown.child_token()));
         }
-        let mut connections = JoinSet::new();
-        let mut backoff = AcceptBackoff::default();
-        // `resume` is armed while accepting is paused after a failure; `quiet` while an episode
-        // of failures lasts (see `accept.rs`).
-        let resume = tokio::time::sleep(Duration::ZERO);
-        let quiet = tokio::time::sleep(Duration::ZERO);
-        tokio::pin!(signal, resume, quiet);
-        let mut paused = false;
-        loop {
-            tokio::select! {
-                biased;
-                () = &mut signal => break,
-                // Reap finished connections so that the set does not grow without bound. Each
-                // one freed a file descriptor: a paused accept may try again now.
-                Some(_) = connections.join_next(), if !connections.is_empty() => paused = false,
-                () = &mut resume, if paused => paused = false,
-                () = &mut quiet, if backoff.quiet_at().is_some() => {
-                    // tokio's clock, as for the failures (it may be paused in tests).
-                    backoff.end_if_quiet(tokio::time::Instant::now().into_std());
-                    if let Some(quiet_at) = backoff.quiet_at() {
-                        quiet.as_mut().reset(quiet_at.into());
-                    }
-                }
-                accepted = listener.accept(), if !paused => {
-                    let accepted_at = tokio::time::Instant::now();
-                    let (stream, remote) = match accepted {
-                        Ok(accepted) => accepted,
-                        Err(err) => {
-                            if let Retry::After(delay) = backoff.failed(&err, accepted_at.into_std()) {
-                                resume.as_mut().reset(accepted_at + delay);
-                                paused = true;
-                            }
-                            if let Some(quiet_at) = backoff.quiet_at() {
-                                quiet.as_mut().reset(quiet_at.into());
-                            }
-                            continue;
-                        }
-                    };
-                    backoff.succeeded();
-                    let ip_slot = match &per_ip {
-                        Some(per_ip) => match per_ip.admit(remote.ip()) {
-                            Some(slot) => Some(slot),
-                            None => continue, // drops (closes) the stream
-                        },
-                        None => None,
-                    };
-                    socket.apply(&stream);
-                    let connection = Connection {
-                        local: stream.local_addr().unwrap_or(remote),
-                        remote,
-                        shared: Arc::clone(&shared),
-                        _ip_slot: ip_slot,
-                    };
-                    connections.spawn(connection.serve(stream, accepted_at));
-                }
-            }
-        }
-
-        backoff.end();
-        let started = tokio::time::Instant::now();
-        for hook in on_shutdown {
-            hook();
-        }
-        drop(listener);
-        shutdown.fire();
-        let open = connections.len();
-        let drained = tokio::time::timeout(shutdown_grace, async {
-            while connections.join_next().await.is_some() {}
-        })
-        .await;
-        if drained.is_err() {
-            tracing::warn!(
-                left = connections.len(),
-                grace = ?shutdown_grace,
-                "connections still open after the grace period: dropping them"
-            );
-            connections.shutdown().await;
-        }
-        tracing::info!(
-            connections = open,
-            refused_per_ip = per_ip.as_ref().map_or(0, |per_ip| per_ip.refused()),
-            elapsed = ?started.elapsed(),
-            "server stopped"
-        );
+        let drain = AcceptLoop::new(listener, socket, per_ip, shared)
+            .run(signal)
+            .await;
+        drain.run(on_shutdown, &shutdown, shutdown_grace).await;
         Ok(())
     }
 

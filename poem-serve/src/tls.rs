@@ -98,7 +98,8 @@ impl ReloadingTls {
             cert,
             key,
         });
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        // aws-lc-rs offers the post-quantum hybrid key exchange that ring's provider lacks.
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
             .with_no_client_auth()
@@ -236,7 +237,7 @@ fn load_certified_key(cert_path: &Path, key_path: &Path) -> Result<CertifiedKey,
         reason: err.to_string(),
     })?;
     let signing_key =
-        rustls::crypto::ring::sign::any_supported_type(&key).map_err(|err| TlsError::Key {
+        rustls::crypto::aws_lc_rs::sign::any_supported_type(&key).map_err(|err| TlsError::Key {
             path: key_path.to_owned(),
             reason: err.to_string(),
         })?;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use futures_util::stream;
 use poem::{get, handler, IntoResponse, Route};
 use poem_serve::StreamServer;
-use poem_sse_ext::{Event, Hub, SseResponse};
+use poem_sse_ext::{http::SseResponse, Event, Hub};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,

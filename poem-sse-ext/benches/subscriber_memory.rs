@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use poem_sse_ext::{Event, Hub, Opener};
+use poem_sse_ext::{hub::Opener, Event, Hub};
 
 const SUBSCRIBERS: usize = 10_000;
 const CHANNELS: [&str; 11] = [

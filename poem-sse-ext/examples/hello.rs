@@ -15,7 +15,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use poem::{get, listener::TcpListener, Route, Server};
+use poem::{listener::TcpListener, Route, Server};
 use poem_sse_ext::{Event, EventId, Hub, PublishError};
 use serde_json::json;
 
@@ -32,7 +32,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
         .history(1_000) // events kept per channel for replay
         .heartbeat(Duration::from_secs(15)) // a comment after 15 s without events
         .build();
-    let app = Route::new().at("/events/:channel", get(hub.endpoint()));
+    let app = Route::new().at("/events/:channel", hub.endpoint());
 
     // Anywhere in the app (the hub is cheap to clone):
     tokio::spawn(publish_ticks(hub.clone()));

@@ -20,7 +20,7 @@ use poem::{
     web::{Data, Path},
     EndpointExt, Request, Route, Server,
 };
-use poem_sse_ext::{Event, SseResponse};
+use poem_sse_ext::{http::SseResponse, Event};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 

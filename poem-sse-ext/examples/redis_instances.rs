@@ -14,7 +14,7 @@
 
 use std::{error::Error, time::Duration};
 
-use poem::{get, listener::TcpListener, Route, Server};
+use poem::{listener::TcpListener, Route, Server};
 use poem_sse_ext::{store::RedisStore, Event, EventId, Hub, PublishError};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -66,7 +66,7 @@ async fn instance(url: &str) -> Result<Hub, String> {
 
 /// Serves `hub` on `127.0.0.1:port` until `stop` is cancelled, then ends its streams and exits.
 async fn serve(hub: Hub, port: u16, stop: CancellationToken) -> std::io::Result<()> {
-    let app = Route::new().at("/events/:channel", get(hub.endpoint()));
+    let app = Route::new().at("/events/:channel", hub.endpoint());
     let signal = async move {
         stop.cancelled().await;
         hub.shutdown();

@@ -9,7 +9,8 @@ use std::{
 
 use common::*;
 use poem::{http::StatusCode, Error, Request, Route};
-use poem_sse_ext::{store::BoxFuture, Grant, Hub, BUSY_EVENT, REAUTH_EVENT};
+use poem_sse_ext::http::StreamOptions;
+use poem_sse_ext::{hub::Grant, store::BoxFuture, wire::BUSY_EVENT, wire::REAUTH_EVENT, Hub};
 
 /// A client whose connections come from `127.0.0.<last>`.
 fn client_from(last: u8) -> reqwest::Client {
@@ -57,7 +58,7 @@ async fn a_stream_refused_at_a_cap_is_a_soft_refusal_with_a_long_jittered_retry(
         .expect("connect");
     let retry = expect_soft_refusal(&mut refused, "max_streams").await;
     assert!((10_000..=15_000).contains(&retry), "retry {retry} ms");
-    assert_eq!(hub.metrics().refused.get("max_streams"), Some(&1));
+    assert_eq!(hub.metrics().refused_by_reason.max_streams, 1);
     assert_eq!(hub.open_streams(), 1, "the refused one is not counted");
 }
 
@@ -90,7 +91,7 @@ async fn trusted_proxies_forward_the_client_address() {
     let app = Route::new().at(
         "/events/:channel",
         hub.endpoint()
-            .trusted_proxies([IpAddr::from([127, 0, 0, 1])]),
+            .options(StreamOptions::new().trusted_proxies([IpAddr::from([127, 0, 0, 1])])),
     );
     let server = TestServer::start_with_hub(app, Some(hub.clone())).await;
     let url = server.url("/events/a");
@@ -149,7 +150,8 @@ async fn a_tight_reconnect_loop_is_rate_limited_with_growing_hints_and_others_ar
         .expect_no_event(Duration::from_millis(100))
         .await
         .is_ok());
-    assert_eq!(hub.metrics().refused.get("rate_limited"), Some(&3));
+    assert_eq!(hub.metrics().refused_by_reason.rate_limited, 3);
+    assert_eq!(hub.metrics().refused, 3);
 }
 
 #[tokio::test]
@@ -226,7 +228,11 @@ fn session<'a>(req: &'a Request, _channel: &'a str) -> BoxFuture<'a, poem::Resul
 }
 
 fn authorized(hub: &Hub) -> Route {
-    Route::new().at("/events/:channel", hub.endpoint().authorize_with(session))
+    Route::new().at(
+        "/events/:channel",
+        hub.endpoint()
+            .options(StreamOptions::new().authorize_with(session)),
+    )
 }
 
 async fn connect_as(

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use poem::{http::StatusCode, Route};
+use poem_sse_ext::http::StreamOptions;
 use poem_sse_ext::{Event, Hub};
 
 /// Caps answer a soft refusal by default (tests/admission.rs); for fetch-based clients an
@@ -18,7 +19,11 @@ async fn caps_answer_503_with_a_jittered_retry_after_and_free_up_on_close() {
         .refusal_retry(Duration::from_secs(2), Duration::from_secs(3))
         .heartbeat(Duration::from_millis(200))
         .build();
-    let app = Route::new().at("/events/:channel", hub.endpoint().refuse_with_status());
+    let app = Route::new().at(
+        "/events/:channel",
+        hub.endpoint()
+            .options(StreamOptions::new().refuse_with_status()),
+    );
     let server = TestServer::start_with_hub(app, Some(hub.clone())).await;
     let client = http1();
     let a1 = connect(&client, &server.url("/events/a"), None).await;
@@ -47,7 +52,7 @@ async fn caps_answer_503_with_a_jittered_retry_after_and_free_up_on_close() {
         StatusCode::SERVICE_UNAVAILABLE,
         "total cap"
     );
-    assert_eq!(hub.metrics().rejected, 2);
+    assert_eq!(hub.metrics().refused, 2);
 
     drop(a1);
     wait_until(|| hub.metrics().total.open_streams == 2).await;
@@ -174,16 +179,18 @@ async fn invalid_channels_are_404_with_a_message_and_authorization_is_enforced_b
     let hub = Hub::new();
     let app = Route::new().at(
         "/events/:channel",
-        hub.endpoint().authorize(|req, channel| {
-            if channel.starts_with("public") || req.header("authorization") == Some("Bearer ok") {
-                Ok(())
-            } else {
-                Err(poem::Error::from_string(
-                    "not your channel",
-                    StatusCode::FORBIDDEN,
-                ))
-            }
-        }),
+        hub.endpoint()
+            .options(StreamOptions::new().authorize(|req, channel| {
+                if channel.starts_with("public") || req.header("authorization") == Some("Bearer ok")
+                {
+                    Ok(())
+                } else {
+                    Err(poem::Error::from_string(
+                        "not your channel",
+                        StatusCode::FORBIDDEN,
+                    ))
+                }
+            })),
     );
     let server = TestServer::start_with_hub(app, Some(hub.clone())).await;
     let client = http1();

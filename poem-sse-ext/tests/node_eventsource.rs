@@ -17,7 +17,7 @@ use std::{
 };
 
 use common::*;
-use poem::{get, Route};
+use poem::Route;
 use poem_sse_ext::{
     run::{EndReason, Runs},
     store::{MemoryStore, ReplayStore, Retention, StoreChannel},
@@ -167,7 +167,7 @@ async fn node_eventsource_resumes_across_restarts_resets_honours_retry_and_stops
     tokio::time::sleep(RETRY * 3).await; // node retries every RETRY meanwhile, and fails
     let server = TestServer::start_on(
         &addr,
-        Route::new().at("/events/:channel", get(hub.endpoint())),
+        Route::new().at("/events/:channel", hub.endpoint()),
         Some(hub.clone()),
     )
     .await;
@@ -199,7 +199,7 @@ async fn node_eventsource_resumes_across_restarts_resets_honours_retry_and_stops
     let head = publish(&hub, "news", "fresh").await;
     let server = TestServer::start_on(
         &addr,
-        Route::new().at("/events/:channel", get(hub.endpoint())),
+        Route::new().at("/events/:channel", hub.endpoint()),
         Some(hub.clone()),
     )
     .await;
@@ -232,7 +232,7 @@ async fn node_eventsource_resumes_across_restarts_resets_honours_retry_and_stops
         .await
         .unwrap_or_else(|e| panic!("append: {e}"));
     let server = TestServer::start_with_hub(
-        Route::new().at("/runs/:id/events", get(runs.endpoint())),
+        Route::new().at("/runs/:id/events", runs.endpoint()),
         Some(runs.hub().clone()),
     )
     .await;

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use poem::{get, Route};
+use poem::Route;
 use poem_sse_ext::Hub;
 
 mod scrape {
@@ -53,8 +53,8 @@ mod scrape {
             .heartbeat(Duration::from_millis(100))
             .build();
         let app = Route::new()
-            .at("/events/:channel", get(hub.endpoint()))
-            .at("/metrics", get(hub.metrics_endpoint()));
+            .at("/events/:channel", hub.endpoint())
+            .at("/metrics", hub.metrics_endpoint());
         let server = TestServer::start_with_hub(app, Some(hub.clone())).await;
         let url = server.url("/events/news");
         let mut ids = Vec::new();
@@ -134,7 +134,7 @@ mod scrape {
     #[tokio::test]
     async fn openmetrics_when_asked() {
         let hub = Hub::new();
-        let app = Route::new().at("/metrics", get(hub.metrics_endpoint()));
+        let app = Route::new().at("/metrics", hub.metrics_endpoint());
         let server = TestServer::start(app).await;
         let response = reqwest::Client::new()
             .get(server.url("/metrics"))

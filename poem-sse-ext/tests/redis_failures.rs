@@ -10,7 +10,8 @@ use std::{sync::Arc, time::Duration};
 use common::*;
 use poem_sse_ext::{
     store::{RedisStore, ReplayStore, Retention, StoreError, StoreHealth},
-    Event, Hub, SubscribeError, BUSY_EVENT,
+    wire::BUSY_EVENT,
+    Event, Hub, SubscribeError,
 };
 use redis_support::*;
 
@@ -74,7 +75,7 @@ async fn a_set_of_channels_resumed_on_another_instance_continues_exactly() {
         .store(store(&redis.url(), Retention::default()).await)
         .build();
     let serve_sets = |hub: &Hub| {
-        let app = poem::Route::new().at("/events", hub.endpoint());
+        let app = poem::Route::new().at("/events", hub.set_endpoint());
         TestServer::start_with_hub(app, Some(hub.clone()))
     };
     let (server_a, server_b) = (serve_sets(&a).await, serve_sets(&b).await);

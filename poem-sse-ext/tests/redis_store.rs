@@ -10,9 +10,11 @@ use bytes::Bytes;
 use futures_util::{future::join_all, FutureExt, StreamExt};
 use poem_sse_ext::{
     store::{
-        CursorItem, LogCursor, RedisStore, ReplayStore, Reset, ResetReason, Retention,
-        StoreChannel, StoreError, StoreHealth,
+        CursorItem, LogCursor, RedisStore, ReplayStore, Retention, StoreChannel, StoreError,
+        StoreHealth,
     },
+    wire::Reset,
+    wire::ResetReason,
     Event, EventId,
 };
 use redis_support::*;

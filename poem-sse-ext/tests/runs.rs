@@ -6,7 +6,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use poem::{get, http::StatusCode, post, Route};
+use poem::{http::StatusCode, Route};
+use poem_sse_ext::http::StreamOptions;
 use poem_sse_ext::{
     run::{EndReason, RunError, RunHandle, RunId, RunSnapshot, Runs, RunsBuilder},
     Event,
@@ -20,7 +21,7 @@ const END: &str = "sse-end";
 async fn serve_runs(runs: &Runs) -> TestServer {
     let app = Route::new()
         .at("/runs/:id/events", runs.endpoint())
-        .at("/api/runs/:id/cancel", post(runs.cancel_endpoint()));
+        .at("/api/runs/:id/cancel", runs.cancel_endpoint());
     TestServer::start_with_hub(app, Some(runs.hub().clone())).await
 }
 
@@ -466,26 +467,28 @@ async fn who_may_follow_and_who_may_cancel_is_decided_per_run() {
     let app = Route::new()
         .at(
             "/runs/:id/events",
-            get(runs
-                .endpoint()
-                .authorize(|req, _channel| match req.header("x-user") {
-                    Some(_) => Ok(()),
-                    None => Err(poem::Error::from_status(StatusCode::UNAUTHORIZED)),
-                })),
+            runs.endpoint()
+                .options(StreamOptions::new().authorize(
+                    |req, _channel| match req.header("x-user") {
+                        Some(_) => Ok(()),
+                        None => Err(poem::Error::from_status(StatusCode::UNAUTHORIZED)),
+                    },
+                )),
         )
         .at(
             "/api/runs/:id/cancel",
-            post(runs.cancel_endpoint().authorize(move |req, channel| {
-                let run = RunId::from_channel(channel);
-                if run.as_ref() == Some(&owner) && req.header("x-user") == Some("alice") {
-                    Ok(())
-                } else {
-                    Err(poem::Error::from_string(
-                        "only its owner may stop a run",
-                        StatusCode::FORBIDDEN,
-                    ))
-                }
-            })),
+            runs.cancel_endpoint()
+                .options(StreamOptions::new().authorize(move |req, channel| {
+                    let run = RunId::from_channel(channel);
+                    if run.as_ref() == Some(&owner) && req.header("x-user") == Some("alice") {
+                        Ok(())
+                    } else {
+                        Err(poem::Error::from_string(
+                            "only its owner may stop a run",
+                            StatusCode::FORBIDDEN,
+                        ))
+                    }
+                })),
         );
     let server = TestServer::start_with_hub(app, Some(runs.hub().clone())).await;
     let client = http1();

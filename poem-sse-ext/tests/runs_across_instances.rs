@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use poem::{get, http::StatusCode, post, Route};
+use poem::{http::StatusCode, Route};
 use poem_sse_ext::{
     run::{EndReason, RunHandle, Runs},
     Event,
@@ -18,8 +18,8 @@ use testkit::ParsedEvent;
 /// One instance: its runs' routes on a server of its own.
 async fn serve_runs(runs: &Runs) -> TestServer {
     let app = Route::new()
-        .at("/runs/:id/events", get(runs.endpoint()))
-        .at("/api/runs/:id/cancel", post(runs.cancel_endpoint()));
+        .at("/runs/:id/events", runs.endpoint())
+        .at("/api/runs/:id/cancel", runs.cancel_endpoint());
     TestServer::start_with_hub(app, Some(runs.hub().clone())).await
 }
 

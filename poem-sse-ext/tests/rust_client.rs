@@ -1,7 +1,7 @@
 //! A Rust client as Rust users write one: `reqwest-eventsource` against a hub's endpoint. It
 //! resumes exactly after the stream ends, sees the `sse-reset` of a resume point from another
 //! epoch, and the `sse-busy` of a refusal; a `404` stops it. The recipe is in the crate docs
-//! (`poem_sse_ext::clients`).
+//! (`poem_sse_ext::guide::clients`).
 
 mod common;
 

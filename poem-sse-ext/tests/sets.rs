@@ -6,12 +6,16 @@ use std::time::Duration;
 
 use common::*;
 use poem::{http::StatusCode, Route};
-use poem_sse_ext::{set_cursor, EventId, Hub, MAX_SET_CHANNELS};
+use poem_sse_ext::{
+    http::StreamOptions,
+    wire::{set_cursor, MAX_SET_CHANNELS},
+    Event, EventId, Hub,
+};
 
 /// A hub serving single channels at `/events/:channel` and sets at `/events`.
 async fn serve_sets(hub: &Hub) -> TestServer {
     let app = Route::new()
-        .at("/events", hub.endpoint())
+        .at("/events", hub.set_endpoint())
         .at("/events/:channel", hub.endpoint());
     TestServer::start_with_hub(app, Some(hub.clone())).await
 }
@@ -209,13 +213,14 @@ async fn a_set_is_authorized_per_channel_and_bounded() {
     let hub = Hub::new();
     let app = Route::new().at(
         "/events",
-        hub.endpoint().authorize(|_, channel| {
-            if channel.starts_with("secret") {
-                Err(poem::Error::from_string("forbidden", StatusCode::FORBIDDEN))
-            } else {
-                Ok(())
-            }
-        }),
+        hub.set_endpoint()
+            .options(StreamOptions::new().authorize(|_, channel| {
+                if channel.starts_with("secret") {
+                    Err(poem::Error::from_string("forbidden", StatusCode::FORBIDDEN))
+                } else {
+                    Ok(())
+                }
+            })),
     );
     let server = TestServer::start_with_hub(app, Some(hub.clone())).await;
     let client = http1();
@@ -240,4 +245,34 @@ async fn a_set_is_authorized_per_channel_and_bounded() {
         .await
         .expect("request");
     assert_eq!(none.status(), 400);
+}
+
+#[tokio::test]
+async fn a_channel_endpoint_mounted_without_its_parameter_says_so_and_opens_nothing() {
+    let hub = Hub::new();
+    // A route table mistake: the channel's endpoint where the set's belongs, or a misnamed
+    // parameter. Before, either became a set request and a 400 about channels.
+    let app = Route::new()
+        .at("/events", hub.endpoint())
+        .at("/feed/:name", hub.endpoint());
+    let server = TestServer::start_with_hub(app, Some(hub.clone())).await;
+    let client = http1();
+    for path in ["/events?channels=a,b", "/feed/news"] {
+        let answer = client.get(server.url(path)).send().await.expect("request");
+        assert_eq!(answer.status(), 500, "{path}");
+        let message = answer.text().await.expect("body");
+        assert!(message.contains("`channel`"), "{path}: {message}");
+    }
+    assert_eq!(hub.metrics().opened, 0);
+    let named = Route::new().at(
+        "/feed/:name",
+        hub.endpoint().options(StreamOptions::new().param("name")),
+    );
+    let server = TestServer::start_with_hub(named, Some(hub.clone())).await;
+    let mut feed = connect(&client, &server.url("/feed/news"), None).await;
+    hub.publish("news", Event::text("hi"))
+        .await
+        .expect("publish");
+    let event = feed.next_event(Duration::from_secs(5)).await.expect("read");
+    assert_eq!(event.map(|e| e.data).as_deref(), Some("hi"));
 }

@@ -99,10 +99,12 @@ async fn every_stream_logs_in_its_span_and_says_why_it_closed() {
         drop(gone);
         wait_until(|| hub.open_streams() == 1).await;
         server.stop().await; // shuts the hub down: the last stream says goodbye
-        let closed = hub.metrics().closed;
-        assert_eq!(closed.get("lifetime"), Some(&1));
-        assert_eq!(closed.get("client_gone"), Some(&1));
-        assert_eq!(closed.get("shutdown"), Some(&1));
+        let metrics = hub.metrics();
+        let closed = metrics.closed_by_reason;
+        assert_eq!(closed.lifetime, 1);
+        assert_eq!(closed.client_gone, 1);
+        assert_eq!(closed.shutdown, 1);
+        assert_eq!(metrics.closed, 3);
     })
     .await;
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::*;
 use futures_util::{FutureExt, StreamExt};
-use poem_sse_ext::{Hub, ResetReason, Subscriber};
+use poem_sse_ext::{wire::ResetReason, Hub, Subscriber};
 use testkit::{ParsedEvent, Parser};
 
 /// Reads chunks from `sub` until `n` events have been parsed; returns them and the chunk count.

@@ -202,7 +202,7 @@ async fn awkward_data_arrives_exactly() {
 #[tokio::test]
 async fn own_stream_response_has_the_same_guarantees() {
     use poem::{handler, Request};
-    use poem_sse_ext::SseResponse;
+    use poem_sse_ext::http::SseResponse;
     use tokio_util::sync::CancellationToken;
 
     let token = CancellationToken::new();

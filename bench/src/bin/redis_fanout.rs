@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use clap::Parser;
-use poem::{get, listener::TcpListener, Route, Server};
+use poem::{listener::TcpListener, Route, Server};
 use poem_sse_ext::{store::RedisStore, Event, Hub};
 use testkit::{redis::RedisServer, sse_client::SseConnection};
 
@@ -157,7 +157,7 @@ async fn hub(url: &str) -> Result<Hub> {
 /// Serves `hub` on a free loopback port; returns the stream URL of `channel`.
 async fn serve(hub: &Hub, channel: &str) -> Result<String> {
     let port = testkit::free_port();
-    let app = Route::new().at("/events/:channel", get(hub.endpoint()));
+    let app = Route::new().at("/events/:channel", hub.endpoint());
     tokio::spawn(Server::new(TcpListener::bind(("127.0.0.1", port))).run(app));
     for _ in 0..100 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port))

@@ -1,4 +1,5 @@
-//! The goals of issue 5, each checked against the measured medians.
+//! The performance goals (idle memory, CPU per event and p99 latency against the peers; the
+//! reconnect storm and shutdown against a time limit), each checked against the measured medians.
 
 use std::fmt::Write as _;
 
@@ -75,7 +76,7 @@ pub(super) fn goals(md: &mut String, table: &Table, product: &str) {
     ));
     let _ = writeln!(
         md,
-        "\n## Goals of issue 5\n\n| goal | measured | met |\n|---|---|---|"
+        "\n## Performance goals\n\n| goal | measured | met |\n|---|---|---|"
     );
     for (goal, v, limit, unit) in lines {
         let (measured, met) = match v {

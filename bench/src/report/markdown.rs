@@ -177,8 +177,14 @@ pub fn markdown(
          - Cleanup: 1,000 streams close their sockets; time until `open_streams` of \
          `GET /api/hub/metrics` is back to its earlier value."
     );
+    // Figures from earlier runs, kept by hand beside the generated ones.
+    md.push('\n');
+    md.push_str(POEM_SERVE_FIGURES);
     md
 }
+
+/// The section on the measurements behind poem-serve's defaults (written by hand, dated).
+const POEM_SERVE_FIGURES: &str = include_str!("poem_serve_figures.md");
 
 fn fmt_num(v: f64) -> String {
     let a = v.abs();

@@ -1,6 +1,6 @@
 //! Turns the raw figures of all repetitions into `BENCHMARKS.md` and an SVG chart.
 //!
-//! [`Table`] groups the figures; [`markdown`] writes the report (with the goals of issue 5
+//! [`Table`] groups the figures; [`markdown`] writes the report (with the performance goals
 //! checked against the medians), [`svg`] draws the chart, and [`write()`] does both to files.
 
 use std::path::PathBuf;

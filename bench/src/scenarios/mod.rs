@@ -1,8 +1,8 @@
-//! The benchmark scenarios of issue 5, one file each. Every scenario starts a fresh server,
-//! measures, stops it ([`Ctx::with_server`]), and returns its figures; a figure is `None`
-//! (n/a) when the server lacks the feature measured. All but `idle` (which starts one server
-//! per size and protocol) measure a single cleartext server through the same `measure`
-//! signature.
+//! The benchmark scenarios (idle memory, load, max rate, reconnect storm, 100,000 streams,
+//! shutdown, cleanup), one file each. Every scenario starts a fresh server, measures, stops it
+//! ([`Ctx::with_server`]), and returns its figures; a figure is `None` (n/a) when the server
+//! lacks the feature measured. All but `idle` (which starts one server per size and protocol)
+//! measure a single cleartext server through the same `measure` signature.
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! Sizes and durations of a run: the full one issue 5 asks for, and the smoke check.
+//! Sizes and durations of a run: the full one that `BENCHMARKS.md` reports, and the smoke check.
 
 use std::time::Duration;
 
@@ -30,7 +30,7 @@ pub struct Scale {
 }
 
 impl Scale {
-    /// The sizes issue 5 asks for.
+    /// The sizes of a full run (the published figures).
     pub fn full() -> Self {
         Self {
             mem_sizes: vec![1_000, 10_000],

@@ -11,8 +11,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use poem_sse_ext::{ChannelMetrics, Hub};
+use poem_sse_ext::{metrics::ChannelMetrics, Hub};
 use serde::{Deserialize, Serialize};
+
+use crate::session::is_private;
 
 use super::{every_second, publish_json, rate::SlidingRate, stamped::Stamped};
 
@@ -62,9 +64,10 @@ pub struct HubSample {
 /// The busiest channels, as published and as the `/hub` page reads it back.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TopChannels {
-    /// At most [`TOP_ROWS`], the most open streams first, then the most events published.
+    /// At most [`TOP_ROWS`] public channels (never a private `user.<name>`), the most open
+    /// streams first, then the most events published.
     pub rows: Vec<ChannelRow>,
-    /// Channels not shown.
+    /// Public channels not shown.
     pub more: usize,
 }
 
@@ -110,11 +113,17 @@ pub async fn run(hub: Hub) {
             delivered: total.delivered,
             replayed: total.replayed,
             resets: total.resets,
-            rejected: metrics.rejected,
+            rejected: metrics.refused,
             bytes_sent: total.bytes_sent,
             channels: metrics.channels.len(),
         };
-        let (busiest, more) = busiest(metrics.channels.into_iter().collect(), TOP_ROWS);
+        // Everyone reads this channel: a private channel's name says who signed in, so none is
+        // listed (they count in `channels` alone).
+        let listed = metrics
+            .channels
+            .into_iter()
+            .filter(|(name, _)| !is_private(name));
+        let (busiest, more) = busiest(listed.collect(), TOP_ROWS);
         let mut rows = Vec::with_capacity(busiest.len());
         for (name, channel) in busiest {
             let head = hub.head(&name).await.map(|id| id.to_string()).ok();
@@ -140,7 +149,7 @@ pub async fn run(hub: Hub) {
                 delivered = total.delivered,
                 replayed = total.replayed,
                 resets = total.resets,
-                rejected = metrics.rejected,
+                rejected = metrics.refused,
                 channels = sample.channels,
                 "hub summary"
             );
@@ -175,11 +184,9 @@ mod tests {
     use super::*;
 
     fn channel(name: &str, open_streams: usize, published: u64) -> (String, ChannelMetrics) {
-        let metrics = ChannelMetrics {
-            open_streams,
-            published,
-            ..ChannelMetrics::default()
-        };
+        let mut metrics = ChannelMetrics::default();
+        metrics.open_streams = open_streams;
+        metrics.published = published;
         (name.to_owned(), metrics)
     }
 

@@ -226,10 +226,27 @@ pub async fn publish(
     channel: &str,
     body: &serde_json::Value,
 ) -> String {
+    publish_with(client, demo, channel, body, None).await
+}
+
+/// The publish token of the tests that start the demo with `--publish-token`.
+pub const PUBLISH_TOKEN: &str = "test-publish-token";
+
+/// [`publish`] as a server-side publisher does: with `Authorization: Bearer <token>` (the one
+/// way, besides its owner's session, to publish to a private `user.<name>` channel).
+pub async fn publish_with(
+    client: &reqwest::Client,
+    demo: &Demo,
+    channel: &str,
+    body: &serde_json::Value,
+    token: Option<&str>,
+) -> String {
     let url = demo.url(&format!("/api/channels/{channel}/events"));
-    let response = client
-        .post(&url)
-        .json(body)
+    let mut request = client.post(&url).json(body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request
         .send()
         .await
         .unwrap_or_else(|err| panic!("POST {url}: {err}"));

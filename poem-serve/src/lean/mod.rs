@@ -1,8 +1,8 @@
 //! HTTP/1.1 event streams served without hyper's per-connection buffers.
 //!
 //! hyper keeps, for every HTTP/1.1 connection, a read buffer, a write buffer and the parked
-//! connection state: 16–24 KiB for as long as the connection lives, which for an event stream
-//! is hours of mostly idle waiting. An event stream needs none of it: its request has no body,
+//! connection state for as long as the connection lives, which for an event stream is hours of
+//! mostly idle waiting. An event stream needs none of it: its request has no body,
 //! its response is written a frame at a time the moment each exists.
 //!
 //! So a connection's requests are read here first. A `GET` that accepts `text/event-stream`
@@ -17,7 +17,6 @@
 //! pipelining work as HTTP/1.1 says.
 
 mod head;
-mod rewind;
 mod write;
 
 use std::io;
@@ -28,8 +27,6 @@ use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite},
     time::Instant,
 };
-
-pub(crate) use rewind::Rewind;
 
 use crate::shutdown::ShutdownSignal;
 use head::Head;

@@ -3,7 +3,7 @@
 
 use std::{io, net::SocketAddr};
 
-use poem::{get, Route};
+use poem::Route;
 use poem_serve::StreamServer;
 use poem_sse_ext::Hub;
 use tokio::{sync::oneshot, task::JoinHandle};
@@ -27,7 +27,7 @@ pub fn serve_app(server: StreamServer, hub: &Hub, app: Route) -> Running {
     let addr = server
         .local_addr()
         .unwrap_or_else(|e| panic!("no local address: {e}"));
-    let app = app.at("/events/:channel", get(hub.endpoint()));
+    let app = app.at("/events/:channel", hub.endpoint());
     let (stop, stopped) = oneshot::channel::<()>();
     let hub = hub.clone();
     let task = tokio::spawn(
@@ -104,7 +104,7 @@ impl TestCert {
             .unwrap_or_else(|e| panic!("loading the certificate: {e}"));
         let mut roots = rustls::RootCertStore::empty();
         roots.add(certified.cert.der().clone()).unwrap();
-        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let mut client = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()

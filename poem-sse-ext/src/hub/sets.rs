@@ -1,18 +1,21 @@
 //! [`Hub::subscribe_set`]: several channels on one stream.
 
 use crate::{
-    admission::Opener,
-    cursor::{self, MAX_SET_CHANNELS},
-    error::SubscribeError,
-    set::{Member, SetReader},
-    subscriber::{Source, Subscriber},
+    hub::admission::Opener,
+    hub::error::SubscribeError,
+    hub::set_reader::{Member, SetReader},
+    hub::subscriber::{Source, Subscriber},
+    wire::{
+        set_cursor::{self as cursor},
+        MAX_SET_CHANNELS,
+    },
 };
 
-use super::{Hub, UNKNOWN_RESUME_ID};
+use super::handle::{Hub, UNKNOWN_RESUME_ID};
 
 impl Hub {
     /// Opens one stream of several `channels` (at most
-    /// [`MAX_SET_CHANNELS`](crate::MAX_SET_CHANNELS), duplicates ignored) after `resume`, a set
+    /// [`MAX_SET_CHANNELS`](crate::wire::MAX_SET_CHANNELS), duplicates ignored) after `resume`, a set
     /// cursor: each channel's events in publish order, the channels interleaved as events arrive
     /// and read in turn, so that a busy channel can not starve a quiet one.
     ///
@@ -21,11 +24,11 @@ impl Hub {
     /// every channel at once: a reconnect gets exactly what each channel missed. A channel whose
     /// resume point is gone gets its own `sse-reset` (naming it in `channel`); the others resume
     /// exactly. A malformed cursor, or one of another set, resets every channel. A page rendered
-    /// from several channels' state starts the set from [`set_cursor`](crate::set_cursor).
+    /// from several channels' state starts the set from [`set_cursor`](crate::wire::set_cursor).
     ///
     /// ```
     /// use futures_util::StreamExt;
-    /// use poem_sse_ext::{Event, Hub, Opener};
+    /// use poem_sse_ext::{Event, Hub, hub::Opener};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -40,7 +43,7 @@ impl Hub {
     ///
     /// # Errors
     /// As [`Hub::subscribe_as`]; [`SubscribeError::InvalidSet`] for an empty set or more than
-    /// [`MAX_SET_CHANNELS`](crate::MAX_SET_CHANNELS) channels. The stream counts once against
+    /// [`MAX_SET_CHANNELS`](crate::wire::MAX_SET_CHANNELS) channels. The stream counts once against
     /// the total and the per-client caps, and once on each channel.
     pub async fn subscribe_set(
         &self,
@@ -77,7 +80,7 @@ impl Hub {
             let start = sub.cursor.last_id().map(|id| id.to_string());
             members.push(Member::new(entry, sub, start));
         }
-        let span = crate::trace::stream_span(&unique.join(","), resume, opener.client);
+        let span = crate::hub::trace::stream_span(&unique.join(","), resume, opener.client);
         tracing::debug!(parent: &span, "sse stream opened");
         let set = SetReader::new(members, config.max_chunk_bytes);
         Ok(Subscriber::new(Source::Set(Box::new(set)), ending, stream).in_span(span))

@@ -1,7 +1,6 @@
 //! The hub's own rules: bad input, one registry.
 
-use super::*;
-use crate::registry::ChannelError;
+use crate::{hub::registry::ChannelError, Event, Hub, PublishError, ReadError, SubscribeError};
 
 #[tokio::test]
 async fn publish_rejects_bad_input_and_keeps_what_is_stored() {
@@ -25,7 +24,7 @@ async fn publish_rejects_bad_input_and_keeps_what_is_stored() {
 async fn one_registry_one_cap_one_error() {
     let hub = Hub::builder().max_channels(1).build();
     assert!(hub.publish("a", Event::text("1")).await.is_ok());
-    let refused = crate::registry::TooManyChannels {
+    let refused = crate::hub::registry::TooManyChannels {
         channel: "b".into(),
         limit: 1,
     };
@@ -35,11 +34,17 @@ async fn one_registry_one_cap_one_error() {
     );
     assert_eq!(
         hub.subscribe("b", None).await.err(),
-        Some(SubscribeError::TooManyChannels(refused.clone()))
+        Some(SubscribeError::from(refused.clone()))
     );
     assert_eq!(
         hub.head("b").await,
         Err(ReadError::TooManyChannels(refused))
     );
+    let refusal = hub.subscribe("c", None).await.err();
+    assert_eq!(
+        refusal.as_ref().and_then(SubscribeError::reason),
+        Some(crate::hub::RefusalReason::MaxChannels)
+    );
+    assert!(refusal.is_some_and(|r| r.to_string().contains("channel `c`")));
     assert!(hub.subscribe("a", None).await.is_ok());
 }

@@ -4,8 +4,8 @@
 //! [`itemSchema`][media-type] that each event (an object of `event`, `data`, `id` and `retry`)
 //! matches. [`EventStreamDoc`] writes that schema from the application's events (one `oneOf`
 //! entry per event name, typed with [`schemars`] or given as JSON Schema) plus the events the hub
-//! sends itself ([`sse-reset`](crate::RESET_EVENT), [`sse-busy`](crate::BUSY_EVENT),
-//! [`sse-reauth`](crate::REAUTH_EVENT), and [`sse-end`](crate::run::END_EVENT), which only a
+//! sends itself ([`sse-reset`](crate::wire::RESET_EVENT), [`sse-busy`](crate::wire::BUSY_EVENT),
+//! [`sse-reauth`](crate::wire::REAUTH_EVENT), and [`sse-end`](crate::run::END_EVENT), which only a
 //! run's stream carries), and the operation around it: the channel path
 //! parameter, the `Last-Event-ID` header and the `lastEventId` query parameter.
 //!
@@ -51,10 +51,10 @@
 use serde_json::{json, Map, Value};
 
 use crate::{
-    admission::RefusalReason,
-    event::{validate_event_name, EventError},
-    registry::MAX_CHANNEL_LEN,
+    hub::admission::RefusalReason,
+    hub::registry::MAX_CHANNEL_LEN,
     run::{EndReason, END_EVENT},
+    wire::{validate_event_name, EventError},
     wire::{ResetReason, BUSY_EVENT, REAUTH_EVENT, RESET_EVENT},
 };
 
@@ -140,15 +140,15 @@ impl EventStreamDoc {
     }
 
     /// The path parameter that names the channel (default `channel`), as set with
-    /// [`SseEndpoint::channel_param`](crate::SseEndpoint::channel_param).
+    /// [`SseEndpoint::channel_param`](crate::http::StreamOptions::param).
     pub fn channel_param(mut self, name: &str) -> Self {
         name.clone_into(&mut self.channel_param);
         self
     }
 
     /// Temporary refusals are answered `503` with `Retry-After`, as
-    /// [`SseEndpoint::refuse_with_status`](crate::SseEndpoint::refuse_with_status) does, not
-    /// with an [`sse-busy`](crate::BUSY_EVENT) stream.
+    /// [`SseEndpoint::refuse_with_status`](crate::http::StreamOptions::refuse_with_status) does, not
+    /// with an [`sse-busy`](crate::wire::BUSY_EVENT) stream.
     pub fn status_refusals(mut self) -> Self {
         self.status_refusals = true;
         self

@@ -6,7 +6,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{end::MAX_END_MESSAGE_LEN, handle::RunLimits, store::RetiringStore, Runs, Settings};
 use crate::{
-    builder::HubBuilder,
+    hub::builder::HubBuilder,
     store::{MemoryStore, ReplayStore, Retention},
 };
 

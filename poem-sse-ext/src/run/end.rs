@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    event::Event,
+    wire::Event,
     wire::{EventId, StoredEvent},
 };
 

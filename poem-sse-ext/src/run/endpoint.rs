@@ -1,34 +1,33 @@
 //! Runs over HTTP: [`RunEndpoint`] serves a run's followers, [`RunCancelEndpoint`] stops a run.
 
-use std::{net::IpAddr, sync::Arc};
-
-use poem::{http::StatusCode, web::Json, Endpoint, IntoResponse, Request, Response, Result};
+use poem::{
+    http::Method, http::StatusCode, web::Json, Endpoint, IntoResponse, Request, Response, Result,
+};
 
 use super::{error::RunError, follow::Follow, id::RunId, Runs};
-use crate::{
-    authorize::{Authorizer, Check},
-    endpoint::SseEndpoint,
+use crate::http::{
+    endpoint::{get_only, only, resume_point, unmounted_param, Streams},
+    options::StreamOptions,
 };
 
 impl Runs {
     /// A poem endpoint serving the followers of the run named by the `id` path parameter:
-    /// mount it with `Route::new().at("/runs/:id/events", runs.endpoint())`.
+    /// mount it as it is, `Route::new().at("/runs/:id/events", runs.endpoint())`.
     pub fn endpoint(&self) -> RunEndpoint {
         RunEndpoint {
             runs: self.clone(),
-            sse: self.hub().endpoint(),
-            param: Arc::from("id"),
-            authorizer: None,
+            streams: Streams::new(self.hub().clone()),
+            options: StreamOptions::new(),
         }
     }
 
-    /// A poem endpoint that cancels the run named by the `id` path parameter: mount it with
-    /// `Route::new().at("/api/runs/:id/cancel", post(runs.cancel_endpoint()))`.
+    /// A poem endpoint that cancels the run named by the `id` path parameter: mount it as it
+    /// is, `Route::new().at("/api/runs/:id/cancel", runs.cancel_endpoint())` (it answers `POST`
+    /// only).
     pub fn cancel_endpoint(&self) -> RunCancelEndpoint {
         RunCancelEndpoint {
             runs: self.clone(),
-            param: Arc::from("id"),
-            authorizer: None,
+            options: StreamOptions::new(),
         }
     }
 }
@@ -42,56 +41,23 @@ impl Runs {
 /// | unknown id, or a run past its time to live | `404` with a message |
 /// | resume point is the run's end event | `204 No Content` (a native `EventSource` stays closed) |
 /// | otherwise | `200 text/event-stream`: the events after the resume point, the end event when the run ends, then the response ends |
-/// | any method but `GET` | `405` with `Allow: GET` (mount it as it is, not inside poem's `get()`) |
+/// | any method but `GET` | `405` with `Allow: GET` |
 ///
-/// Authorization is the channels' hook, [`Authorizer`], given the run's channel name
-/// (`run.<id>`; [`RunId::from_channel`] reads the id back). Made by [`Runs::endpoint`].
-#[derive(Clone)]
+/// Its [`StreamOptions`] are a channel's: the authorizer is given the run's channel name
+/// (`run.<id>`; [`RunId::from_channel`] reads the id back), the path parameter defaults to `id`.
+/// Made by [`Runs::endpoint`].
+#[derive(Clone, Debug)]
 pub struct RunEndpoint {
     runs: Runs,
-    sse: SseEndpoint,
-    param: Arc<str>,
-    authorizer: Option<Arc<dyn Authorizer>>,
+    streams: Streams,
+    options: StreamOptions,
 }
 
 impl RunEndpoint {
-    /// Reads the run id from the path parameter `name` instead of `id`.
+    /// Reads the request and answers refusals as `options` says.
     #[must_use]
-    pub fn id_param(mut self, name: &str) -> Self {
-        self.param = Arc::from(name);
-        self
-    }
-
-    /// Checks every request before anything is sent: `check(req, channel)` (the channel is
-    /// `run.<id>`) returns `Err` to refuse, and its error becomes the response.
-    #[must_use]
-    pub fn authorize(
-        self,
-        check: impl Fn(&Request, &str) -> Result<()> + Send + Sync + 'static,
-    ) -> Self {
-        self.authorize_with(Check(check))
-    }
-
-    /// Authorizes every request with `authorizer`, as
-    /// [`SseEndpoint::authorize_with`](crate::SseEndpoint::authorize_with) does for channels:
-    /// its grant's principal counts against the per-principal cap, and its expiry ends the stream.
-    #[must_use]
-    pub fn authorize_with(mut self, authorizer: impl Authorizer) -> Self {
-        self.authorizer = Some(Arc::new(authorizer));
-        self
-    }
-
-    /// See [`SseEndpoint::trusted_proxies`](crate::SseEndpoint::trusted_proxies).
-    #[must_use]
-    pub fn trusted_proxies(mut self, proxies: impl IntoIterator<Item = IpAddr>) -> Self {
-        self.sse = self.sse.trusted_proxies(proxies);
-        self
-    }
-
-    /// See [`SseEndpoint::refuse_with_status`](crate::SseEndpoint::refuse_with_status).
-    #[must_use]
-    pub fn refuse_with_status(mut self) -> Self {
-        self.sse = self.sse.refuse_with_status();
+    pub fn options(mut self, options: StreamOptions) -> Self {
+        self.options = options;
         self
     }
 }
@@ -100,37 +66,26 @@ impl Endpoint for RunEndpoint {
     type Output = Response;
 
     async fn call(&self, req: Request) -> Result<Response> {
-        crate::endpoint::get_only(&req)?;
-        let raw = req.raw_path_param(&self.param).unwrap_or_default();
-        let id = RunId::parse(raw).ok_or_else(|| RunError::not_found(raw))?;
-        let grant = match &self.authorizer {
-            Some(authorizer) => Some(authorizer.authorize(&req, &id.channel()).await?),
-            None => None,
-        };
-        let (resume, opener) = self.sse.opener(&req, grant);
+        get_only(&req)?;
+        let id = run_id(&req, &self.options)?;
+        let grant = self.options.grant(&req, &id.channel()).await?;
+        let opener = self.options.opener(&req, grant);
+        let resume = resume_point(&req);
         match self
             .runs
             .follow_as(id.as_str(), resume.as_deref(), &opener)
             .await
         {
-            Ok(Follow::Stream(follower)) => Ok(self.sse.respond(follower, &req)),
+            Ok(Follow::Stream(follower)) => Ok(self.streams.respond(follower, &req)),
             Ok(Follow::Ended(end)) => {
                 tracing::debug!(run = %id, reason = %end.reason, "run follower has the end: 204");
                 Ok(StatusCode::NO_CONTENT.into_response())
             }
-            Err(RunError::Subscribe(error)) => Err(self.sse.refusal(error).into()),
+            Err(RunError::Subscribe(error)) => {
+                Err(self.streams.refusal(error, &self.options).into())
+            }
             Err(error) => Err(error.into()),
         }
-    }
-}
-
-impl std::fmt::Debug for RunEndpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RunEndpoint")
-            .field("param", &self.param)
-            .field("authorizer", &self.authorizer.is_some())
-            .field("sse", &self.sse)
-            .finish_non_exhaustive()
     }
 }
 
@@ -138,36 +93,21 @@ impl std::fmt::Debug for RunEndpoint {
 /// run had ended before), `404` with a message for an unknown or expired run. The producer is
 /// told to stop at once, and the run's followers receive its end. Made by
 /// [`Runs::cancel_endpoint`].
-#[derive(Clone)]
+///
+/// It answers `POST` only (`405` with `Allow: POST` otherwise). Its [`StreamOptions`]' authorizer
+/// is given `run.<id>` (who may cancel may differ from who may follow: give each endpoint its
+/// own options).
+#[derive(Clone, Debug)]
 pub struct RunCancelEndpoint {
     runs: Runs,
-    param: Arc<str>,
-    authorizer: Option<Arc<dyn Authorizer>>,
+    options: StreamOptions,
 }
 
 impl RunCancelEndpoint {
-    /// Reads the run id from the path parameter `name` instead of `id`.
+    /// Reads the request as `options` says (the path parameter, the authorizer).
     #[must_use]
-    pub fn id_param(mut self, name: &str) -> Self {
-        self.param = Arc::from(name);
-        self
-    }
-
-    /// Checks every request first: `check(req, channel)` (the channel is `run.<id>`) returns
-    /// `Err` to refuse, and its error becomes the response.
-    #[must_use]
-    pub fn authorize(
-        self,
-        check: impl Fn(&Request, &str) -> Result<()> + Send + Sync + 'static,
-    ) -> Self {
-        self.authorize_with(Check(check))
-    }
-
-    /// Checks every request first with `authorizer` (who may cancel may differ from who may
-    /// follow: give each endpoint its own).
-    #[must_use]
-    pub fn authorize_with(mut self, authorizer: impl Authorizer) -> Self {
-        self.authorizer = Some(Arc::new(authorizer));
+    pub fn options(mut self, options: StreamOptions) -> Self {
+        self.options = options;
         self
     }
 }
@@ -176,22 +116,20 @@ impl Endpoint for RunCancelEndpoint {
     type Output = Response;
 
     async fn call(&self, req: Request) -> Result<Response> {
-        let raw = req.raw_path_param(&self.param).unwrap_or_default();
-        let id = RunId::parse(raw).ok_or_else(|| RunError::not_found(raw))?;
-        if let Some(authorizer) = &self.authorizer {
-            authorizer.authorize(&req, &id.channel()).await?;
-        }
+        only(&req, Method::POST, "a run is cancelled with POST")?;
+        let id = run_id(&req, &self.options)?;
+        self.options.grant(&req, &id.channel()).await?;
         let reason = self.runs.cancel(id.as_str()).await?;
         let body = serde_json::json!({ "id": id, "reason": reason });
         Ok((StatusCode::ACCEPTED, Json(body)).into_response())
     }
 }
 
-impl std::fmt::Debug for RunCancelEndpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RunCancelEndpoint")
-            .field("param", &self.param)
-            .field("authorizer", &self.authorizer.is_some())
-            .finish_non_exhaustive()
-    }
+/// The run named by the request's path parameter (`id`, or the options' own).
+fn run_id(req: &Request, options: &StreamOptions) -> Result<RunId> {
+    let param = options.param_or("id");
+    let Some(raw) = req.raw_path_param(param) else {
+        return Err(unmounted_param(param));
+    };
+    Ok(RunId::parse(raw).ok_or_else(|| RunError::not_found(raw))?)
 }

@@ -3,7 +3,7 @@
 use poem::{error::ResponseError, http::StatusCode};
 
 use super::end::EndReason;
-use crate::error::{PublishError, ReadError, SubscribeError};
+use crate::hub::error::{PublishError, ReadError, SubscribeError};
 
 /// Why a run operation failed. As an HTTP answer (it is a poem `ResponseError`): `404` for a run
 /// that does not exist (any more), `409` for appending to an ended run, `503` for a full registry
@@ -74,14 +74,10 @@ impl ResponseError for RunError {
             Self::Ended { .. } | Self::TooManyEvents { .. } | Self::TooManyBytes { .. } => {
                 StatusCode::CONFLICT
             }
-            Self::Publish(PublishError::Channel(_)) => StatusCode::NOT_FOUND,
-            Self::Publish(PublishError::HasId(_) | PublishError::Event(_)) => {
-                StatusCode::BAD_REQUEST
-            }
-            Self::Subscribe(SubscribeError::Channel(_)) | Self::Read(ReadError::Channel(_)) => {
-                StatusCode::NOT_FOUND
-            }
-            _ => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Publish(err) => err.status(),
+            Self::Read(err) => err.status(),
+            Self::Subscribe(err) => err.status(),
+            Self::TooManyRuns { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }

@@ -18,10 +18,10 @@ use super::{
     Runs,
 };
 use crate::{
-    admission::Opener,
-    store::{EventId, Reset},
-    subscriber::Subscriber,
+    hub::admission::Opener,
+    hub::subscriber::Subscriber,
     wire::{reset_frame, StoredEvent},
+    wire::{EventId, Reset},
 };
 
 /// What [`Runs::follow`] found.
@@ -119,7 +119,7 @@ impl Runs {
     /// Follows run `id` after `resume` (an id the follower has seen; `None`: from the start).
     ///
     /// A resume point that is not an id of the run starts the stream over from the beginning,
-    /// after a [`RESET_EVENT`](crate::RESET_EVENT) whose `resume_from` is the run's start: the
+    /// after a [`RESET_EVENT`](crate::wire::RESET_EVENT) whose `resume_from` is the run's start: the
     /// follower should drop what it has and take the whole run.
     ///
     /// # Errors

@@ -14,7 +14,10 @@ use super::{
     error::RunError,
     id::RunId,
 };
-use crate::{event::Event, hub::Hub, store::EventId};
+use crate::{
+    hub::Hub,
+    wire::{Event, EventId},
+};
 
 /// The bounds of every run, from the [`RunsBuilder`](super::RunsBuilder).
 #[derive(Debug, Clone, Copy)]

@@ -9,7 +9,7 @@ pub const RUN_CHANNEL_PREFIX: &str = "run.";
 ///
 /// It is drawn from the thread-local cryptographically secure generator, so knowing one run's
 /// id tells nothing about another's: an id can serve as a capability where a run needs no
-/// further authorization, and an [`Authorizer`](crate::Authorizer) can add one where it does.
+/// further authorization, and an [`Authorizer`](crate::http::Authorizer) can add one where it does.
 ///
 /// ```
 /// use poem_sse_ext::run::RunId;
@@ -42,7 +42,7 @@ impl RunId {
     }
 
     /// The run id of a run's channel name (`run.<id>`), as an
-    /// [`Authorizer`](crate::Authorizer) is given it.
+    /// [`Authorizer`](crate::http::Authorizer) is given it.
     pub fn from_channel(channel: &str) -> Option<Self> {
         channel
             .strip_prefix(RUN_CHANNEL_PREFIX)
@@ -87,7 +87,7 @@ mod tests {
         let (a, b) = (RunId::random(), RunId::random());
         assert_ne!(a, b);
         assert_eq!(RunId::parse(a.as_str()), Some(a.clone()));
-        assert!(crate::registry::validate_channel(&a.channel()).is_ok());
+        assert!(crate::hub::registry::validate_channel(&a.channel()).is_ok());
     }
 
     #[test]

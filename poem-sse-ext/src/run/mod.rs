@@ -22,8 +22,8 @@
 //!     .ttl(Duration::from_secs(600))   // readable this long after the end
 //!     .build();
 //! let app = Route::new()
-//!     .at("/runs/:id/events", get(runs.endpoint()))
-//!     .at("/api/runs/:id/cancel", post(runs.cancel_endpoint()));
+//!     .at("/runs/:id/events", runs.endpoint())
+//!     .at("/api/runs/:id/cancel", runs.cancel_endpoint());
 //!
 //! // In the handler that starts a run: hand the producer its handle, answer with the id.
 //! let run = runs.start().await?;

@@ -74,7 +74,6 @@ impl Registry {
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<RunId, Arc<Run>>> {
-        // A poisoned lock only means a panic elsewhere while it was held; the map stays valid.
-        self.runs.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.runs)
     }
 }

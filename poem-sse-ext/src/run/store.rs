@@ -16,11 +16,9 @@ use std::{
 };
 
 use crate::{
-    event::Event,
-    store::{
-        Appended, BoxFuture, EventId, Recent, ReplayStore, StoreChannel, StoreError, StoreHealth,
-        Subscription,
-    },
+    store::{BoxFuture, ReplayStore, StoreChannel, StoreError, StoreHealth, Subscription},
+    wire::Event,
+    wire::{EventId, Published, Recent},
 };
 
 /// Wraps the store of the runs' hub.
@@ -62,8 +60,7 @@ impl RetiredFlags {
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<Box<str>, Weak<AtomicBool>>> {
-        // A poisoned lock only means a panic elsewhere while it was held; the map stays valid.
-        self.map.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.map)
     }
 }
 
@@ -116,7 +113,7 @@ impl StoreChannel for RetiringChannel {
         key: &'a str,
         window: Duration,
         event: &'a Event,
-    ) -> BoxFuture<'a, Result<Appended, StoreError>> {
+    ) -> BoxFuture<'a, Result<Published, StoreError>> {
         self.inner.append_once(key, window, event)
     }
 

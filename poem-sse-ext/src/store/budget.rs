@@ -90,8 +90,7 @@ impl HistoryBudget {
     }
 
     pub(crate) fn order(&self) -> MutexGuard<'_, VecDeque<(Weak<ChannelLog>, u128)>> {
-        // A poisoned lock only means a panic elsewhere while it was held; the queue stays valid.
-        self.order.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.order)
     }
 }
 

@@ -9,10 +9,10 @@ use std::{
 };
 
 use super::{
-    budget::HistoryBudget, idempotency::IdempotencyKeys, Appended, BoxFuture, ChannelLog, EventId,
+    budget::HistoryBudget, idempotency::IdempotencyKeys, BoxFuture, ChannelLog, EventId, Published,
     Recent, ReplayStore, Reset, ResetReason, Retention, StoreChannel, StoreError, Subscription,
 };
-use crate::{event::Event, wire::frame_with_id};
+use crate::{wire::frame_with_id, wire::Event};
 
 /// The default bound on the history of all channels together: 256 MiB.
 pub const DEFAULT_HISTORY_BUDGET: usize = 256 << 20;
@@ -141,8 +141,7 @@ impl MemoryChannel {
     }
 
     fn keys(&self) -> MutexGuard<'_, (IdempotencyKeys, Duration)> {
-        // A poisoned lock only means a panic elsewhere while it was held; the keys stay valid.
-        self.keys.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.keys)
     }
 }
 
@@ -163,18 +162,18 @@ impl StoreChannel for MemoryChannel {
         key: &'a str,
         window: Duration,
         event: &'a Event,
-    ) -> BoxFuture<'a, Result<Appended, StoreError>> {
+    ) -> BoxFuture<'a, Result<Published, StoreError>> {
         let mut keys = self.keys();
         let (seen, kept_for) = &mut *keys;
         *kept_for = (*kept_for).max(window);
         let appended = match seen.get(key, window) {
-            Some(id) => Ok(Appended {
+            Some(id) => Ok(Published {
                 id,
                 duplicate: true,
             }),
             None => self.append_now(event).map(|id| {
                 seen.insert(key, id.clone());
-                Appended {
+                Published {
                     id,
                     duplicate: false,
                 }
@@ -325,7 +324,7 @@ mod tests {
             Ok(Some(ResetReason::Evicted))
         );
         // The newest channel kept its events.
-        let recent = channels[19].recent(10).await.map(|r| r.frames.len());
+        let recent = channels[19].recent(10).await.map(|r| r.events.len());
         assert_eq!(recent, Ok(5));
     }
 
@@ -340,7 +339,7 @@ mod tests {
             assert!(appended.is_ok(), "append {n}");
         }
         assert!(store.budget.order().len() <= 2 * 20 + 1_025);
-        assert_eq!(channel.recent(100).await.map(|r| r.frames.len()), Ok(20));
+        assert_eq!(channel.recent(100).await.map(|r| r.events.len()), Ok(20));
     }
 
     #[tokio::test]

@@ -32,10 +32,8 @@
 
 use std::{fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
 
-use bytes::Bytes;
-
-use crate::event::Event;
-pub use crate::wire::{EventId, Reset, ResetReason};
+use crate::wire::Event;
+use crate::wire::{EventId, Published, Recent, Reset, ResetReason};
 
 mod budget;
 mod idempotency;
@@ -48,6 +46,7 @@ mod redis;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{RedisStore, RedisStoreBuilder, RedisStoreError};
+pub(crate) use log::DEFAULT_MAX_CHUNK_BYTES;
 pub use log::{ChannelLog, CursorItem, LogCursor};
 pub use memory::{MemoryStore, DEFAULT_HISTORY_BUDGET};
 
@@ -70,26 +69,6 @@ impl fmt::Debug for Subscription {
             .field("cursor", &self.cursor)
             .finish()
     }
-}
-
-/// What [`StoreChannel::append_once`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Appended {
-    /// The event's id: the new one, or the first one published under the key.
-    pub id: EventId,
-    /// Whether the key had been used: nothing was stored this time.
-    pub duplicate: bool,
-}
-
-/// The newest retained frames of a channel and the head id they lead up to, from
-/// [`StoreChannel::recent`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recent {
-    /// The id of the newest event (or the id meaning "the beginning"); a stream resumed from it
-    /// continues exactly after the last frame of `frames`.
-    pub head: EventId,
-    /// Encoded frames, oldest first, each carrying its `id:` line.
-    pub frames: Vec<Bytes>,
 }
 
 /// A failure of the store itself. The endpoint answers `503`; publishers get an `Err`.
@@ -222,14 +201,14 @@ pub trait StoreChannel: Send + Sync + 'static {
 
     /// Appends `event` unless an event was already appended under idempotency `key` within
     /// `window`: then nothing is stored and the first event's id is returned, with
-    /// [`Appended::duplicate`] set. Checking and appending are one atomic step, also between
+    /// [`Published::duplicate`] set. Checking and appending are one atomic step, also between
     /// instances sharing a backend.
     fn append_once<'a>(
         &'a self,
         key: &'a str,
         window: Duration,
         event: &'a Event,
-    ) -> BoxFuture<'a, Result<Appended, StoreError>>;
+    ) -> BoxFuture<'a, Result<Published, StoreError>>;
 
     /// Opens a cursor after `last_event_id`, or at the head when it is `None`.
     ///

@@ -12,7 +12,7 @@ use futures_util::Stream;
 use super::{ChannelLog, Read};
 use crate::{
     store::{EventId, Reset},
-    waiters::Waiter,
+    sync::waiters::Waiter,
 };
 
 /// What a [`LogCursor`] yields.
@@ -162,10 +162,16 @@ impl Drop for LogCursor {
     }
 }
 
+/// Reads chunks of at most 64 KiB (a hub's default); call
+/// [`LogCursor::poll_next_chunk`] for another bound.
 impl Stream for LogCursor {
     type Item = CursorItem;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.get_mut().poll_next_chunk(cx, 64 << 10)
+        self.get_mut().poll_next_chunk(cx, DEFAULT_MAX_CHUNK_BYTES)
     }
 }
+
+/// Most bytes of ready frames joined into one chunk unless told otherwise: large enough that a
+/// replay goes out in few writes, small enough that one stream's burst does not hold a worker.
+pub(crate) const DEFAULT_MAX_CHUNK_BYTES: usize = 64 << 10;

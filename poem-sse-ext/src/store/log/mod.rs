@@ -13,11 +13,13 @@ mod cursor;
 mod evict;
 mod gaps;
 
+pub(crate) use cursor::DEFAULT_MAX_CHUNK_BYTES;
 pub use cursor::{CursorItem, LogCursor};
 use gaps::{Break, Floor};
 
 use super::{budget::HistoryBudget, EventId, Recent, Reset, ResetReason, Retention, StoreError};
-use crate::waiters::{Waiter, Waiters};
+use crate::sync::waiters::{Waiter, Waiters};
+use crate::wire::StoredEvent;
 
 /// The ordered, bounded log of one channel's encoded frames.
 ///
@@ -256,11 +258,11 @@ impl ChannelLog {
         let skip = state.entries.len().saturating_sub(max);
         Recent {
             head: state.head_id.clone(),
-            frames: state
+            events: state
                 .entries
                 .iter()
                 .skip(skip)
-                .map(|entry| entry.frame.clone())
+                .filter_map(|entry| StoredEvent::decode(&entry.frame))
                 .collect(),
         }
     }
@@ -371,18 +373,12 @@ impl ChannelLog {
         Read::Frames(frames)
     }
 
-    // A poisoned lock only means a panic elsewhere while holding it; the log itself is always
-    // consistent between statements, so keep serving rather than spreading the panic.
     fn read(&self) -> RwLockReadGuard<'_, LogState> {
-        self.state
-            .read()
-            .unwrap_or_else(|poison| poison.into_inner())
+        crate::sync::read(&self.state)
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, LogState> {
-        self.state
-            .write()
-            .unwrap_or_else(|poison| poison.into_inner())
+        crate::sync::write(&self.state)
     }
 }
 

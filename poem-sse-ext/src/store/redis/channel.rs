@@ -14,11 +14,11 @@ use super::{
     shared::Shared,
 };
 use crate::{
-    event::Event,
     store::{
-        Appended, BoxFuture, EventId, Recent, Reset, ResetReason, StoreChannel, StoreError,
+        BoxFuture, EventId, Published, Recent, Reset, ResetReason, StoreChannel, StoreError,
         Subscription,
     },
+    wire::Event,
 };
 
 /// The handle the hub keeps for one channel.
@@ -163,7 +163,7 @@ impl StoreChannel for RedisChannel {
         key: &'a str,
         window: Duration,
         event: &'a Event,
-    ) -> BoxFuture<'a, Result<Appended, StoreError>> {
+    ) -> BoxFuture<'a, Result<Published, StoreError>> {
         Box::pin(async move {
             let body = self.encode(event)?;
             once::append_once(&self.shared, &self.inner.key, key, window, &body).await

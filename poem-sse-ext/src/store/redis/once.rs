@@ -15,7 +15,7 @@ use super::{
     reply::{parse_added_id, StreamId, FIELD},
     shared::Shared,
 };
-use crate::store::{idempotency::MAX_KEYS_PER_CHANNEL, Appended, StoreError};
+use crate::store::{idempotency::MAX_KEYS_PER_CHANNEL, Published, StoreError};
 
 /// `KEYS`: the stream, the ids hash, the order set. `ARGV`: the idempotency key, the frame
 /// body, the window in ms, the most keys kept, `MAXLEN`, the `MINID` (or empty).
@@ -63,7 +63,7 @@ pub(super) async fn append_once(
     key: &str,
     window: Duration,
     body: &[u8],
-) -> Result<Appended, StoreError> {
+) -> Result<Published, StoreError> {
     let retention = shared.retention;
     let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1);
     let min_id =
@@ -97,7 +97,7 @@ pub(super) async fn append_once(
     let (id, duplicate) = parsed.ok_or_else(|| {
         StoreError::Backend("redis: the idempotent append answered something else".to_owned())
     })?;
-    Ok(Appended {
+    Ok(Published {
         id: id.event_id(),
         duplicate,
     })
