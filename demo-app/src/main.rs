@@ -52,7 +52,11 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode, str::FromStr, time:
 use clap::Parser;
 use poem::{get, post, EndpointExt, Route};
 use poem_serve::{ReloadingTls, StreamServer};
-use poem_sse_ext::{http::StreamOptions, Hub};
+use poem_sse_ext::{
+    durable::{Access, Denied, DurableStreams},
+    http::StreamOptions,
+    Hub,
+};
 
 use crate::{origin::Origin, policy::PublishPolicy, session::Sessions};
 
@@ -327,6 +331,7 @@ fn app(
 ) -> impl poem::Endpoint {
     let events = StreamOptions::new().authorize_with(sessions.clone());
     let prompts = generate::Prompts::default();
+    let durable = durable_streams(&hub, &policy, &sessions);
     let data = AppData {
         hub: hub.clone(),
         policy,
@@ -366,7 +371,35 @@ fn app(
         .at("/api/runs/:id/cancel", runs.cancel_endpoint())
         .at("/metrics", get(api::Scrape(hub.metrics_endpoint())))
         .at("/openapi.json", data.on(get(openapi::openapi_json)))
+        .nest("/v1/stream", durable.endpoint())
         .with(security::SecurityHeaders::new(tls))
+}
+
+/// Durable Streams at `/v1/stream/`: reads are open, writes are guarded like publishing (the
+/// publish token when one is set, without one the demo listens on loopback only; a stream named
+/// like a private channel is written by its owner's session), and the hub's shutdown ends their
+/// live reads.
+fn durable_streams(hub: &Hub, policy: &PublishPolicy, sessions: &Sessions) -> DurableStreams {
+    let (policy, sessions) = (policy.clone(), sessions.clone());
+    DurableStreams::builder()
+        .shutdown_token(hub.shutdown_token())
+        .authorizer(move |access: &Access<'_>| {
+            if !access.operation.is_write() {
+                return Ok(());
+            }
+            policy
+                .check(access.request, access.stream, &sessions)
+                .map_err(|err| {
+                    if poem::error::ResponseError::status(&err)
+                        == poem::http::StatusCode::UNAUTHORIZED
+                    {
+                        Denied::unauthorized(err.to_string())
+                    } else {
+                        Denied::forbidden(err.to_string())
+                    }
+                })
+        })
+        .build()
 }
 
 /// What the pages and the API extract (`Data<&Hub>`, ...), added to every route but the event

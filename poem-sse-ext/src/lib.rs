@@ -96,6 +96,9 @@
 #![warn(missing_docs, missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "durable-streams")]
+#[cfg_attr(docsrs, doc(cfg(feature = "durable-streams")))]
+pub mod durable;
 pub mod guide;
 pub mod http;
 pub mod hub;

@@ -1,0 +1,143 @@
+//! [Durable Streams](https://github.com/durable-streams/durable-streams/blob/main/PROTOCOL.md)
+//! for poem: resumable byte streams at URLs, created, appended, closed, forked, read (catch-up,
+//! long-poll or SSE) and deleted over plain HTTP, by the protocol's own clients
+//! (`@durable-streams/client`, the AI SDK transports, ...). Feature `durable-streams`.
+//!
+//! ```
+//! use std::time::Duration;
+//! use poem::Route;
+//! use poem_sse_ext::durable::{Access, Denied, DurableStreams, Operation};
+//!
+//! let streams = DurableStreams::builder()
+//!     .long_poll_timeout(Duration::from_secs(20))
+//!     .authorizer(|access: &Access<'_>| match access.operation {
+//!         Operation::Read => Ok(()),
+//!         _ if access.request.header("authorization") == Some("Bearer s3cret") => Ok(()),
+//!         _ => Err(Denied::unauthorized("writes need the bearer token")),
+//!     })
+//!     .build();
+//! let app = Route::new().nest("/v1/stream", streams.endpoint());
+//! # let _ = app;
+//! ```
+//!
+//! | Request | Answer |
+//! |---|---|
+//! | `PUT` (optional body, `Content-Type`, `Stream-TTL` or `Stream-Expires-At`, `Stream-Closed`) | `201` + `Location`; `200` when an identical stream exists; `409` when it differs |
+//! | `PUT` + `Stream-Forked-From` (+ `Stream-Fork-Offset`, `Stream-Fork-Sub-Offset`) | a fork sharing the source's data up to that point; `404` no source, `400` bad point, `409` type mismatch or deleted source |
+//! | `POST` body (+ `Stream-Seq`, producer headers, `Stream-Closed`) | `204`; `200` for new data from an idempotent producer, `204` for its duplicates; `403` stale epoch; `409` closed, type mismatch, `Stream-Seq` regression or sequence gap |
+//! | `POST` + `Stream-Closed: true`, no body | `204` + `Stream-Closed: true`, also when already closed |
+//! | `GET ?offset=` (`-1`, `now`, or a returned offset) | `200` with the data, `Stream-Next-Offset`, `Stream-Up-To-Date`, `ETag` (`304` on `If-None-Match`), `Stream-Closed` at the end of a closed stream |
+//! | `GET ?offset=&live=long-poll` | `200` with data as soon as there is some; `204` after the timeout, or at once at the end of a closed stream |
+//! | `GET ?offset=&live=sse` | `text/event-stream`: `event: data` (base64 unless `text/*` or JSON) each followed by `event: control`; ends after `streamClosed` |
+//! | `HEAD` | metadata, `Cache-Control: no-store`; does not renew a TTL |
+//! | `DELETE` | `204`; a stream that forks still use is soft-deleted (`410` from then on) until its last fork goes |
+//! | `OPTIONS` | a CORS preflight answer |
+//!
+//! Every answer carries `X-Content-Type-Options: nosniff` and
+//! `Cross-Origin-Resource-Policy: cross-origin`. `Stream-Seq` is scoped per stream.
+//!
+//! # Guarded writes
+//!
+//! A [`StreamAuthorizer`] sees every request (create, append, close, delete, read) before
+//! anything else happens. The budget caps streams and bytes, overall and per client (by IP
+//! address), and optionally the write rate: a client creating streams or appending in a loop
+//! gets `429` (streams, rate) or `507` (bytes) with a message, and nobody else's stream is
+//! touched. A full budget refuses the write; nothing acknowledged is ever evicted.
+//!
+//! # Differences from the SSE [`Hub`](crate::Hub)
+//!
+//! The hub keeps a bounded history of encoded SSE frames per channel and signals a gap with
+//! `sse-reset`. A durable stream is the opposite: raw bytes (0x00–0xFF) that are never evicted,
+//! created and deleted explicitly, closed by metadata rather than by an event in the log, and
+//! addressed by byte (or JSON message) offsets that forks share. So this module keeps its own
+//! log, registry and budget, and nothing here changes the hub's semantics. It stands on the
+//! same ground: `Bytes` shared between the log and every reader (a fork shares its source's
+//! buffers), waiters woken per append, one SSE body per follower reading from a cursor, a
+//! shutdown token that ends live reads, and refusals with a message.
+//!
+//! The store is in memory: streams live as long as the process (the protocol's durability
+//! across restarts needs a persistent store, which this module does not have yet).
+#![cfg_attr(docsrs, doc(cfg(feature = "durable-streams")))]
+
+mod budget;
+mod builder;
+mod endpoint;
+mod error;
+mod guard;
+mod json;
+mod log;
+mod offset;
+mod producer;
+mod read;
+mod registry;
+mod request;
+mod sse;
+mod stream;
+mod time;
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+pub use builder::DurableStreamsBuilder;
+pub use endpoint::DurableStreamsEndpoint;
+pub use guard::{Access, Denied, Operation, StreamAuthorizer};
+
+/// A Durable Streams server: its streams and options. Clones share the streams.
+#[derive(Clone)]
+pub struct DurableStreams {
+    shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    pub(crate) registry: registry::Registry,
+    pub(crate) options: builder::Options,
+    pub(crate) authorizer: Option<Box<dyn StreamAuthorizer>>,
+    pub(crate) shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for DurableStreams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (streams, bytes) = self.shared.registry.usage();
+        f.debug_struct("DurableStreams")
+            .field("streams", &streams)
+            .field("bytes", &bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for DurableStreams {
+    fn default() -> Self {
+        Self::builder().build()
+    }
+}
+
+impl DurableStreams {
+    /// A server with the default options.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The options.
+    pub fn builder() -> DurableStreamsBuilder {
+        DurableStreamsBuilder::default()
+    }
+
+    /// The poem endpoint; mount it with `nest`, e.g. `Route::new().nest("/v1/stream", ...)`.
+    pub fn endpoint(&self) -> DurableStreamsEndpoint {
+        DurableStreamsEndpoint {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// Ends every live read (SSE responses end, long-polls answer `204`) and refuses new ones
+    /// with `503`, so that a graceful shutdown is not held up by followers.
+    pub fn shutdown(&self) {
+        self.shared.shutdown.cancel();
+    }
+
+    /// Streams on the server (soft-deleted ones included) and bytes their own appends hold.
+    pub fn usage(&self) -> (usize, u64) {
+        self.shared.registry.usage()
+    }
+}
