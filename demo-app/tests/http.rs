@@ -448,7 +448,7 @@ fn start_up_errors_are_clear() {
     let (status, stderr) = run_to_exit(&dir, &["--plain", "--store", "memcached://x"]);
     assert!(!status.success());
     assert!(
-        stderr.contains("expected `memory` or a redis:// URL"),
+        stderr.contains("expected `memory`, a redis:// URL or redis-cluster://"),
         "{stderr}"
     );
 

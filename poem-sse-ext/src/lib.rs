@@ -69,6 +69,7 @@
 //! | [`run`] | finite streams whose producer outlives the request (an LLM's answer, a build log) |
 //! | [`metrics`] | [`Hub::metrics`] and, with `prometheus`, a scrape |
 //! | `openapi` | an OpenAPI 3.2 description of a stream's events (feature `openapi`) |
+//! | `durable` | the Durable Streams protocol, resumable byte streams at URLs (feature `durable-streams`) |
 //! | [`guide`] | recipes; documentation only |
 //!
 //! # What a stream guarantees
