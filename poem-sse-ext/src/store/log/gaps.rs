@@ -86,6 +86,7 @@ impl ChannelLog {
     /// For a backend whose keys are sparse (Redis stream ids), a resume point within the log's
     /// range that is none of these was never an entry of the history the log holds: the client
     /// holds an event the backend no longer has (a failover lost it), and must be told.
+    #[cfg(feature = "redis")]
     pub(crate) fn known_position_below(&self, key: u128) -> Option<u128> {
         let state = self.read();
         let floor = state.floor.map(|floor| floor.key);
