@@ -4,9 +4,11 @@
 //!
 //! From the wire up: `sse` (parser) and `net` (connections) ← `streams` (held subscribers) and
 //! `publish` (the publisher) ← `integrity` and `delivery` (judging a round) ← `server` (the
-//! servers under test) ← `scenarios` ← `suite`, which hands the `metric`s to `report`.
+//! servers under test) ← `scenarios` ← `suite`, which hands the `metric`s to `report`. Beside
+//! them, `crowd` holds a million streams for the `million` binary with a few dozen bytes each.
 
 pub mod clock;
+pub mod crowd;
 pub mod delivery;
 pub mod integrity;
 pub mod metric;
