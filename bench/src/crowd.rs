@@ -56,7 +56,7 @@ pub struct CrowdPlan {
     pub path: String,
     pub connections: usize,
     pub per_conn: usize,
-    /// Connections being opened at once.
+    /// Connections being opened at once (each until all its streams are answered).
     pub dial_concurrency: usize,
 }
 
@@ -264,6 +264,8 @@ struct Connection {
     events: u64,
     comments: u64,
     unacked: u32,
+    /// Streams not answered yet.
+    unanswered: usize,
     out: BytesMut,
 }
 
@@ -276,6 +278,7 @@ impl Connection {
             events: 0,
             comments: 0,
             unacked: 0,
+            unanswered: per_conn,
             out: BytesMut::new(),
         }
     }
@@ -300,7 +303,10 @@ impl Connection {
                 bail!("connect {addr} timed out");
             }
         };
-        drop(permit);
+        // The dial slot is held until every stream of the connection has its answer: the crowd
+        // ramps up at the pace the server answers, as clients arriving over a minute would,
+        // instead of queueing a million requests in its sockets at once.
+        let mut permit = Some(permit);
 
         self.out.extend_from_slice(PREFACE);
         // Settings: no push (2 = 0), the largest stream window (4).
@@ -344,6 +350,9 @@ impl Connection {
                 self.frame(kind, flags, id, &payload, now)?;
             }
             self.publish_counts();
+            if self.unanswered == 0 {
+                permit.take();
+            }
             if !self.out.is_empty() {
                 tcp.write_all(&self.out).await?;
                 self.out.clear();
@@ -374,6 +383,7 @@ impl Connection {
                     if self.streams[index].phase == Phase::Asked {
                         if status_is_200(block) {
                             self.streams[index].phase = Phase::Open;
+                            self.unanswered -= 1;
                             self.live.connected.fetch_add(1, Ordering::Relaxed);
                         } else {
                             self.refuse(index, "answered other than 200");
@@ -470,6 +480,7 @@ impl Connection {
 
     fn refuse(&mut self, index: usize, why: &str) {
         self.streams[index].phase = Phase::Done;
+        self.unanswered -= 1;
         self.live.refused.fetch_add(1, Ordering::Relaxed);
         self.live.error(format!("a stream was {why}"));
     }
@@ -485,6 +496,7 @@ impl Connection {
         for s in &mut self.streams {
             s.phase = Phase::Done;
         }
+        self.unanswered = 0;
         self.live
             .failed
             .fetch_add(self.streams.len(), Ordering::Relaxed);
