@@ -10,10 +10,7 @@ use std::collections::BTreeMap;
 
 use futures_util::{FutureExt, StreamExt};
 use poem_sse_ext::{
-    hub::Opener,
-    store::Retention,
-    wire::set_cursor,
-    Event, EventId, Hub, Subscriber,
+    hub::Opener, store::Retention, wire::set_cursor, Event, EventId, Hub, Subscriber,
 };
 use redis_support::*;
 use testkit::{ParsedEvent, Parser};
@@ -40,7 +37,10 @@ fn ready_now(sub: &mut Subscriber) -> Vec<ParsedEvent> {
 /// The `n` of events published as `n`, checking that they are in order and none is twice.
 fn rounds_in_order(what: &str, data: impl Iterator<Item = String>) -> Vec<usize> {
     let seen: Vec<usize> = data
-        .map(|data| data.parse().unwrap_or_else(|_| panic!("{what}: data {data:?}")))
+        .map(|data| {
+            data.parse()
+                .unwrap_or_else(|_| panic!("{what}: data {data:?}"))
+        })
         .collect();
     assert!(
         seen.windows(2).all(|pair| pair[0] < pair[1]),
@@ -145,4 +145,44 @@ async fn a_set_resumed_after_publishes_on_another_instance_replays_them_at_once(
             }
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_of_resumes_on_one_channel_shares_its_catch_ups() {
+    let Some(redis) = redis() else {
+        return;
+    };
+    let hub = |store| Hub::builder().store(store).build();
+    let a = hub(store(&redis.url(), Retention::default()).await);
+    let b = hub(store(&redis.url(), Retention::default()).await);
+    let _watch = b.subscribe("storm", None).await.expect("subscribe on B");
+    let seen = a
+        .publish("storm", Event::text("seen"))
+        .await
+        .expect("publish");
+    let missed = a
+        .publish("storm", Event::text("missed"))
+        .await
+        .expect("publish");
+    let mut admin = raw(&redis).await;
+    let before = served(&mut admin, "xrange").await;
+    // 500 clients come back to B at once, each with the id before the event it missed.
+    let subs =
+        futures_util::future::join_all((0..500).map(|_| b.subscribe("storm", Some(seen.as_str()))))
+            .await;
+    let after = served(&mut admin, "xrange").await;
+    for sub in subs {
+        let replay = ready_now(&mut sub.expect("subscribe"));
+        let ids: Vec<&str> = replay.iter().map(|e| e.last_event_id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [missed.as_str()],
+            "every resume has what it missed, once"
+        );
+    }
+    let catch_ups = after.calls - before.calls;
+    assert!(
+        (1..=10).contains(&catch_ups),
+        "500 resumes shared their reads of Redis: {catch_ups} XRANGEs"
+    );
 }
