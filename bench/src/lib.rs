@@ -6,6 +6,7 @@
 //! `publish` (the publisher) ← `integrity` and `delivery` (judging a round) ← `server` (the
 //! servers under test) ← `scenarios` ← `suite`, which hands the `metric`s to `report`.
 
+pub mod catchup;
 pub mod clock;
 pub mod delivery;
 pub mod integrity;
