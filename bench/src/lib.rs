@@ -7,6 +7,7 @@
 //! servers under test) ← `scenarios` ← `suite`, which hands the `metric`s to `report`. Beside
 //! them, `crowd` holds a million streams for the `million` binary with a few dozen bytes each.
 
+pub mod catchup;
 pub mod clock;
 pub mod crowd;
 pub mod delivery;

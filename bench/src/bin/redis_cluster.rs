@@ -3,7 +3,8 @@
 //! instance B's store delivers) over 1,000 channels, and the connections each instance holds to
 //! Redis. On the cluster, a failover: a master is SIGKILLed while one channel on it gets an
 //! event every 2 ms; time from the kill to delivery resuming, events Redis lost, and events
-//! delivered twice without a reset between (must be 0).
+//! delivered twice without a reset between (must be 0). And catch-up reads: `recent` and a resume
+//! on B right after a publish on A, their latency, and how many had the write.
 //!
 //! ```text
 //! cargo run --release -p bench --bin redis-cluster [-- EVENTS CONCURRENCY CHANNELS]
@@ -22,7 +23,7 @@ use clap::Parser;
 use futures_util::{stream, StreamExt};
 use poem_sse_ext::{
     store::{CursorItem, RedisStore, RedisStoreBuilder, ReplayStore, Retention},
-    Event,
+    Event, Hub,
 };
 use testkit::{redis::RedisServer, redis_cluster::RedisCluster};
 
@@ -138,8 +139,14 @@ async fn run(
     }
     let mut latencies = std::mem::take(&mut *lock(&latencies));
     latencies.sort();
+    let hub = |store| Hub::builder().history(100_000).store(store).build();
+    let (hub_a, hub_b) = (
+        hub(builder().connect().await?),
+        hub(builder().connect().await?),
+    );
+    let reads = bench::catchup::catch_up_reads(&hub_a, &hub_b, "catch-up", 2_000).await?;
     Ok(format!(
-        "{name:>17}: {:>7.0} publishes/s, delivery p50 {:.2} ms p99 {:.2} ms, {held} connections to Redis per instance",
+        "{name:>17}: {:>7.0} publishes/s, delivery p50 {:.2} ms p99 {:.2} ms, {held} connections to Redis per instance\n{name:>17}: {reads}",
         args.events as f64 / elapsed.as_secs_f64(),
         percentile(&latencies, 0.50).as_secs_f64() * 1e3,
         percentile(&latencies, 0.99).as_secs_f64() * 1e3,

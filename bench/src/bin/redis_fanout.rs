@@ -1,6 +1,6 @@
 //! `redis-fanout`: cross-instance delivery over the Redis store, on loopback. Publish→receive
 //! latency (p50/p99) from a hub on instance A to SSE clients of instance B, one event at a
-//! time and under load, and publish throughput.
+//! time and under load, publish throughput, and catch-up reads on B right after a publish on A.
 //!
 //! ```text
 //! cargo run --release -p bench --bin redis-fanout [-- EVENTS CONCURRENCY CLIENTS]
@@ -20,6 +20,8 @@ use poem::{listener::TcpListener, Route, Server};
 use poem_sse_ext::{store::RedisStore, Event, Hub};
 use testkit::{redis::RedisServer, sse_client::SseConnection};
 
+/// Publish-then-read rounds of the catch-up run.
+const CATCH_UP_ROUNDS: usize = 2_000;
 /// Events of the one-at-a-time latency run.
 const SEQUENTIAL: usize = 2_000;
 /// How long a client waits for its next event before the run fails.
@@ -58,7 +60,10 @@ async fn main() -> Result<()> {
         redis.url()
     );
     sequential(&a, &b, clients).await?;
-    throughput(&a, &b, events, concurrency, clients).await
+    throughput(&a, &b, events, concurrency, clients).await?;
+    let reads = bench::catchup::catch_up_reads(&a, &b, "catch-up", CATCH_UP_ROUNDS).await?;
+    println!("{reads}");
+    Ok(())
 }
 
 /// Latency, one event at a time: publish on A, wait until a client of B has it, and so on.

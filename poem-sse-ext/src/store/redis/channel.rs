@@ -7,6 +7,7 @@ use ::redis::{Pipeline, RedisResult, Value};
 
 use super::{
     backfill::{self, ID_LINE_MAX},
+    catchup,
     follow::{ChannelInner, Current, Follow},
     once,
     reader::ReaderTask,
@@ -36,9 +37,17 @@ impl RedisChannel {
     /// # Errors
     /// The backfill's failure, or [`StoreError::WrongKeyType`] while the key holds another type.
     async fn follow(&self) -> Result<Arc<Follow>, StoreError> {
-        let current = self
-            .inner
-            .follow_or_fill(|| backfill::start(&self.shared, &self.inner));
+        Ok(self.follow_fresh().await?.0)
+    }
+
+    /// [`follow`](Self::follow), and whether this call began the backfill (which then read
+    /// Redis after the call began).
+    async fn follow_fresh(&self) -> Result<(Arc<Follow>, bool), StoreError> {
+        let mut fresh = false;
+        let current = self.inner.follow_or_fill(|| {
+            fresh = true;
+            backfill::start(&self.shared, &self.inner)
+        });
         let follow = match current {
             Current::Live(follow) => follow,
             Current::Filling(fill) => fill.await?,
@@ -49,7 +58,33 @@ impl RedisChannel {
             self.shared.ask_recheck(self.inner.group);
             return Err(bad);
         }
-        Ok(follow)
+        Ok((follow, fresh))
+    }
+
+    /// The followed channel with its log caught up with Redis, for a read (`operation`) that
+    /// must see every publish acknowledged before it began. Where Redis does not answer, the
+    /// log answers as the reader left it (the events it lacks arrive with the reader, or a reset
+    /// says what was lost): a followed channel stays readable while Redis is away.
+    ///
+    /// # Errors
+    /// As [`follow`](Self::follow), and [`StoreError::WrongKeyType`] found by the catch-up.
+    async fn caught_up(&self, operation: &'static str) -> Result<Arc<Follow>, StoreError> {
+        let (follow, fresh) = self.follow_fresh().await?;
+        if fresh || self.shared.health.commands_failing() {
+            return Ok(follow);
+        }
+        match catchup::catch_up(&self.shared, &follow, operation).await {
+            Err(err @ StoreError::WrongKeyType { .. }) => Err(err),
+            Err(err) => {
+                tracing::debug!(
+                    channel = &*follow.name,
+                    %err,
+                    "redis store: a read could not catch up with Redis; answered from the log"
+                );
+                Ok(follow)
+            }
+            Ok(()) => Ok(follow),
+        }
     }
 
     /// `event` encoded once, without its id (Redis gives it), if it fits the byte bound.
@@ -202,9 +237,14 @@ impl StoreChannel for RedisChannel {
         last_event_id: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Subscription, StoreError>> {
         Box::pin(async move {
-            let follow = self.follow().await?;
+            let resume = last_event_id.map(StreamId::parse);
+            // A resume is a catch-up read; a stream from now on only needs what comes next.
+            let follow = match resume {
+                Some(Some(_)) => self.caught_up("subscribe").await?,
+                _ => self.follow().await?,
+            };
             follow.log.evict_expired();
-            match last_event_id.map(StreamId::parse) {
+            match resume {
                 None => {
                     let (cursor, _) = follow.log.cursor_after(None);
                     Ok(Subscription {
@@ -234,7 +274,7 @@ impl StoreChannel for RedisChannel {
 
     fn recent(&self, max: usize) -> BoxFuture<'_, Result<Recent, StoreError>> {
         Box::pin(async move {
-            let follow = self.follow().await?;
+            let follow = self.caught_up("recent").await?;
             follow.log.evict_expired();
             Ok(follow.log.recent(max))
         })

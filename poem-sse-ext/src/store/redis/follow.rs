@@ -11,6 +11,7 @@ use futures_util::future::Shared;
 use tokio::time::Instant;
 
 use super::{
+    catchup::CatchUps,
     error::wrong_type,
     gap::continue_after,
     lock,
@@ -132,6 +133,8 @@ pub(super) struct Follow {
     pub(super) name: Box<str>,
     pub(super) key: String,
     pub(super) log: Arc<ChannelLog>,
+    /// The catch-ups of reads that must see what Redis holds now (`catchup.rs`).
+    pub(super) catch_ups: CatchUps,
     state: Mutex<ReadState>,
 }
 
@@ -141,6 +144,9 @@ struct ReadState {
     position: StreamId,
     /// The stream's `entries-added` count at `position`: the number of entries up to it.
     added: u64,
+    /// How many times the position was set back by a gap or a refill: a catch-up read before
+    /// one is not applied after it.
+    generation: u64,
     idle_since: Option<Instant>,
     /// Why the reader does not read the key (it holds another type than a stream), while so.
     bad: Option<StoreError>,
@@ -157,9 +163,11 @@ impl Follow {
             name: inner.name.clone(),
             key: inner.key.clone(),
             log,
+            catch_ups: CatchUps::default(),
             state: Mutex::new(ReadState {
                 position,
                 added,
+                generation: 0,
                 idle_since: None,
                 bad: None,
             }),
@@ -209,9 +217,29 @@ impl Follow {
         }
     }
 
+    /// Where a catch-up reads from: the position, and its generation.
+    pub(super) fn catch_up_point(&self) -> (StreamId, u64) {
+        let state = lock(&self.state);
+        (state.position, state.generation)
+    }
+
+    /// Appends what a catch-up read from [`catch_up_point`](Self::catch_up_point) (the entries
+    /// after it, without a hole) to the log, unless a gap or a refill set the position back since.
+    /// The entries the reader (or another catch-up) already appended are skipped.
+    pub(super) fn catch_up(&self, generation: u64, entries: Entries) {
+        let mut state = lock(&self.state);
+        if state.generation == generation {
+            self.apply_locked(&mut state, entries);
+        }
+    }
+
     /// Appends what the reader read (entries after its position) to the log.
     pub(super) fn apply(&self, entries: Entries) {
-        let mut state = lock(&self.state);
+        self.apply_locked(&mut lock(&self.state), entries);
+    }
+
+    /// Appends the entries after the position to the log, in order, each once.
+    fn apply_locked(&self, state: &mut ReadState, entries: Entries) {
         for (id, body) in entries {
             if id <= state.position {
                 continue;
@@ -241,6 +269,7 @@ impl Follow {
             let mut state = lock(&self.state);
             state.position = common;
             state.added = added;
+            state.generation += 1;
             self.log
                 .break_at(ResetReason::Epoch, common.key(), common.event_id());
         }
@@ -254,6 +283,7 @@ impl Follow {
         let mut state = lock(&self.state);
         state.position = resume;
         state.added = added;
+        state.generation += 1;
         self.log.break_at(reason, resume.key(), resume.event_id());
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! The files follow an event: `channel.rs` publishes it (`XADD`; `once.rs` once per idempotency
 //! key) and opens streams; `backfill.rs` fills a channel's log with its history once;
-//! `reader.rs` appends every new entry to the log; `gap.rs` decides when the stream lost entries
+//! `reader.rs` appends every new entry to the log; `catchup.rs` tops the log up from Redis before
+//! a read answers, so that it sees every publish acknowledged before it began; `gap.rs` decides when the stream lost entries
 //! the log can not replace, and the log turns that into its one reset signal. `follow.rs` is a
 //! channel's state in this process, `shared.rs` what the handles and the reader share,
 //! `reply.rs` the parsing of Redis's replies, `error.rs`, `commands.rs` and `health.rs` what
@@ -18,6 +19,7 @@ use super::{ReplayStore, Retention, StoreChannel, StoreHealth};
 
 mod backfill;
 mod builder;
+mod catchup;
 mod channel;
 mod commands;
 mod error;
@@ -79,8 +81,17 @@ use shared::Shared;
 ///   (a publish costs one entry per instance, never one message per client, and clients never
 ///   hold a Redis connection).
 /// - [`StoreChannel::head`] asks Redis (`XINFO STREAM`): the newest id on any instance.
-///   [`StoreChannel::recent`] reads the log, which follows Redis by the reader's latency; its
-///   frames and its head always match, so a page rendered from it resumes exactly.
+/// - **Read your writes.** A catch-up read, [`StoreChannel::recent`] or a stream opened with a
+///   resume point (each channel of a set too), first tops the channel's log up with what Redis
+///   holds after the reader's position (one `XRANGE`, shared by the reads of the channel that
+///   began while it was on its way), so it sees every publish acknowledged before it began, on
+///   this instance or any other. The reader stays the only feed of live events: each entry
+///   reaches the log once, in id order, whichever brings it first. Where the log's position is
+///   no longer in the stream (trimmed past, lost in a failover), the catch-up adds nothing and
+///   the reader's gap handling gives the reset. While Redis does not answer, reads are answered
+///   from the log as the reader left it. A stream opened without a resume point does not ask
+///   Redis: it starts at the log's head. The frames `recent` returns and its head always
+///   match, so a page rendered from it resumes exactly.
 /// - A channel is followed until no stream has read it here for the
 ///   [`idle_grace`](RedisStoreBuilder::idle_grace) (30 s by default); its log is then dropped.
 ///
@@ -112,7 +123,7 @@ use shared::Shared;
 /// since the client read it (Redis restarted without persistence, or was flushed); the client's
 /// state belongs to an earlier life of the stream. An id the stream issued that this instance's
 /// reader has not read yet (the client saw it through another instance a moment ago) resumes
-/// exactly: the stream continues with what follows it as soon as the reader has it.
+/// exactly: the catch-up brings it and what follows it.
 ///
 /// An id that has itself been trimmed is answered with `Evicted` even if the client had in fact
 /// seen everything up to the oldest retained entry: Redis does not record the newest trimmed id,

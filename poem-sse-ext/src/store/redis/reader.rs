@@ -361,7 +361,11 @@ impl Reader {
                 Err(err) => return Err(err),
             };
             channel.set_good();
-            let batch = batches.get(channel.key.as_str()).map(Vec::as_slice);
+            // Only the ids after the position: a catch-up may have applied the first ones.
+            let batch = batches.get(channel.key.as_str()).map(|ids| {
+                let applied = ids.partition_point(|id| *id <= position);
+                &ids[applied..]
+            });
             if let Some(reason) = follow_gap(position, added, info.as_ref(), batch) {
                 tracing::warn!(
                     channel = &*channel.name,
