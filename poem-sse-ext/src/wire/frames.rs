@@ -37,11 +37,10 @@ impl RetryFrames {
         let mut buf = BytesMut::new();
         let mut ends = Vec::with_capacity(steps as usize + 1);
         for step in 0..=steps {
-            let offset = if steps == 0 {
-                0
-            } else {
-                spread_ms / steps * step + spread_ms % steps * step / steps
-            };
+            // Even steps, the remainder spread over them: the last one is `spread` exactly.
+            let offset = spread_ms.checked_div(steps).map_or(0, |each| {
+                each * step + (spread_ms - each * steps) * step / steps
+            });
             buf.put_slice(&retry_frame(base + Duration::from_millis(offset)));
             ends.push(buf.len());
         }
