@@ -352,9 +352,9 @@ fn app(
         .at("/session/renew", data.on(post(auth::renew)))
         .at("/me", data.on(get(auth::me)))
         .at("/assets/*path", get(assets::serve))
-        // Event streams: without the pages' data (see `AppData`).
-        .at("/events/:channel", hub.endpoint().options(events.clone()))
-        .at("/events", hub.set_endpoint().options(events))
+        // Event streams: without the pages' data (see `AppData`); a channel's stream is served
+        // in front of the routes, below.
+        .at("/events", hub.set_endpoint().options(events.clone()))
         .at("/runs/:id/events", runs.endpoint())
         // The API.
         .at("/healthz", data.on(get(api::healthz)))
@@ -372,6 +372,9 @@ fn app(
         .at("/metrics", get(api::Scrape(hub.metrics_endpoint())))
         .at("/openapi.json", data.on(get(openapi::openapi_json)))
         .nest("/v1/stream", durable.endpoint())
+        // `/events/{channel}`: the hot path, answered before routing (no route boxing or
+        // bookkeeping per stream), inside the security headers like every other answer.
+        .with(hub.endpoint().options(events).mount("/events/"))
         .with(security::SecurityHeaders::new(tls))
 }
 

@@ -4,7 +4,6 @@
 //! an [`crate::http::SseResponse`]) becomes a body with the same wire guarantees.
 
 use std::{
-    future::Future,
     io,
     pin::Pin,
     sync::Arc,
@@ -14,9 +13,9 @@ use std::{
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use tokio::time::{Instant, Sleep};
 
 use crate::{
+    sync::clock::{Clock, Heartbeat},
     sync::shutdown::ShutdownSignal,
     wire::Event,
     wire::{retry_frame, HEARTBEAT_FRAME},
@@ -25,21 +24,15 @@ use crate::{
 /// Turns a source of ready-encoded chunks into an SSE body: sends `preamble` first, every chunk
 /// the moment the source yields it, a heartbeat comment after each idle `heartbeat` interval, and
 /// ends with a final frame when the shutdown token fires.
+///
+/// The heartbeat is timed by the [`Clock`] of the thread the body is made on, shared by every
+/// stream there: a frame sent records the clock's tick, and no timer of its own is kept.
 pub(crate) struct SseBody<S> {
     preamble: Option<Bytes>,
     source: S,
     heartbeat: Option<Heartbeat>,
     shutdown: Option<Shutdown>,
     done: bool,
-}
-
-/// The heartbeat timer. Restarting a tokio timer on every frame would cost a timer-wheel update
-/// per event; instead the time of the last frame is recorded, and when the timer fires early
-/// (because frames were sent meanwhile) it is re-armed for the real deadline.
-struct Heartbeat {
-    interval: Duration,
-    last_sent: Instant,
-    timer: Pin<Box<Sleep>>,
 }
 
 /// Makes the last frame a stream sends when shutdown begins. Shared: an endpoint makes one for
@@ -84,14 +77,7 @@ where
     }
 
     pub(crate) fn heartbeat(mut self, interval: Option<Duration>) -> Self {
-        self.heartbeat = interval.map(|interval| {
-            let now = Instant::now();
-            Heartbeat {
-                interval,
-                last_sent: now,
-                timer: Box::pin(tokio::time::sleep_until(now + interval)),
-            }
-        });
+        self.heartbeat = interval.map(|interval| Clock::for_interval(interval).heartbeat());
         self
     }
 
@@ -110,7 +96,7 @@ where
 
     fn sent(&mut self) {
         if let Some(heartbeat) = &mut self.heartbeat {
-            heartbeat.last_sent = Instant::now();
+            heartbeat.sent();
         }
     }
 }
@@ -147,16 +133,8 @@ where
             Poll::Pending => {}
         }
         if let Some(heartbeat) = &mut this.heartbeat {
-            while heartbeat.timer.as_mut().poll(cx).is_ready() {
-                let due = heartbeat.last_sent + heartbeat.interval;
-                let now = Instant::now();
-                if due <= now {
-                    heartbeat.last_sent = now;
-                    heartbeat.timer.as_mut().reset(now + heartbeat.interval);
-                    return Poll::Ready(Some(Ok(Bytes::from_static(HEARTBEAT_FRAME))));
-                }
-                // Frames went out since the timer was armed: wait for the real deadline.
-                heartbeat.timer.as_mut().reset(due);
+            if heartbeat.poll_due(cx) {
+                return Poll::Ready(Some(Ok(Bytes::from_static(HEARTBEAT_FRAME))));
             }
         }
         Poll::Pending
@@ -166,6 +144,7 @@ where
 #[cfg(test)]
 mod tests {
     use futures_util::stream;
+    use tokio::time::Instant;
 
     use super::*;
     use crate::sync::shutdown::ShutdownTrigger;
@@ -177,24 +156,86 @@ mod tests {
         }
     }
 
+    /// Whether `elapsed` is `interval` within 10 %.
+    fn on_time(elapsed: Duration, interval: Duration) -> bool {
+        elapsed >= interval.mul_f64(0.9) && elapsed <= interval.mul_f64(1.1)
+    }
+
     #[tokio::test(start_paused = true)]
     async fn heartbeat_after_each_idle_interval_and_restarted_by_frames() {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
         let source = tokio_stream::wrappers::UnboundedReceiverStream::new(rx);
+        let interval = Duration::from_secs(15);
         let mut body = SseBody::new(Some(Bytes::from_static(b"retry: 1\n\n")), source)
-            .heartbeat(Some(Duration::from_secs(15)));
+            .heartbeat(Some(interval));
         let start = Instant::now();
         assert_eq!(&next(&mut body).await[..], b"retry: 1\n\n");
 
         assert_eq!(&next(&mut body).await[..], HEARTBEAT_FRAME);
-        assert_eq!(start.elapsed(), Duration::from_secs(15));
+        let first = start.elapsed();
+        assert!(on_time(first, interval), "first heartbeat after {first:?}");
 
-        // An event at +25s pushes the next heartbeat to +40s, not +30s.
+        // An event 10 s later pushes the next heartbeat to an interval after it, not after the
+        // first heartbeat.
         tokio::time::sleep(Duration::from_secs(10)).await;
         let _ = tx.send(Bytes::from_static(b"data: x\n\n"));
         assert_eq!(&next(&mut body).await[..], b"data: x\n\n");
+        let event = Instant::now();
         assert_eq!(&next(&mut body).await[..], HEARTBEAT_FRAME);
-        assert_eq!(start.elapsed(), Duration::from_secs(40));
+        let after = event.elapsed();
+        assert!(
+            on_time(after, interval),
+            "heartbeat {after:?} after the event"
+        );
+    }
+
+    /// Two streams on one clock for six intervals: the one with an event every third of an
+    /// interval never sends a heartbeat; the idle one sends one after each interval, on time.
+    #[tokio::test(start_paused = true)]
+    async fn a_busy_stream_sends_no_heartbeat_and_an_idle_one_sends_each_on_time() {
+        let interval = Duration::from_secs(15);
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+        let source = tokio_stream::wrappers::UnboundedReceiverStream::new(rx);
+        let mut busy = SseBody::new(None, source).heartbeat(Some(interval));
+        let mut idle = SseBody::new(Some(Bytes::from_static(b"retry: 1\n\n")), stream::pending())
+            .heartbeat(Some(interval));
+
+        let idle = tokio::spawn(async move {
+            assert_eq!(&next(&mut idle).await[..], b"retry: 1\n\n");
+            let mut gaps = Vec::new();
+            let mut last = Instant::now();
+            for _ in 0..6 {
+                assert_eq!(&next(&mut idle).await[..], HEARTBEAT_FRAME);
+                gaps.push(last.elapsed());
+                last = Instant::now();
+            }
+            gaps
+        });
+        tokio::spawn(async move {
+            for _ in 0..18 {
+                tokio::time::sleep(interval / 3).await;
+                let _ = tx.send(Bytes::from_static(b"data: x\n\n"));
+            }
+        });
+        let mut frames = Vec::new();
+        while let Some(Ok(frame)) = busy.next().await {
+            frames.push(frame);
+        }
+        assert_eq!(
+            frames.len(),
+            18,
+            "the busy stream's frames: its events only"
+        );
+        assert!(frames.iter().all(|frame| &frame[..] == b"data: x\n\n"));
+
+        let gaps = idle.await.unwrap_or_default();
+        assert_eq!(gaps.len(), 6);
+        for gap in gaps {
+            assert!(
+                on_time(gap, interval),
+                "a heartbeat {gap:?} after the last frame"
+            );
+        }
     }
 
     #[tokio::test]

@@ -18,7 +18,7 @@ use super::{
 };
 use crate::{
     hub::{admission::Grant, error::SubscribeError, subscriber::Subscriber, Hub},
-    wire::retry_frame,
+    wire::RetryFrames,
 };
 
 impl Hub {
@@ -106,19 +106,26 @@ impl SseEndpoint {
             .await;
         self.streams.answer(subscribed, req, &self.options)
     }
+
+    /// Answers `req` for `channel` as a mounted endpoint does: `GET` only, authorized by the
+    /// options' authorizer.
+    pub(crate) async fn open(&self, req: &Request, channel: &str) -> Result<Response> {
+        get_only(req)?;
+        let grant = self.options.grant(req, channel).await?;
+        Ok(self.serve(req, channel, grant).await?)
+    }
 }
 
 impl Endpoint for SseEndpoint {
     type Output = Response;
 
     async fn call(&self, req: Request) -> Result<Response> {
-        get_only(&req)?;
         let param = self.options.param_or("channel");
         let Some(channel) = req.raw_path_param(param) else {
+            get_only(&req)?;
             return Err(unmounted_param(param));
         };
-        let grant = self.options.grant(&req, channel).await?;
-        Ok(self.serve(&req, channel, grant).await?)
+        self.open(&req, channel).await
     }
 }
 
@@ -128,6 +135,8 @@ impl Endpoint for SseEndpoint {
 pub(crate) struct Streams {
     pub(crate) hub: Hub,
     farewell: FinalFrame,
+    /// The opening retry hints, encoded once for all the streams.
+    retry: Arc<RetryFrames>,
 }
 
 impl Streams {
@@ -139,7 +148,13 @@ impl Streams {
                 Shutdown::farewell(config.shutdown_event.as_ref(), config.jittered_retry())
             })
         };
-        Self { hub, farewell }
+        let config = hub.config();
+        let retry = Arc::new(RetryFrames::new(config.retry, config.retry_jitter));
+        Self {
+            hub,
+            farewell,
+            retry,
+        }
     }
 
     /// The stream of a subscription as an answer, or its refusal.
@@ -173,7 +188,7 @@ impl Streams {
     ) -> Response {
         let config = self.hub.config();
         let farewell = Arc::clone(&self.farewell);
-        let body = SseBody::new(Some(retry_frame(config.jittered_retry())), source)
+        let body = SseBody::new(Some(self.retry.pick()), source)
             .heartbeat(config.heartbeat)
             .shutdown(Some(Shutdown::new(self.hub.shutdown_signal(), farewell)));
         sse_response(body, Some(req.version()))

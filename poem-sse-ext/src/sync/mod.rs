@@ -1,8 +1,10 @@
 //! The concurrency primitives under every layer: wakers of many waiting tasks, the one-shot
-//! trigger that ends streams on shutdown or revocation, and lock-poison recovery.
+//! trigger that ends streams on shutdown or revocation, the clock that times every stream's
+//! heartbeat, and lock-poison recovery.
 
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+pub(crate) mod clock;
 pub(crate) mod shutdown;
 pub(crate) mod waiters;
 

@@ -16,6 +16,48 @@ pub(crate) fn retry_frame(delay: Duration) -> Bytes {
     buf.freeze()
 }
 
+/// The `retry:` frames of delays spread evenly over `[base, base + spread]` (at most
+/// [`RetryFrames::STEPS`] + 1 of them, a millisecond apart at least), encoded once into one
+/// buffer: a stream's opening hint is a slice of it, a reference count where encoding it took an
+/// allocation per stream.
+pub(crate) struct RetryFrames {
+    frames: Bytes,
+    /// Where each frame ends in `frames` (each starts where the one before ends).
+    ends: Box<[usize]>,
+}
+
+impl RetryFrames {
+    /// Steps the spread is cut into: enough that a crowd of clients does not reconnect in
+    /// lockstep (for a spread of 3 s, one value every 12 ms).
+    pub(crate) const STEPS: u64 = 256;
+
+    pub(crate) fn new(base: Duration, spread: Duration) -> Self {
+        let spread_ms = u64::try_from(spread.as_millis()).unwrap_or(u64::MAX);
+        let steps = spread_ms.min(Self::STEPS);
+        let mut buf = BytesMut::new();
+        let mut ends = Vec::with_capacity(steps as usize + 1);
+        for step in 0..=steps {
+            // Even steps, the remainder spread over them: the last one is `spread` exactly.
+            let offset = spread_ms.checked_div(steps).map_or(0, |each| {
+                each * step + (spread_ms - each * steps) * step / steps
+            });
+            buf.put_slice(&retry_frame(base + Duration::from_millis(offset)));
+            ends.push(buf.len());
+        }
+        Self {
+            frames: buf.freeze(),
+            ends: ends.into(),
+        }
+    }
+
+    /// One of the frames, at random.
+    pub(crate) fn pick(&self) -> Bytes {
+        let i = rand::random_range(0..self.ends.len());
+        let start = i.checked_sub(1).map_or(0, |before| self.ends[before]);
+        self.frames.slice(start..self.ends[i])
+    }
+}
+
 /// `id: <id>\n` followed by `body`, a frame encoded without an id: how stores stamp the id they
 /// assign onto an event encoded once, outside their lock.
 pub(crate) fn frame_with_id(id: &str, body: &[u8]) -> Bytes {
@@ -177,6 +219,39 @@ mod tests {
         assert_eq!(
             &retry_frame(Duration::from_millis(3250))[..],
             b"retry: 3250\n\n"
+        );
+    }
+
+    #[test]
+    fn retry_frames_cover_their_spread_evenly() {
+        let frames = RetryFrames::new(Duration::from_secs(3), Duration::from_secs(3));
+        let mut seen: Vec<u64> = (0..5_000)
+            .map(|_| {
+                let frame = frames.pick();
+                let text = std::str::from_utf8(&frame).unwrap_or_default();
+                assert!(
+                    text.starts_with("retry: ") && text.ends_with("\n\n"),
+                    "{text:?}"
+                );
+                text["retry: ".len()..text.len() - 2]
+                    .parse()
+                    .unwrap_or_default()
+            })
+            .collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.first(), Some(&3_000));
+        assert_eq!(seen.last(), Some(&6_000));
+        assert!(seen.len() > 200, "{} distinct hints", seen.len());
+        assert!(seen.windows(2).all(|w| w[1] - w[0] <= 3_000 / 256 + 1));
+
+        let exact = RetryFrames::new(Duration::from_millis(500), Duration::ZERO);
+        assert_eq!(&exact.pick()[..], b"retry: 500\n\n");
+        let few = RetryFrames::new(Duration::from_millis(10), Duration::from_millis(3));
+        assert_eq!(
+            few.ends.len(),
+            4,
+            "one frame per millisecond of a short spread"
         );
     }
 
