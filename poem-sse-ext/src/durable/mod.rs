@@ -59,6 +59,7 @@
 //! across restarts needs a persistent store, which this module does not have yet).
 #![cfg_attr(docsrs, doc(cfg(feature = "durable-streams")))]
 
+mod backend;
 mod budget;
 mod builder;
 mod endpoint;
@@ -69,6 +70,8 @@ mod log;
 mod offset;
 mod producer;
 mod read;
+#[cfg(feature = "redis")]
+mod redis;
 mod registry;
 mod request;
 mod sse;
@@ -90,7 +93,7 @@ pub struct DurableStreams {
 }
 
 pub(crate) struct Shared {
-    pub(crate) registry: registry::Registry,
+    pub(crate) backend: backend::Backend,
     pub(crate) options: builder::Options,
     pub(crate) authorizer: Option<Box<dyn StreamAuthorizer>>,
     pub(crate) shutdown: CancellationToken,
@@ -98,7 +101,7 @@ pub(crate) struct Shared {
 
 impl std::fmt::Debug for DurableStreams {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (streams, bytes) = self.shared.registry.usage();
+        let (streams, bytes) = self.shared.backend.usage();
         f.debug_struct("DurableStreams")
             .field("streams", &streams)
             .field("bytes", &bytes)
@@ -136,8 +139,9 @@ impl DurableStreams {
         self.shared.shutdown.cancel();
     }
 
-    /// Streams on the server (soft-deleted ones included) and bytes their own appends hold.
+    /// Streams on the server (soft-deleted ones included) and bytes their own appends hold
+    /// (on Redis: `(0, 0)`, as the streams are not counted in this process).
     pub fn usage(&self) -> (usize, u64) {
-        self.shared.registry.usage()
+        self.shared.backend.usage()
     }
 }
