@@ -145,7 +145,7 @@ if not l then return {'notfound', released} end
 if l == 'soft' then return {'gone', ''} end
 local m = redis.call('HMGET', meta, 'closed', 'tail', 'media', 'json', 'ct', 'seq', 'size')
 local closed, tail = m[1] == '1', tonumber(m[2])
-local has = ARGV[14] ~= nil
+local has = ARGV[13] ~= nil
 if ARGV[5] ~= '' and m[4] == '1' then
   if closed then return {'closed', '', tail} end
   return {'bad', '', ARGV[5]}
@@ -208,12 +208,12 @@ if ARGV[9] ~= '' and m[6] ~= '' then
   end
 end
 if has then
-  local len, size = measure(ARGV[14], ARGV[15])
+  local len, size = measure(ARGV[13], ARGV[14])
   local total = tonumber(m[7]) + size
   if total > tonumber(ARGV[10]) or tail + len > tonumber(ARGV[12]) then
     return {'toolarge', ''}
   end
-  tail = put(ARGV[14], ARGV[15], tail)
+  tail = put(ARGV[13], ARGV[14], tail)
   redis.call('HSET', meta, 'tail', int(tail), 'size', int(total))
 end
 if ARGV[9] ~= '' then redis.call('HSET', meta, 'seq', ARGV[9]) end
