@@ -194,7 +194,10 @@ async fn the_public_conformance_suite_passes_on_two_instances_sharing_redis() {
     ]));
     let front = TestServer::start(std::sync::Arc::clone(&proxy)).await;
     the_suite_passes_at(&dir, &front.url(""), "two instances on redis").await;
-    assert!(proxy.forwarded() > 332, "the suite's requests went through the proxy");
+    assert!(
+        proxy.forwarded() > 332,
+        "the suite's requests went through the proxy"
+    );
     a.shutdown();
     b.shutdown();
     front.stop().await;

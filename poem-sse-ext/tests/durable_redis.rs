@@ -78,7 +78,11 @@ async fn a_stream_on_redis_survives_the_server_with_its_bytes_offsets_and_produc
         .send()
         .await
         .expect("GET");
-    assert_eq!(rest.bytes().await.expect("body"), "world", "old offsets still address the same bytes");
+    assert_eq!(
+        rest.bytes().await.expect("body"),
+        "world",
+        "old offsets still address the same bytes"
+    );
     let retried = produce(&client, &url, 0, "world").await;
     assert_eq!(
         retried.status(),
@@ -109,7 +113,11 @@ async fn a_stream_in_memory_is_gone_after_a_restart_never_served_from_another_li
     let streams = DurableStreams::new();
     let server = serve(&streams).await;
     let url = server.url("/v1/stream/story/forgotten");
-    let read = client.get(format!("{url}?offset=-1")).send().await.expect("GET");
+    let read = client
+        .get(format!("{url}?offset=-1"))
+        .send()
+        .await
+        .expect("GET");
     assert_eq!(read.status(), StatusCode::NOT_FOUND);
     let offset = "0000000000000000_0000000000000005";
     let resumed = client
@@ -117,7 +125,11 @@ async fn a_stream_in_memory_is_gone_after_a_restart_never_served_from_another_li
         .send()
         .await
         .expect("GET");
-    assert_eq!(resumed.status(), StatusCode::NOT_FOUND, "an old offset finds nothing either");
+    assert_eq!(
+        resumed.status(),
+        StatusCode::NOT_FOUND,
+        "an old offset finds nothing either"
+    );
     streams.shutdown();
     server.stop().await;
 }
@@ -156,7 +168,11 @@ async fn a_long_poll_on_one_instance_wakes_on_an_append_through_another() {
     let appended = append(&client, &url_a, "text/plain", "second").await;
     assert_eq!(appended.status(), StatusCode::NO_CONTENT);
     let answer = poll.await.expect("the long-poll task");
-    assert_eq!(answer.status(), StatusCode::OK, "woken with data, not timed out");
+    assert_eq!(
+        answer.status(),
+        StatusCode::OK,
+        "woken with data, not timed out"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "woken by the append, not by the {timeout:?} timeout: {:?}",
@@ -199,7 +215,10 @@ async fn an_append_redis_does_not_answer_is_a_retryable_503_and_its_retry_is_sto
     let paused_at = Instant::now();
     let refused = produce(&client, &url, 0, "once").await;
     assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert!(header(&refused, "Retry-After").is_some(), "a 503 says when to retry");
+    assert!(
+        header(&refused, "Retry-After").is_some(),
+        "a 503 says when to retry"
+    );
     assert!(
         paused_at.elapsed() < pause,
         "answered within the command timeout, not after the pause: {:?}",
@@ -207,15 +226,23 @@ async fn an_append_redis_does_not_answer_is_a_retryable_503_and_its_retry_is_sto
     );
 
     // After the pause, the producer retries the same request.
-    tokio::time::sleep(pause.saturating_sub(paused_at.elapsed()) + Duration::from_millis(300)).await;
+    tokio::time::sleep(pause.saturating_sub(paused_at.elapsed()) + Duration::from_millis(300))
+        .await;
     let retried = produce(&client, &url, 0, "once").await;
     assert!(
         matches!(retried.status(), StatusCode::OK | StatusCode::NO_CONTENT),
         "the retry is stored (200) or answered as the duplicate of the first (204): {}",
         retried.status()
     );
-    assert_eq!(read_all(&client, &url).await, b"once", "stored exactly once");
-    assert_eq!(produce(&client, &url, 1, " more").await.status(), StatusCode::OK);
+    assert_eq!(
+        read_all(&client, &url).await,
+        b"once",
+        "stored exactly once"
+    );
+    assert_eq!(
+        produce(&client, &url, 1, " more").await.status(),
+        StatusCode::OK
+    );
     assert_eq!(read_all(&client, &url).await, b"once more");
     streams.shutdown();
     server.stop().await;

@@ -55,8 +55,29 @@
 //! buffers), waiters woken per append, one SSE body per follower reading from a cursor, a
 //! shutdown token that ends live reads, and refusals with a message.
 //!
-//! The store is in memory: streams live as long as the process (the protocol's durability
-//! across restarts needs a persistent store, which this module does not have yet).
+//! # On Redis
+//!
+//! By default the streams are in memory: they live as long as the process, and a restarted
+//! server answers `404` for them (never data from another life). With
+//! [`DurableStreamsBuilder::redis`] (feature `redis`) they live on the Redis, single node or
+//! Redis Cluster, of a [`RedisStore`](crate::store::RedisStore), through its connection: they
+//! survive restarts and are the same streams on every instance on that Redis, and a read on
+//! any instance sees every write acknowledged before it began.
+//!
+//! - **One slot per stream**: its metadata, its entries (never trimmed), its producer table and
+//!   its `Stream-Seq` share one hash tag, and every write (create, append with its producer and
+//!   sequence checks, close, delete) is one Lua script there: atomic, and a producer's retry
+//!   after a lost reply is answered as a duplicate.
+//! - **Forks are copied** up to the fork point (a script can touch one slot only, and a fork's
+//!   slot is not its source's), with a reference counted on the source for the soft-delete
+//!   rules.
+//! - **Live reads** (long-poll, SSE) wake on a change notice that every write publishes, heard
+//!   by one listener per process on a connection of its own, then read from Redis.
+//! - **Redis unreachable or too slow** (the store's command timeout): `503` with `Retry-After`;
+//!   retrying with the same producer headers stores the append once.
+//! - The server-wide and per-client stream and byte budgets count only the memory backend;
+//!   on Redis bound the space with its `maxmemory` (the per-stream size cap, the producer cap
+//!   and the write rate per client apply to both).
 #![cfg_attr(docsrs, doc(cfg(feature = "durable-streams")))]
 
 mod backend;

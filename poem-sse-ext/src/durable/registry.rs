@@ -314,7 +314,6 @@ impl Registry {
             self.expire(map, &name);
         }
     }
-
 }
 
 /// Splits a body into a payload for a stream of the given kind (`None` for an empty body).

@@ -167,7 +167,10 @@ impl RedisStreams {
                     "durable fork",
                     &fork.source,
                     vec![
-                        fork.offset.map(|o| o.0.to_string()).unwrap_or_default().into(),
+                        fork.offset
+                            .map(|o| o.0.to_string())
+                            .unwrap_or_default()
+                            .into(),
                         fork.sub.to_string().into(),
                         media.unwrap_or_default().into(),
                         request.content_type.clone().unwrap_or_default().into(),
@@ -184,7 +187,10 @@ impl RedisStreams {
         }
         let created = self.create_taken(&request, content_type, ttl, expires_at, inherited);
         let created = created.await;
-        if let (Some(fork), false) = (&request.fork, matches!(created, Ok(Created { created: true, .. }))) {
+        if let (Some(fork), false) = (
+            &request.fork,
+            matches!(created, Ok(Created { created: true, .. })),
+        ) {
             inner.release(fork.source.clone()).await;
         }
         created
@@ -274,7 +280,9 @@ impl RedisStreams {
             args.push(Arg::Bytes(data));
             args.push(lengths.into());
         }
-        let reply = inner.call(&inner.append, "durable append", name, args).await?;
+        let reply = inner
+            .call(&inner.append, "durable append", name, args)
+            .await?;
         reply.refusal(claim.map(|c| c.seq))?;
         inner.watch.wake(name);
         let epoch = reply.text(4);
@@ -290,7 +298,9 @@ impl RedisStreams {
 
     pub(crate) async fn delete(&self, name: &str) -> Result<(), Failure> {
         let inner = &self.inner;
-        let reply = inner.call(&inner.delete, "durable delete", name, Vec::new()).await?;
+        let reply = inner
+            .call(&inner.delete, "durable delete", name, Vec::new())
+            .await?;
         reply.refusal(None)?;
         inner.watch.wake(name);
         let source = reply.text(1);
@@ -429,7 +439,9 @@ impl Inner {
             match reply {
                 Ok(reply) => source = reply.text(1),
                 Err(failure) => {
-                    tracing::warn!("durable streams: could not release fork source {source:?}: {failure}");
+                    tracing::warn!(
+                        "durable streams: could not release fork source {source:?}: {failure}"
+                    );
                     return;
                 }
             }
@@ -475,10 +487,13 @@ impl Opened {
             chunk.parts.push(if self.json {
                 Payload::messages(data.collect())
             } else {
-                Payload::Bytes(data.fold(BytesMut::new(), |mut all, b| {
-                    all.extend_from_slice(&b);
-                    all
-                }).freeze())
+                Payload::Bytes(
+                    data.fold(BytesMut::new(), |mut all, b| {
+                        all.extend_from_slice(&b);
+                        all
+                    })
+                    .freeze(),
+                )
             });
         }
         Ok(Seen {
@@ -616,5 +631,9 @@ fn keys(name: &str) -> [String; 3] {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     });
     let base = format!("ds:{{{hash:016x}}}:{name}");
-    [format!("{base}:m"), format!("{base}:d"), format!("{base}:p")]
+    [
+        format!("{base}:m"),
+        format!("{base}:d"),
+        format!("{base}:p"),
+    ]
 }

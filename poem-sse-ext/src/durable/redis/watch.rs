@@ -29,7 +29,9 @@ pub(crate) struct Watched {
 
 impl Watched {
     fn frame(&self) -> MutexGuard<'_, Option<(String, FrameKey, Bytes)>> {
-        self.last_frame.lock().unwrap_or_else(PoisonError::into_inner)
+        self.last_frame
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(crate) fn cached_frame(&self, generation: &str, key: FrameKey) -> Option<Bytes> {
