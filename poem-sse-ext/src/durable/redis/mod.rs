@@ -631,3 +631,42 @@ fn keys(name: &str) -> [String; 3] {
         format!("{base}:p"),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The slot is decided by the first `{...}` of a key: it must be the hash, whatever the
+    /// name holds.
+    fn tag(key: &str) -> &str {
+        let open = key.find('{').expect("a tag");
+        let close = open + key[open..].find('}').expect("a closed tag");
+        &key[open + 1..close]
+    }
+
+    #[test]
+    fn a_streams_keys_share_one_hash_tag_whatever_its_name_holds() {
+        for name in ["chat/answer-1", "a}b", "{x}", "}{", "über/straße"] {
+            let [meta, data, producers] = keys(name);
+            assert_eq!(tag(&meta).len(), 16, "{meta}");
+            assert_eq!(tag(&meta), tag(&data));
+            assert_eq!(tag(&meta), tag(&producers));
+            assert!(meta.ends_with(&format!("}}:{name}:m")), "{meta}");
+        }
+        assert_ne!(keys("a")[0], keys("b")[0]);
+        assert_eq!(keys("a"), keys("a"), "fixed across calls (and processes)");
+    }
+
+    #[test]
+    fn a_json_append_keeps_its_messages_and_their_lengths() {
+        let batch = vec![
+            Bytes::from_static(b"{\"a\":1}"),
+            Bytes::from_static(b"[2,3]"),
+        ];
+        let (data, lengths) = encode(&Payload::messages(batch));
+        assert_eq!(data, "{\"a\":1}[2,3]");
+        assert_eq!(lengths, "7,5");
+        let (data, lengths) = encode(&Payload::Bytes(Bytes::from_static(b"raw")));
+        assert_eq!((data, lengths), (Bytes::from_static(b"raw"), String::new()));
+    }
+}

@@ -31,11 +31,21 @@ pub(crate) struct Watched {
     /// One live read of this stream at a time here, so that the followers woken together by
     /// one append share one read of Redis instead of making one each.
     pub(crate) reading: tokio::sync::Mutex<()>,
-    /// The last live read: generation, version it began at, position, size, and what it saw.
-    last_read: Mutex<Option<(String, u64, u64, u64, Seen)>>,
+    last_read: Mutex<Option<LastRead>>,
     /// The last SSE frame encoded here, with the generation of the stream it belongs to: the
     /// followers at one position share one encoding, as on the memory backend.
     last_frame: Mutex<Option<(String, FrameKey, Bytes)>>,
+}
+
+/// The last live read of a stream here.
+#[derive(Debug)]
+struct LastRead {
+    generation: String,
+    /// The version it began at.
+    version: u64,
+    from: u64,
+    max: u64,
+    seen: Seen,
 }
 
 impl Watched {
@@ -63,8 +73,13 @@ impl Watched {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         last.as_ref()
-            .filter(|(g, v, f, m, _)| g == generation && *v == version && *f == from && *m == max)
-            .map(|(.., seen)| seen.clone())
+            .filter(|last| {
+                last.generation == generation
+                    && last.version == version
+                    && last.from == from
+                    && last.max == max
+            })
+            .map(|last| last.seen.clone())
     }
 
     /// Remembers a live read that began at `version`.
@@ -79,8 +94,13 @@ impl Watched {
         *self
             .last_read
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) =
-            Some((generation.to_owned(), version, from, max, seen.clone()));
+            .unwrap_or_else(PoisonError::into_inner) = Some(LastRead {
+            generation: generation.to_owned(),
+            version,
+            from,
+            max,
+            seen: seen.clone(),
+        });
     }
 
     pub(crate) fn cached_frame(&self, generation: &str, key: FrameKey) -> Option<Bytes> {
