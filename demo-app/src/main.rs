@@ -242,6 +242,12 @@ async fn run(cli: Cli) -> Result<(), String> {
     let hub = build_hub(&cli)?;
     let runs = generate::runs(&hub, cli.store.redis(), cli.heartbeat, cli.retry)?;
     sources::spawn(&hub);
+    // Durable streams live on the same Redis as the hub (a connection of their own), so they
+    // survive a restart; on the memory store they die with the process.
+    let durable_store = match cli.store.redis() {
+        Some(redis) => Some(redis.connect_lazy().map_err(|err| err.to_string())?),
+        None => None,
+    };
 
     let tls = if cli.plain {
         None
@@ -275,7 +281,14 @@ async fn run(cli: Cli) -> Result<(), String> {
     );
     server
         .run_with_graceful_shutdown(
-            app(hub.clone(), policy, &runs, sessions, tls_on),
+            app(
+                hub.clone(),
+                policy,
+                &runs,
+                sessions,
+                tls_on,
+                durable_store.as_ref(),
+            ),
             shutdown_signal(),
         )
         .await
@@ -321,17 +334,19 @@ fn build_hub(cli: &Cli) -> Result<Hub, String> {
 }
 
 /// The routes of the demo, all of them: pages, assets, event streams, the API.
-/// `tls`: served over TLS (adds `Strict-Transport-Security`).
+/// `tls`: served over TLS (adds `Strict-Transport-Security`); `redis`: where durable streams
+/// live (in memory without it).
 fn app(
     hub: Hub,
     policy: PublishPolicy,
     runs: &poem_sse_ext::run::Runs,
     sessions: Sessions,
     tls: bool,
+    redis: Option<&poem_sse_ext::store::RedisStore>,
 ) -> impl poem::Endpoint {
     let events = StreamOptions::new().authorize_with(sessions.clone());
     let prompts = generate::Prompts::default();
-    let durable = durable_streams(&hub, &policy, &sessions);
+    let durable = durable_streams(&hub, &policy, &sessions, redis);
     let data = AppData {
         hub: hub.clone(),
         policy,
@@ -379,9 +394,18 @@ fn app(
 /// publish token when one is set, without one the demo listens on loopback only; a stream named
 /// like a private channel is written by its owner's session), and the hub's shutdown ends their
 /// live reads.
-fn durable_streams(hub: &Hub, policy: &PublishPolicy, sessions: &Sessions) -> DurableStreams {
+fn durable_streams(
+    hub: &Hub,
+    policy: &PublishPolicy,
+    sessions: &Sessions,
+    redis: Option<&poem_sse_ext::store::RedisStore>,
+) -> DurableStreams {
     let (policy, sessions) = (policy.clone(), sessions.clone());
-    DurableStreams::builder()
+    let mut builder = DurableStreams::builder();
+    if let Some(redis) = redis {
+        builder = builder.redis(redis);
+    }
+    builder
         .shutdown_token(hub.shutdown_token())
         .authorizer(move |access: &Access<'_>| {
             if !access.operation.is_write() {
@@ -484,7 +508,7 @@ mod tests {
         let policy = PublishPolicy::new(None, Vec::new(), cli.listen).expect("policy");
         let runs = generate::runs(&hub, None, cli.heartbeat, cli.retry).expect("runs");
         let sessions = session::Sessions::new(cli.session_ttl, false).expect("sessions");
-        let app = app(hub, policy, &runs, sessions, false);
+        let app = app(hub, policy, &runs, sessions, false, None);
         let req = poem::Request::builder().uri_str("/events/cpu").finish();
         let size = std::mem::size_of_val(&app.get_response(req));
         assert!(size <= 4_096, "the app's request future is {size} bytes");

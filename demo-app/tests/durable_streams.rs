@@ -107,3 +107,61 @@ async fn durable_streams_writes_need_the_publish_token_and_reads_do_not() {
     );
     demo.stop().await;
 }
+
+/// `--store redis://`: a durable stream survives a restart of the demo (same bytes, same
+/// offsets); on the memory store the restarted demo answers `404` for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_stream_survives_a_restart_on_redis_and_not_in_memory() {
+    let Some(redis) = testkit::redis::RedisServer::start().expect("redis-server starts") else {
+        return;
+    };
+    let dir = test_dir("durable-restart");
+    let http = client();
+    let store = redis.url();
+    for (args, survives) in [
+        (vec!["--store", store.as_str()], true),
+        (vec!["--store", "memory"], false),
+    ] {
+        let mut demo = Demo::start(&dir, free_port(), &args).await;
+        let url = demo.url("/v1/stream/chat/restart");
+        let created = http
+            .put(&url)
+            .header("Content-Type", "text/plain")
+            .body("kept ")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), StatusCode::CREATED, "{args:?}");
+        let offset = created.headers()["stream-next-offset"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let appended = http
+            .post(&url)
+            .header("Content-Type", "text/plain")
+            .body("across restarts")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(appended.status(), StatusCode::NO_CONTENT);
+
+        demo.restart().await;
+        let read = http.get(format!("{url}?offset=-1")).send().await.unwrap();
+        if !survives {
+            assert_eq!(read.status(), StatusCode::NOT_FOUND, "memory forgets");
+            continue;
+        }
+        assert_eq!(read.status(), StatusCode::OK);
+        assert_eq!(read.text().await.unwrap(), "kept across restarts");
+        let rest = http
+            .get(format!("{url}?offset={offset}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            rest.text().await.unwrap(),
+            "across restarts",
+            "the same offsets"
+        );
+    }
+}

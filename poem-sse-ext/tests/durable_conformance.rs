@@ -7,6 +7,8 @@
 #![cfg(feature = "durable-streams")]
 
 mod common;
+#[cfg(feature = "redis")]
+mod durable_support;
 
 use std::{collections::BTreeMap, path::PathBuf, process::Stdio, time::Duration};
 
@@ -104,6 +106,29 @@ fn by_section(report: &Value) -> (BTreeMap<String, (usize, usize)>, Vec<String>)
     (sections, failures)
 }
 
+/// Runs the suite against `base_url` and asserts that every core test passes.
+async fn the_suite_passes_at(dir: &PathBuf, base_url: &str, label: &str) {
+    let (ok, report) = vitest(dir, "conformance.test.mjs", base_url).await;
+    let (sections, failures) = by_section(&report);
+    let (passed, failed): (usize, usize) = sections
+        .values()
+        .fold((0, 0), |(p, f), (a, b)| (p + a, f + b));
+    for (section, (p, f)) in &sections {
+        println!("{label}: {section}: {p} passed, {f} failed");
+    }
+    println!("conformance ({label}): {passed} passed, {failed} failed");
+    assert!(
+        failures.is_empty(),
+        "failed conformance tests ({label}):\n{}",
+        failures.join("\n")
+    );
+    assert!(ok, "vitest failed (see its output above)");
+    assert!(
+        passed >= 332,
+        "the suite's 332 core tests run and pass ({label}); {passed} passed"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_public_conformance_suite_passes() {
     let Some(dir) = node_folder() else { return };
@@ -111,27 +136,92 @@ async fn the_public_conformance_suite_passes() {
         .long_poll_timeout(LONG_POLL)
         .build();
     let server = TestServer::start(Route::new().nest("/v1/stream", streams.endpoint())).await;
-    let (ok, report) = vitest(&dir, "conformance.test.mjs", &server.url("")).await;
-    let (sections, failures) = by_section(&report);
-    let (passed, failed): (usize, usize) = sections
-        .values()
-        .fold((0, 0), |(p, f), (a, b)| (p + a, f + b));
-    for (section, (p, f)) in &sections {
-        println!("{section}: {p} passed, {f} failed");
-    }
-    println!("conformance: {passed} passed, {failed} failed");
+    the_suite_passes_at(&dir, &server.url(""), "memory").await;
     streams.shutdown();
     server.stop().await;
+}
+
+/// A server on `store`'s Redis, as the suite is told to expect.
+#[cfg(feature = "redis")]
+async fn on_redis(store: &poem_sse_ext::store::RedisStore) -> (DurableStreams, TestServer) {
+    let streams = DurableStreams::builder()
+        .long_poll_timeout(LONG_POLL)
+        .redis(store)
+        .build();
+    let server = TestServer::start(Route::new().nest("/v1/stream", streams.endpoint())).await;
+    (streams, server)
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_public_conformance_suite_passes_on_redis() {
+    let Some(dir) = node_folder() else { return };
+    let Some(redis) = testkit::redis::RedisServer::start().expect("redis-server starts") else {
+        return;
+    };
+    let store = poem_sse_ext::store::RedisStore::builder(redis.url())
+        .connect()
+        .await
+        .expect("the store connects");
+    let (streams, server) = on_redis(&store).await;
+    the_suite_passes_at(&dir, &server.url(""), "redis").await;
+    streams.shutdown();
+    server.stop().await;
+}
+
+/// Two instances on one Redis behind a proxy that alternates per request: every write goes
+/// through one instance and the next read through the other, so every test of the suite is
+/// also a test of read-your-writes and of live reads woken across instances.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_public_conformance_suite_passes_on_two_instances_sharing_redis() {
+    let Some(dir) = node_folder() else { return };
+    let Some(redis) = testkit::redis::RedisServer::start().expect("redis-server starts") else {
+        return;
+    };
+    let connect = || async {
+        poem_sse_ext::store::RedisStore::builder(redis.url())
+            .connect()
+            .await
+            .expect("the store connects")
+    };
+    let (store_a, store_b) = (connect().await, connect().await);
+    let (a, server_a) = on_redis(&store_a).await;
+    let (b, server_b) = on_redis(&store_b).await;
+    let proxy = std::sync::Arc::new(durable_support::proxy::Alternating::new(vec![
+        format!("http://{}", server_a.addr),
+        format!("http://{}", server_b.addr),
+    ]));
+    let front = TestServer::start(std::sync::Arc::clone(&proxy)).await;
+    the_suite_passes_at(&dir, &front.url(""), "two instances on redis").await;
     assert!(
-        failures.is_empty(),
-        "failed conformance tests:\n{}",
-        failures.join("\n")
+        proxy.forwarded() > 332,
+        "the suite's requests went through the proxy"
     );
-    assert!(ok, "vitest failed (see its output above)");
-    assert!(
-        passed >= 332,
-        "the suite's 332 core tests run and pass; {passed} passed"
-    );
+    a.shutdown();
+    b.shutdown();
+    front.stop().await;
+    server_a.stop().await;
+    server_b.stop().await;
+}
+
+#[cfg(feature = "redis-cluster")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_public_conformance_suite_passes_on_a_redis_cluster() {
+    let Some(dir) = node_folder() else { return };
+    let Some(cluster) =
+        testkit::redis_cluster::RedisCluster::start().expect("the redis cluster starts")
+    else {
+        return;
+    };
+    let store = poem_sse_ext::store::RedisStore::cluster_builder(cluster.seeds())
+        .connect()
+        .await
+        .expect("the cluster store connects");
+    let (streams, server) = on_redis(&store).await;
+    the_suite_passes_at(&dir, &server.url(""), "redis cluster").await;
+    streams.shutdown();
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,9 +4,13 @@
 //! costs the server. Each server runs in its own process; all traffic stays on loopback.
 //!
 //! ```text
-//! durable-bench [--seconds 5] [--followers 1,100,1000] [--idle 1000] [--servers poem,poem-hyper,node]
-//! durable-bench serve PORT [--hyper]   # poem-sse-ext's endpoint alone (what the bench starts)
+//! durable-bench [--seconds 5] [--followers 1,100,1000] [--idle 1000] [--servers poem,poem-hyper,poem-redis,node]
+//! durable-bench serve PORT [--hyper] [--redis URL]   # poem-sse-ext's endpoint alone (what the bench starts)
 //! ```
+//!
+//! `poem-redis` is `poem` with the streams on a Redis of its own (a `redis-server` the bench
+//! starts on loopback, without persistence): every append is a script on Redis, every read a
+//! round trip to it.
 //!
 //! `poem` serves the endpoint with `poem-serve` as the demo does (idle HTTP/1.1 event streams
 //! without hyper's buffers); `poem-hyper` with poem's own `Server` (hyper for everything).
@@ -45,16 +49,25 @@ struct Target {
     name: &'static str,
     child: Child,
     base: String,
+    /// The Redis of `poem-redis`, stopped with the target.
+    _redis: Option<testkit::redis::RedisServer>,
 }
 
 async fn start(name: &'static str) -> Result<Target> {
     let port = testkit::free_port();
+    let mut redis = None;
     let mut command = match name {
-        "poem" | "poem-hyper" => {
+        "poem" | "poem-hyper" | "poem-redis" => {
             let mut c = Command::new(std::env::current_exe()?);
             c.args(["serve", &port.to_string()]);
             if name == "poem-hyper" {
                 c.arg("--hyper");
+            }
+            if name == "poem-redis" {
+                let server = testkit::redis::RedisServer::start()?
+                    .context("poem-redis needs redis-server")?;
+                c.args(["--redis", &server.url()]);
+                redis = Some(server);
             }
             c
         }
@@ -89,6 +102,7 @@ async fn start(name: &'static str) -> Result<Target> {
         name,
         child,
         base: format!("http://127.0.0.1:{port}/v1/stream"),
+        _redis: redis,
     })
 }
 
@@ -281,11 +295,22 @@ async fn idle_memory(target: &Target, n: usize) -> Result<f64> {
     Ok(after.saturating_sub(before) as f64 / n as f64)
 }
 
-async fn serve(port: u16, hyper: bool) -> Result<()> {
-    let streams = DurableStreams::builder()
+async fn serve(port: u16, hyper: bool, redis: Option<String>) -> Result<()> {
+    let mut builder = DurableStreams::builder()
         .long_poll_timeout(Duration::from_millis(500))
-        .max_streams_per_client(1_000_000)
-        .build();
+        .max_streams_per_client(1_000_000);
+    let store = match redis {
+        Some(url) => Some(
+            poem_sse_ext::store::RedisStore::builder(url)
+                .connect()
+                .await?,
+        ),
+        None => None,
+    };
+    if let Some(store) = &store {
+        builder = builder.redis(store);
+    }
+    let streams = builder.build();
     let app = Route::new().nest("/v1/stream", streams.endpoint());
     let addr = format!("127.0.0.1:{port}");
     if hyper {
@@ -317,7 +342,12 @@ async fn main() -> Result<()> {
             .get(2)
             .and_then(|p| p.parse().ok())
             .context("serve PORT")?;
-        return serve(port, args.iter().any(|a| a == "--hyper")).await;
+        return serve(
+            port,
+            args.iter().any(|a| a == "--hyper"),
+            arg(&args, "--redis"),
+        )
+        .await;
     }
     bench::procfs::raise_nofile_limit();
     let seconds = arg(&args, "--seconds").unwrap_or(5);
@@ -333,6 +363,7 @@ async fn main() -> Result<()> {
         let name: &'static str = match name {
             "node" => "node",
             "poem-hyper" => "poem-hyper",
+            "poem-redis" => "poem-redis",
             _ => "poem",
         };
         let target = start(name).await?;
@@ -359,6 +390,7 @@ async fn main() -> Result<()> {
         let server = match name {
             "poem" => "poem-sse-ext `durable` on poem-serve",
             "poem-hyper" => "poem-sse-ext `durable` on poem's `Server` (hyper)",
+            "poem-redis" => "poem-sse-ext `durable` on poem-serve, streams on Redis 7 (one node)",
             _ => "`@durable-streams/server` 0.3.7 (Node)",
         };
         let cells: Vec<String> = fan

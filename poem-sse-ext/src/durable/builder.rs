@@ -4,7 +4,10 @@ use std::{sync::Arc, time::Duration};
 
 use tokio_util::sync::CancellationToken;
 
+#[cfg(feature = "redis")]
+use super::redis::{RedisLink, RedisStreams};
 use super::{
+    backend::Backend,
     budget::{Budget, Limits},
     guard::StreamAuthorizer,
     registry::Registry,
@@ -18,6 +21,8 @@ pub struct DurableStreamsBuilder {
     pub(crate) options: Options,
     authorizer: Option<Box<dyn StreamAuthorizer>>,
     shutdown: CancellationToken,
+    #[cfg(feature = "redis")]
+    store: Option<RedisLink>,
 }
 
 /// The options the endpoint reads on every request.
@@ -43,6 +48,8 @@ impl Default for DurableStreamsBuilder {
             },
             authorizer: None,
             shutdown: CancellationToken::new(),
+            #[cfg(feature = "redis")]
+            store: None,
         }
     }
 }
@@ -156,11 +163,44 @@ impl DurableStreamsBuilder {
         self
     }
 
-    /// The server.
+    /// Keeps the streams on the Redis (single node or cluster) of `store`, through its
+    /// connection, instead of in this process (feature `redis`): they survive restarts and are
+    /// the same streams on every instance on that Redis. See the
+    /// [module documentation](super#on-redis) for the keys and what each operation costs.
+    /// Default is currently in memory.
+    ///
+    /// ```no_run
+    /// use poem_sse_ext::{durable::DurableStreams, store::RedisStore};
+    ///
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = RedisStore::builder("redis://127.0.0.1:6379").connect().await?;
+    /// let streams = DurableStreams::builder().redis(&store).build();
+    /// # let _ = streams;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub fn redis(mut self, store: &crate::store::RedisStore) -> Self {
+        self.store = Some(RedisLink::of(store));
+        self
+    }
+
+    /// The server. With [`redis`](Self::redis), it must be called inside a tokio runtime (it
+    /// starts the task that hears other instances' appends).
     pub fn build(self) -> DurableStreams {
+        let budget = Budget::new(self.limits);
+        #[cfg(feature = "redis")]
+        let backend = match self.store {
+            Some(link) => Backend::Redis(RedisStreams::new(link, budget)),
+            None => Backend::Memory(Registry::new(budget)),
+        };
+        #[cfg(not(feature = "redis"))]
+        let backend = Backend::Memory(Registry::new(budget));
         DurableStreams {
             shared: Arc::new(Shared {
-                registry: Registry::new(Budget::new(self.limits)),
+                backend,
                 options: self.options,
                 authorizer: self.authorizer,
                 shutdown: self.shutdown,

@@ -1,5 +1,5 @@
 //! [`DurableStreamsEndpoint`]: the HTTP side. It parses a request, asks the authorizer, and
-//! hands the operation to the registry (writes) or to [`read`](super::read) (reads).
+//! hands the operation to the backend (writes) or to [`read`](super::read) (reads).
 
 use std::sync::Arc;
 
@@ -9,12 +9,13 @@ use poem::{
 };
 
 use super::{
+    backend::AppendInput,
     error::Failure,
     guard::{Access, Operation},
     read,
     registry::{self, CreateRequest},
     request,
-    stream::{media_type, AppendRequest, ForkSpec, DEFAULT_CONTENT_TYPE},
+    stream::{media_type, ForkSpec, DEFAULT_CONTENT_TYPE},
     Shared,
 };
 
@@ -79,8 +80,8 @@ impl DurableStreamsEndpoint {
         match *req.method() {
             Method::PUT => self.create(req, name).await,
             Method::POST => self.append(req, name).await,
-            Method::DELETE => self.delete(req, &name),
-            Method::HEAD => self.head(req, &name),
+            Method::DELETE => self.delete(req, &name).await,
+            Method::HEAD => self.head(req, &name).await,
             Method::GET => {
                 self.authorize(req, Operation::Read, &name, None)?;
                 read::get(&self.shared, req, &name).await
@@ -109,7 +110,7 @@ impl DurableStreamsEndpoint {
             authorizer.authorize(&access).map_err(Failure::Denied)?;
         }
         if operation.is_write() {
-            self.shared.registry.budget.write(request::client(req))?;
+            self.shared.backend.budget().write(request::client(req))?;
         }
         Ok(())
     }
@@ -125,49 +126,47 @@ impl DurableStreamsEndpoint {
         let (ttl, expires_at) = request::expiry(req)?;
         let content_type = request::content_type(req)?;
         let closed = request::closes(req);
-        let body = request::body(req, self.shared.registry.budget.limits.max_append_bytes).await?;
+        let backend = &self.shared.backend;
+        let body = request::body(req, backend.budget().limits.max_append_bytes).await?;
         let effective = match (&content_type, &fork) {
             (Some(ct), _) => ct.clone(),
-            (None, Some((source, _, _))) => self
-                .shared
-                .registry
+            (None, Some((source, _, _))) => backend
                 .content_type_of(source)
+                .await?
                 .ok_or(Failure::NotFound)?,
             (None, None) => DEFAULT_CONTENT_TYPE.to_owned(),
         };
         let json = media_type(&effective) == "application/json";
         let payload = registry::payload(body, json, true)?;
-        let (stream, created) = self.shared.registry.create(CreateRequest {
-            name,
-            content_type,
-            ttl,
-            expires_at,
-            closed,
-            fork: fork.map(|(source, offset, sub)| ForkSpec {
-                source,
-                offset,
-                sub,
-            }),
-            payload,
-            json,
-            client: request::client(req),
-        })?;
-        let (tail, closed) = {
-            let state = stream.lock();
-            (super::offset::Offset(state.log.tail()), state.closed)
-        };
+        let created = backend
+            .create(CreateRequest {
+                name,
+                content_type,
+                ttl,
+                expires_at,
+                closed,
+                fork: fork.map(|(source, offset, sub)| ForkSpec {
+                    source,
+                    offset,
+                    sub,
+                }),
+                payload,
+                json,
+                client: request::client(req),
+            })
+            .await?;
         let mut response = Response::builder()
-            .status(if created {
+            .status(if created.created {
                 StatusCode::CREATED
             } else {
                 StatusCode::OK
             })
-            .content_type(stream.content_type.as_str())
-            .header("Stream-Next-Offset", tail.to_string());
-        if created {
+            .content_type(created.content_type.as_str())
+            .header("Stream-Next-Offset", created.tail.to_string());
+        if created.created {
             response = response.header(header::LOCATION, location(req));
         }
-        if closed {
+        if created.closed {
             response = response.header("Stream-Closed", "true");
         }
         Ok(response.finish())
@@ -178,7 +177,7 @@ impl DurableStreamsEndpoint {
         let producer = request::producer(req)?;
         let stream_seq = request::stream_seq(req)?;
         let media = request::content_type(req)?.map(|ct| media_type(&ct));
-        let limit = self.shared.registry.budget.limits.max_append_bytes;
+        let limit = self.shared.backend.budget().limits.max_append_bytes;
         // Judged before the body is read: a body the transport declares empty is a close.
         let body = req.take_body();
         let operation = if close && body.is_empty() {
@@ -201,34 +200,21 @@ impl DurableStreamsEndpoint {
                     .into(),
             ));
         }
-        let stream = self.shared.registry.get(&name)?;
-        // A body is parsed as JSON only when it claims the stream's own type; a mismatch is the
-        // append's 409, and a closed stream's 409 comes before a parse error.
-        let parse_json = stream.json && media.as_deref() == Some("application/json");
-        let payload = match registry::payload(body, parse_json, false) {
-            Ok(payload) => payload,
-            Err(failure) => {
-                let state = stream.lock();
-                state.check_live()?;
-                if state.closed {
-                    return Err(Failure::Closed {
-                        tail: super::offset::Offset(state.log.tail()),
-                    });
-                }
-                return Err(failure);
-            }
-        };
-        let appended = stream.append(
-            &self.shared.registry.budget,
-            AppendRequest {
-                media_type: media,
-                close,
-                producer,
-                stream_seq,
-                payload,
-                client: request::client(req),
-            },
-        )?;
+        let appended = self
+            .shared
+            .backend
+            .append(
+                &name,
+                AppendInput {
+                    body,
+                    media_type: media,
+                    close,
+                    producer,
+                    stream_seq,
+                    client: request::client(req),
+                },
+            )
+            .await?;
         let status = match appended.producer {
             Some(_) if appended.fresh => StatusCode::OK,
             _ => StatusCode::NO_CONTENT,
@@ -247,31 +233,27 @@ impl DurableStreamsEndpoint {
         Ok(response.finish())
     }
 
-    fn delete(&self, req: &Request, name: &str) -> Result<Response, Failure> {
+    async fn delete(&self, req: &Request, name: &str) -> Result<Response, Failure> {
         self.authorize(req, Operation::Delete, name, None)?;
-        self.shared.registry.delete(name)?;
+        self.shared.backend.delete(name).await?;
         Ok(Response::builder().status(StatusCode::NO_CONTENT).finish())
     }
 
-    fn head(&self, req: &Request, name: &str) -> Result<Response, Failure> {
+    async fn head(&self, req: &Request, name: &str) -> Result<Response, Failure> {
         self.authorize(req, Operation::Read, name, None)?;
-        let stream = self.shared.registry.get(name)?;
-        let state = stream.lock();
+        let meta = self.shared.backend.head(name).await?;
         let mut response = Response::builder()
             .status(StatusCode::OK)
-            .content_type(stream.content_type.as_str())
-            .header(
-                "Stream-Next-Offset",
-                super::offset::Offset(state.log.tail()).to_string(),
-            )
+            .content_type(meta.content_type.as_str())
+            .header("Stream-Next-Offset", meta.tail.to_string())
             .header(header::CACHE_CONTROL, "no-store");
-        if let Some(ttl) = state.expiry.ttl {
+        if let Some(ttl) = meta.ttl {
             response = response.header("Stream-TTL", ttl.to_string());
         }
-        if let Some(at) = state.expiry.expires_at {
+        if let Some(at) = meta.expires_at {
             response = response.header("Stream-Expires-At", super::time::format_rfc3339(at));
         }
-        if state.closed {
+        if meta.closed {
             response = response.header("Stream-Closed", "true");
         }
         Ok(response.finish())

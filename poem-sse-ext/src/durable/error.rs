@@ -33,6 +33,16 @@ pub(crate) enum Failure {
     Denied(Denied),
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// The storage backend failed or is out of reach; a write may or may not have been stored,
+    /// so a producer retries with the same headers (a stored one is answered as a duplicate).
+    #[error("the stream storage is unavailable ({0}); retry (with the same producer headers)")]
+    Unavailable(String),
+}
+
+impl From<crate::store::StoreError> for Failure {
+    fn from(e: crate::store::StoreError) -> Self {
+        Failure::Unavailable(e.to_string())
+    }
 }
 
 impl From<OffsetError> for Failure {
@@ -76,7 +86,7 @@ impl Failure {
                 StatusCode::INSUFFICIENT_STORAGE
             }
             Failure::Denied(denied) => denied.status,
-            Failure::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Failure::ShuttingDown | Failure::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -99,7 +109,7 @@ impl Failure {
                     .header("Producer-Expected-Seq", expected.to_string())
                     .header("Producer-Received-Seq", received.to_string());
             }
-            Failure::Budget(Refusal::Rate(_)) | Failure::ShuttingDown => {
+            Failure::Budget(Refusal::Rate(_)) | Failure::ShuttingDown | Failure::Unavailable(_) => {
                 builder = builder.header("Retry-After", "1")
             }
             Failure::Denied(denied) if denied.status == StatusCode::UNAUTHORIZED => {

@@ -55,10 +55,32 @@
 //! buffers), waiters woken per append, one SSE body per follower reading from a cursor, a
 //! shutdown token that ends live reads, and refusals with a message.
 //!
-//! The store is in memory: streams live as long as the process (the protocol's durability
-//! across restarts needs a persistent store, which this module does not have yet).
+//! # On Redis
+//!
+//! By default the streams are in memory: they live as long as the process, and a restarted
+//! server answers `404` for them (never data from another life). With
+//! [`DurableStreamsBuilder::redis`] (feature `redis`) they live on the Redis, single node or
+//! Redis Cluster, of a [`RedisStore`](crate::store::RedisStore), through its connection: they
+//! survive restarts and are the same streams on every instance on that Redis, and a read on
+//! any instance sees every write acknowledged before it began.
+//!
+//! - **One slot per stream**: its metadata, its entries (never trimmed), its producer table and
+//!   its `Stream-Seq` share one hash tag, and every write (create, append with its producer and
+//!   sequence checks, close, delete) is one Lua script there: atomic, and a producer's retry
+//!   after a lost reply is answered as a duplicate.
+//! - **Forks are copied** up to the fork point (a script can touch one slot only, and a fork's
+//!   slot is not its source's), with a reference counted on the source for the soft-delete
+//!   rules.
+//! - **Live reads** (long-poll, SSE) wake on a change notice that every write publishes, heard
+//!   by one listener per process on a connection of its own, then read from Redis.
+//! - **Redis unreachable or too slow** (the store's command timeout): `503` with `Retry-After`;
+//!   retrying with the same producer headers stores the append once.
+//! - The server-wide and per-client stream and byte budgets count only the memory backend;
+//!   on Redis bound the space with its `maxmemory` (the per-stream size cap, the producer cap
+//!   and the write rate per client apply to both).
 #![cfg_attr(docsrs, doc(cfg(feature = "durable-streams")))]
 
+mod backend;
 mod budget;
 mod builder;
 mod endpoint;
@@ -69,6 +91,8 @@ mod log;
 mod offset;
 mod producer;
 mod read;
+#[cfg(feature = "redis")]
+mod redis;
 mod registry;
 mod request;
 mod sse;
@@ -90,7 +114,7 @@ pub struct DurableStreams {
 }
 
 pub(crate) struct Shared {
-    pub(crate) registry: registry::Registry,
+    pub(crate) backend: backend::Backend,
     pub(crate) options: builder::Options,
     pub(crate) authorizer: Option<Box<dyn StreamAuthorizer>>,
     pub(crate) shutdown: CancellationToken,
@@ -98,7 +122,7 @@ pub(crate) struct Shared {
 
 impl std::fmt::Debug for DurableStreams {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (streams, bytes) = self.shared.registry.usage();
+        let (streams, bytes) = self.shared.backend.usage();
         f.debug_struct("DurableStreams")
             .field("streams", &streams)
             .field("bytes", &bytes)
@@ -136,8 +160,9 @@ impl DurableStreams {
         self.shared.shutdown.cancel();
     }
 
-    /// Streams on the server (soft-deleted ones included) and bytes their own appends hold.
+    /// Streams on the server (soft-deleted ones included) and bytes their own appends hold
+    /// (on Redis: `(0, 0)`, as the streams are not counted in this process).
     pub fn usage(&self) -> (usize, u64) {
-        self.shared.registry.usage()
+        self.shared.backend.usage()
     }
 }

@@ -7,7 +7,7 @@
 //! | at the tail, open | `200`, empty, `Stream-Up-To-Date` | waits; `200` + data, or `204` after the timeout |
 //! | at the tail, closed | `200`, empty, `Stream-Closed` | `204` + `Stream-Closed`, at once |
 
-use std::{pin::pin, sync::Arc};
+use std::pin::pin;
 
 use bytes::Bytes;
 use poem::{
@@ -16,13 +16,11 @@ use poem::{
 };
 
 use super::{
+    backend::{Handle, Seen},
     error::Failure,
-    log::Chunk,
     offset::{Offset, Start},
     request::{self, Live},
-    sse,
-    stream::Stream,
-    time, Shared,
+    sse, time, Shared,
 };
 
 /// A `GET`.
@@ -31,64 +29,22 @@ pub(crate) async fn get(shared: &Shared, req: &Request, name: &str) -> Result<Re
     if shared.shutdown.is_cancelled() && query.live != Live::CatchUp {
         return Err(Failure::ShuttingDown);
     }
-    let stream = shared.registry.get(name)?;
     let start = query.offset.unwrap_or(Start::Beginning);
-    let from = {
-        let mut state = stream.lock();
-        state.check_live()?;
-        state.expiry.touch();
-        let tail = state.log.tail();
-        match start {
-            Start::Beginning => 0,
-            Start::Now => tail,
-            Start::At(Offset(at)) if at > tail => {
-                return Err(Failure::BadRequest(
-                    "the offset is beyond the stream's tail".into(),
-                ))
-            }
-            Start::At(Offset(at)) => at,
-        }
-    };
+    let chunk_bytes = shared.options.read_chunk_bytes;
+    let (stream, from, seen) = shared.backend.open(name, start, chunk_bytes).await?;
     match query.live {
-        Live::Sse => Ok(sse::response(shared, stream, from, query.cursor)),
-        Live::CatchUp => Ok(catch_up(shared, req, &stream, from, start == Start::Now)),
-        Live::LongPoll => long_poll(shared, &stream, from, query.cursor.as_deref()).await,
+        Live::Sse => Ok(sse::response(shared, stream, from, query.cursor, seen)),
+        Live::CatchUp => Ok(catch_up(req, &stream, from, &seen, start == Start::Now)),
+        Live::LongPoll => long_poll(shared, &stream, from, query.cursor.as_deref(), seen).await,
     }
 }
 
-/// What one read saw, under the stream's lock.
-struct Seen {
-    chunk: Chunk,
-    tail: u64,
-    closed: bool,
-}
-
-fn look(shared: &Shared, stream: &Stream, from: u64) -> Result<Seen, Failure> {
-    let state = stream.lock();
-    state.check_live()?;
-    Ok(Seen {
-        chunk: state.log.read(from, shared.options.read_chunk_bytes),
-        tail: state.log.tail(),
-        closed: state.closed,
-    })
-}
-
-fn catch_up(
-    shared: &Shared,
-    req: &Request,
-    stream: &Arc<Stream>,
-    from: u64,
-    now: bool,
-) -> Response {
-    let seen = match look(shared, stream, from) {
-        Ok(seen) => seen,
-        Err(failure) => return failure.into_response(),
-    };
+fn catch_up(req: &Request, stream: &Handle, from: u64, seen: &Seen, now: bool) -> Response {
     let next = seen.chunk.next;
     let at_end = seen.closed && next == seen.tail;
     let etag = format!(
         "\"{}:{}:{}{}\"",
-        stream.id,
+        stream.generation(),
         from,
         next,
         if at_end { ":c" } else { "" }
@@ -99,7 +55,7 @@ fn catch_up(
             .header(header::ETAG, etag)
             .finish();
     }
-    let mut response = data_response(stream, &seen, None);
+    let mut response = data_response(stream, seen, None);
     if now {
         response.headers_mut().insert(
             header::CACHE_CONTROL,
@@ -113,16 +69,23 @@ fn catch_up(
 
 async fn long_poll(
     shared: &Shared,
-    stream: &Arc<Stream>,
+    stream: &Handle,
     from: u64,
     cursor: Option<&str>,
+    first: Seen,
 ) -> Result<Response, Failure> {
+    if !first.chunk.is_empty() {
+        return Ok(data_response(stream, &first, Some(cursor)));
+    }
+    if first.closed {
+        return Ok(empty_live(first.tail, true, cursor));
+    }
     let deadline = tokio::time::Instant::now() + shared.options.long_poll_timeout;
     loop {
         // Registered before looking, so that an append between the look and the wait wakes us.
-        let mut changed = pin!(stream.changed.notified());
+        let mut changed = pin!(stream.changed().notified());
         changed.as_mut().enable();
-        let seen = look(shared, stream, from)?;
+        let seen = stream.look(from, shared.options.read_chunk_bytes).await?;
         if !seen.chunk.is_empty() {
             return Ok(data_response(stream, &seen, Some(cursor)));
         }
@@ -138,10 +101,10 @@ async fn long_poll(
 }
 
 /// A `200` with data (or none, at the tail); `cursor` is set for live reads.
-fn data_response(stream: &Stream, seen: &Seen, cursor: Option<Option<&str>>) -> Response {
+fn data_response(stream: &Handle, seen: &Seen, cursor: Option<Option<&str>>) -> Response {
     let next = seen.chunk.next;
     let up_to_date = next == seen.tail;
-    let body: Bytes = if stream.json {
+    let body: Bytes = if stream.json() {
         seen.chunk.json_array()
     } else {
         seen.chunk.bytes()
@@ -153,7 +116,7 @@ fn data_response(stream: &Stream, seen: &Seen, cursor: Option<Option<&str>>) -> 
     };
     let mut response = Response::builder()
         .status(StatusCode::OK)
-        .content_type(stream.content_type.as_str())
+        .content_type(stream.content_type())
         .header("Stream-Next-Offset", Offset(next).to_string())
         .header(header::CACHE_CONTROL, cache)
         .header("Stream-Cursor", time::cursor(cursor.flatten()).to_string());

@@ -314,11 +314,6 @@ impl Registry {
             self.expire(map, &name);
         }
     }
-
-    /// Streams and bytes in use.
-    pub(crate) fn usage(&self) -> (usize, u64) {
-        self.budget.usage()
-    }
 }
 
 /// Splits a body into a payload for a stream of the given kind (`None` for an empty body).

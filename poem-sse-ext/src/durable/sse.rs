@@ -26,25 +26,28 @@ use tokio::time::{sleep, sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::{
+    backend::{Handle, Seen},
     log::Chunk,
     offset::Offset,
-    stream::{FrameKey, Stream},
+    stream::FrameKey,
     time, Shared,
 };
 
 /// The largest frame kept for other followers at the same position.
 const MAX_SHARED_FRAME: usize = 64 << 10;
 
-/// The SSE response from position `from`.
+/// The SSE response from position `from`, where the read saw `first`.
 pub(crate) fn response(
     shared: &Shared,
-    stream: Arc<Stream>,
+    stream: Handle,
     from: u64,
     cursor: Option<String>,
+    first: Seen,
 ) -> Response {
     let base64 = !stream.is_text();
     let follower = Follower {
-        stream,
+        stream: Arc::new(stream),
+        first: Some(first),
         position: from,
         cursor,
         base64,
@@ -70,7 +73,9 @@ pub(crate) fn response(
 }
 
 struct Follower {
-    stream: Arc<Stream>,
+    stream: Arc<Handle>,
+    /// What the request's own read saw, used for the first frame.
+    first: Option<Seen>,
     position: u64,
     cursor: Option<String>,
     base64: bool,
@@ -103,60 +108,29 @@ impl Follower {
             return None;
         }
         loop {
+            let step = match self.first.take() {
+                Some(first) => self.step(first),
+                None => Step::Wait,
+            };
+            if !matches!(step, Step::Wait) || !self.started {
+                match self.frame(step) {
+                    Some(frame) => return frame,
+                    None => continue,
+                }
+            }
             let stream = Arc::clone(&self.stream);
-            let mut changed = pin!(stream.changed.notified());
+            let mut changed = pin!(stream.changed().notified());
             changed.as_mut().enable();
-            let step = self.look();
-            let started = std::mem::replace(&mut self.started, true);
-            match step {
-                Step::Data {
-                    chunk,
-                    from,
-                    up_to_date,
-                    closed,
-                } => {
-                    self.done = closed;
-                    let cursor = (!closed).then(|| time::cursor(self.cursor.as_deref()));
-                    let key = FrameKey {
-                        from,
-                        next: self.position,
-                        up_to_date,
-                        closed,
-                        cursor,
-                    };
-                    if let Some(frame) = self.stream.cached_frame(key) {
-                        return Some(frame);
-                    }
-                    let body = if self.stream.json {
-                        chunk.json_array()
-                    } else {
-                        chunk.bytes()
-                    };
-                    let mut frame = BytesMut::with_capacity(body.len() + 160);
-                    self.data_event(&mut frame, &body);
-                    self.control_event(&mut frame, up_to_date, cursor);
-                    let frame = frame.freeze();
-                    // Live appends are small; a large catch-up frame is not worth keeping.
-                    if frame.len() <= MAX_SHARED_FRAME {
-                        self.stream.cache_frame(key, frame.clone());
-                    }
-                    return Some(frame);
+            // A read that fails (Redis out of reach) ends the response: the client resumes.
+            let step = match stream.look(self.position, self.chunk_bytes).await {
+                Ok(seen) => self.step(seen),
+                Err(_) => Step::End,
+            };
+            if !matches!(step, Step::Wait) {
+                match self.frame(step) {
+                    Some(frame) => return frame,
+                    None => continue,
                 }
-                Step::Control { closed } => {
-                    let mut frame = BytesMut::with_capacity(160);
-                    let cursor = (!closed).then(|| time::cursor(self.cursor.as_deref()));
-                    self.control_event(&mut frame, true, cursor);
-                    self.done = closed;
-                    return Some(frame.freeze());
-                }
-                Step::End => return None,
-                Step::Wait if !started => {
-                    let mut frame = BytesMut::with_capacity(160);
-                    let cursor = time::cursor(self.cursor.as_deref());
-                    self.control_event(&mut frame, true, Some(cursor));
-                    return Some(frame.freeze());
-                }
-                Step::Wait => {}
             }
             tokio::select! {
                 () = &mut changed => {}
@@ -167,24 +141,74 @@ impl Follower {
         }
     }
 
-    fn look(&mut self) -> Step {
-        let state = self.stream.lock();
-        if state.check_live().is_err() {
-            return Step::End;
-        }
-        let tail = state.log.tail();
-        if self.position < tail {
-            let chunk = state.log.read(self.position, self.chunk_bytes);
-            let from = std::mem::replace(&mut self.position, chunk.next);
-            let up_to_date = self.position == tail;
-            return Step::Data {
+    /// The frame for `step`: `Some(None)` ends the response, `None` means nothing to send yet.
+    fn frame(&mut self, step: Step) -> Option<Option<Bytes>> {
+        let started = std::mem::replace(&mut self.started, true);
+        match step {
+            Step::Data {
                 chunk,
                 from,
                 up_to_date,
-                closed: state.closed && up_to_date,
+                closed,
+            } => {
+                self.done = closed;
+                let cursor = (!closed).then(|| time::cursor(self.cursor.as_deref()));
+                let key = FrameKey {
+                    from,
+                    next: self.position,
+                    up_to_date,
+                    closed,
+                    cursor,
+                };
+                if let Some(frame) = self.stream.cached_frame(key) {
+                    return Some(Some(frame));
+                }
+                let body = if self.stream.json() {
+                    chunk.json_array()
+                } else {
+                    chunk.bytes()
+                };
+                let mut frame = BytesMut::with_capacity(body.len() + 160);
+                self.data_event(&mut frame, &body);
+                self.control_event(&mut frame, up_to_date, cursor);
+                let frame = frame.freeze();
+                // Live appends are small; a large catch-up frame is not worth keeping.
+                if frame.len() <= MAX_SHARED_FRAME {
+                    self.stream.cache_frame(key, frame.clone());
+                }
+                Some(Some(frame))
+            }
+            Step::Control { closed } => {
+                let mut frame = BytesMut::with_capacity(160);
+                let cursor = (!closed).then(|| time::cursor(self.cursor.as_deref()));
+                self.control_event(&mut frame, true, cursor);
+                self.done = closed;
+                Some(Some(frame.freeze()))
+            }
+            Step::End => Some(None),
+            Step::Wait if !started => {
+                let mut frame = BytesMut::with_capacity(160);
+                let cursor = time::cursor(self.cursor.as_deref());
+                self.control_event(&mut frame, true, Some(cursor));
+                Some(Some(frame.freeze()))
+            }
+            Step::Wait => None,
+        }
+    }
+
+    /// What to send after a read saw `seen` at the follower's position.
+    fn step(&mut self, seen: Seen) -> Step {
+        if !seen.chunk.is_empty() {
+            let from = std::mem::replace(&mut self.position, seen.chunk.next);
+            let up_to_date = self.position == seen.tail;
+            return Step::Data {
+                chunk: seen.chunk,
+                from,
+                up_to_date,
+                closed: seen.closed && up_to_date,
             };
         }
-        if state.closed {
+        if seen.closed {
             Step::Control { closed: true }
         } else {
             Step::Wait

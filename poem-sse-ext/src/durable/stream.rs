@@ -175,11 +175,6 @@ impl Stream {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Whether data of this stream is sent as text (else base64 in SSE).
-    pub(crate) fn is_text(&self) -> bool {
-        self.json || media_type(&self.content_type).starts_with("text/")
-    }
-
     /// Appends (and maybe closes), all checks and the write in one critical section, so that
     /// concurrent producers are serialized and a close is atomic with its final data.
     pub(crate) fn append(

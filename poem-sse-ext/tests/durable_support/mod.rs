@@ -9,6 +9,9 @@ use reqwest::{Client, Response, StatusCode};
 
 pub use crate::common::TestServer;
 
+#[cfg(feature = "redis")]
+pub mod proxy;
+
 /// `streams` mounted at `/v1/stream` on a fresh loopback port.
 pub async fn serve(streams: &DurableStreams) -> TestServer {
     TestServer::start(Route::new().nest("/v1/stream", streams.endpoint())).await

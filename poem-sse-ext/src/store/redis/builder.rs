@@ -317,7 +317,11 @@ impl RedisStoreBuilder {
             idle_grace: self.idle_grace,
         };
         let reader = Arc::new(ReaderTask::spawn(&runtime, &shared, &source, &settings));
-        Ok(RedisStore { shared, reader })
+        Ok(RedisStore {
+            shared,
+            reader,
+            source,
+        })
     }
 
     /// The cluster client and the settings its readers connect with.

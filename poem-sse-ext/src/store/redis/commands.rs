@@ -17,7 +17,7 @@ use crate::store::StoreError;
 
 /// The connection commands go through: to one node, or to a cluster.
 #[derive(Clone)]
-pub(super) enum Connection {
+pub(crate) enum Connection {
     Single(ConnectionManager),
     #[cfg(feature = "redis-cluster")]
     Cluster(::redis::cluster_async::ClusterConnection),
@@ -56,7 +56,7 @@ impl ConnectionLike for Connection {
 
 /// A clonable handle on the store's command connection (which reconnects by itself).
 #[derive(Clone)]
-pub(super) struct Commands {
+pub(crate) struct Commands {
     connection: Connection,
     timeout: Duration,
     health: Arc<Health>,
@@ -78,7 +78,7 @@ impl Commands {
     }
 
     /// A connection to send one command or pipeline on.
-    pub(super) fn connection(&self) -> Connection {
+    pub(crate) fn connection(&self) -> Connection {
         self.connection.clone()
     }
 
@@ -88,7 +88,7 @@ impl Commands {
     /// [`StoreError::Timeout`] (the outcome is unknown), [`StoreError::Connection`],
     /// [`StoreError::WrongKeyType`] or [`StoreError::Backend`]. A timeout or a connection failure
     /// marks the store degraded until a command succeeds again.
-    pub(super) async fn run<T>(
+    pub(crate) async fn run<T>(
         &self,
         operation: &'static str,
         key: Option<&str>,

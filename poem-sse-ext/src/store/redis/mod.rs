@@ -19,7 +19,7 @@ use super::{ReplayStore, Retention, StoreChannel, StoreHealth};
 mod backfill;
 mod builder;
 mod channel;
-mod commands;
+pub(crate) mod commands;
 mod error;
 mod follow;
 mod gap;
@@ -29,7 +29,7 @@ mod once;
 mod reader;
 mod reply;
 mod shared;
-mod topology;
+pub(crate) mod topology;
 
 pub use builder::{RedisStoreBuilder, RedisStoreError};
 
@@ -250,6 +250,8 @@ use shared::Shared;
 pub struct RedisStore {
     shared: Arc<Shared>,
     reader: Arc<ReaderTask>,
+    #[cfg_attr(not(feature = "durable-streams"), allow(dead_code))]
+    source: topology::Source,
 }
 
 impl RedisStore {
@@ -280,6 +282,13 @@ impl RedisStore {
     /// The retention every channel keeps.
     pub fn retention(&self) -> Retention {
         self.shared.retention
+    }
+
+    /// The command connection and where to open connections of one's own (for the Durable
+    /// Streams backend on the same Redis).
+    #[cfg(feature = "durable-streams")]
+    pub(crate) fn link(&self) -> (commands::Commands, topology::Source) {
+        (self.shared.commands.clone(), self.source.clone())
     }
 }
 

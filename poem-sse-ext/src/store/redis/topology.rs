@@ -8,7 +8,7 @@ use super::commands::Commands;
 
 /// How a reader finds its node.
 #[derive(Clone)]
-pub(super) enum Source {
+pub(crate) enum Source {
     /// One node: every reader connects to it.
     Single(Client),
     /// A cluster: a reader connects to the master of its bucket's slot, with the settings
