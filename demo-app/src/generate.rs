@@ -33,7 +33,10 @@ use poem_sse_ext::{
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::{babble, run_stream::{self, RunStream}};
+use crate::{
+    babble,
+    run_stream::{self, RunStream},
+};
 
 /// Most runs the demo holds at once (running, or ended and readable).
 const MAX_RUNS: usize = 100;

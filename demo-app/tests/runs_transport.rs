@@ -30,7 +30,10 @@ fn node_folder() -> Option<PathBuf> {
     let node = std::process::Command::new("node").arg("--version").output();
     let missing = if !node.is_ok_and(|out| out.status.success()) {
         Some("node is not installed".to_owned())
-    } else if !dir.join("node_modules/@durable-streams/aisdk-transport").is_dir() {
+    } else if !dir
+        .join("node_modules/@durable-streams/aisdk-transport")
+        .is_dir()
+    {
         Some(format!("run `npm ci` in {}", dir.display()))
     } else {
         None
@@ -105,7 +108,10 @@ async fn a_run_is_a_durable_stream_of_ai_sdk_chunks_closed_at_its_end() {
     assert_eq!(types[2..14], ["text-delta"; 12]);
     assert_eq!(types[14..], ["text-end", "finish"]);
     assert_eq!(messages[0]["messageId"], id);
-    let text: String = messages.iter().filter_map(|m| m["delta"].as_str()).collect();
+    let text: String = messages
+        .iter()
+        .filter_map(|m| m["delta"].as_str())
+        .collect();
     let expected: String = babble::tokens("a lighthouse").take(12).collect();
     assert_eq!(text, expected);
 

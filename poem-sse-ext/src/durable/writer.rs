@@ -30,10 +30,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::{
-    backend::AppendInput,
-    error::Failure,
-    registry::CreateRequest,
-    stream::media_type,
+    backend::AppendInput, error::Failure, registry::CreateRequest, stream::media_type,
     DurableStreams,
 };
 
@@ -172,8 +169,14 @@ mod tests {
     #[tokio::test]
     async fn a_json_stream_takes_messages_until_closed() {
         let streams = DurableStreams::new();
-        assert!(streams.create("a/b", "application/json", None).await.unwrap());
-        assert!(!streams.create("a/b", "application/json", None).await.unwrap());
+        assert!(streams
+            .create("a/b", "application/json", None)
+            .await
+            .unwrap());
+        assert!(!streams
+            .create("a/b", "application/json", None)
+            .await
+            .unwrap());
         streams.append("a/b", r#"{"n":1}"#).await.unwrap();
         streams.append("a/b", r#"[{"n":2},{"n":3}]"#).await.unwrap();
         let not_json = streams.append("a/b", "nope").await.unwrap_err();
