@@ -10,7 +10,7 @@
 //! | `POST /api/runs` | JSON `{"prompt"?, "tokens"?, "rate"?}` (or an AI SDK chat request: the last user message is the prompt) → `201 {"id", "events": "/runs/{id}/events", "streamUrl": "/v1/stream/runs/{id}"}`; `400` out of range, `503` too many runs |
 //! | `GET /runs/{id}/events` | the run's SSE stream ([`Runs::endpoint`]) |
 //! | `POST /api/runs/{id}/cancel` | `202 {"id", "reason"}`; `404` unknown or expired ([`Runs::cancel_endpoint`]) |
-//! | `GET /v1/stream/runs/{id}` | the same run as a Durable Stream of AI SDK chunks ([`run_stream`](crate::run_stream)) |
+//! | `GET /v1/stream/runs/{id}` | the same run as a Durable Stream of AI SDK chunks ([`crate::run_stream`]) |
 
 use std::{
     collections::VecDeque,

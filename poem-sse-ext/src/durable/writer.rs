@@ -4,23 +4,8 @@
 //! stream that any Durable Streams client then reads at the endpoint, on this instance or on
 //! another one on the same Redis.
 //!
-//! ```
-//! use poem_sse_ext::durable::DurableStreams;
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), poem_sse_ext::durable::WriteError> {
-//! let streams = DurableStreams::new();
-//! streams.create("runs/1", "application/json", None).await?;
-//! streams.append("runs/1", r#"{"type":"text-delta","id":"t","delta":"Hi"}"#).await?;
-//! streams.close("runs/1").await?;
-//! // Closed: a client reading `GET /v1/stream/runs/1?offset=-1` gets the message and the end.
-//! assert!(streams.append("runs/1", "{}").await.is_err());
-//! # Ok(())
-//! # }
-//! ```
-//!
-//! These calls do not pass the [`StreamAuthorizer`](super::StreamAuthorizer) nor the per-client
-//! write rate: they are the server's own writes. The size caps apply as they do to a client.
+//! These writes skip the authorizer and the per-client write rate (see
+//! [`DurableStreams::create`]).
 //!
 //! [`append`]: DurableStreams::append
 //! [`close`]: DurableStreams::close
@@ -65,6 +50,25 @@ impl DurableStreams {
     /// # Errors
     /// An invalid name, another stream at `name` (a `409` over HTTP), the stream caps, or the
     /// storage out of reach.
+    ///
+    /// ```
+    /// use poem_sse_ext::durable::DurableStreams;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), poem_sse_ext::durable::WriteError> {
+    /// let streams = DurableStreams::new();
+    /// streams.create("runs/1", "application/json", None).await?;
+    /// streams.append("runs/1", r#"{"type":"text-delta","id":"t","delta":"Hi"}"#).await?;
+    /// streams.close("runs/1").await?;
+    /// // Closed: a client reading `GET /v1/stream/runs/1?offset=-1` gets the message and the end.
+    /// assert!(streams.append("runs/1", "{}").await.is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// These server-side writes (create, [`append`](Self::append), [`close`](Self::close)) do
+    /// not pass the [`StreamAuthorizer`](super::StreamAuthorizer) nor the per-client
+    /// write rate: they are the server's own writes. The size caps apply as they do to a client.
     pub async fn create(
         &self,
         name: &str,
