@@ -58,7 +58,7 @@ pub(crate) struct AppendInput {
 }
 
 /// What one read saw: data from a position, and the tail and closure at that moment.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Seen {
     pub(crate) chunk: Chunk,
     pub(crate) tail: u64,

@@ -187,8 +187,11 @@ impl DurableStreamsBuilder {
         self
     }
 
-    /// The server. With [`redis`](Self::redis), it must be called inside a tokio runtime (it
-    /// starts the task that hears other instances' appends).
+    /// The server.
+    ///
+    /// # Panics
+    /// With [`redis`](Self::redis), outside a tokio runtime: it starts the task that hears
+    /// other instances' appends.
     pub fn build(self) -> DurableStreams {
         let budget = Budget::new(self.limits);
         #[cfg(feature = "redis")]

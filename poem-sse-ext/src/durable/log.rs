@@ -89,7 +89,7 @@ pub(crate) enum ForkPointError {
 }
 
 /// Data read from a position, in pieces that share the log's buffers.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Chunk {
     pub(crate) parts: Vec<Payload>,
     /// The position after the last piece.

@@ -303,10 +303,6 @@ impl RedisStreams {
             .await?;
         reply.refusal(None)?;
         inner.watch.wake(name);
-        let source = reply.text(1);
-        if !source.is_empty() {
-            inner.release(source).await;
-        }
         Ok(())
     }
 
@@ -399,8 +395,10 @@ impl Inner {
             items,
             limit: self.budget.limits.max_stream_bytes,
         };
+        // A script that removed a fork names its source: give back the fork's reference (which
+        // may remove the source in turn, and so on up the chain).
         let released = reply.text(1);
-        if !released.is_empty() && reply.status() == "notfound" {
+        if !released.is_empty() {
             Box::pin(self.release(released)).await;
         }
         Ok(reply)
@@ -424,27 +422,14 @@ impl Inner {
         self.read(name, "now".to_owned(), 0, false).await
     }
 
-    /// Gives back a reference on fork source `source`, and on up its chain the sources that
-    /// this removed.
-    async fn release(&self, mut source: String) {
-        // Bounded: a chain of soft-deleted sources is at most as long as the forks made.
-        for _ in 0..1_000 {
-            if source.is_empty() {
-                return;
-            }
-            let reply = self
-                .call(&self.release, "durable release", &source, Vec::new())
-                .await;
-            self.watch.wake(&source);
-            match reply {
-                Ok(reply) => source = reply.text(1),
-                Err(failure) => {
-                    tracing::warn!(
-                        "durable streams: could not release fork source {source:?}: {failure}"
-                    );
-                    return;
-                }
-            }
+    /// Gives back a reference on fork source `source`.
+    async fn release(&self, source: String) {
+        let reply = self
+            .call(&self.release, "durable release", &source, Vec::new())
+            .await;
+        self.watch.wake(&source);
+        if let Err(failure) = reply {
+            tracing::warn!("durable streams: could not release fork source {source:?}: {failure}");
         }
     }
 }
@@ -464,12 +449,21 @@ impl Opened {
         &self.watched.changed
     }
 
+    /// A live read (after a wake): shared with the other followers here at `from`.
     pub(crate) async fn look(&self, from: u64, max_bytes: u64) -> Result<Seen, Failure> {
+        let watched = &self.watched;
+        let _turn = watched.reading.lock().await;
+        if let Some(seen) = watched.cached_read(&self.generation, from, max_bytes) {
+            return Ok(seen);
+        }
+        let version = watched.version();
         let reply = self
             .inner
             .read(&self.name, from.to_string(), max_bytes, false)
             .await?;
-        self.seen(&reply)
+        let seen = self.seen(&reply)?;
+        watched.cache_read(&self.generation, version, from, max_bytes, &seen);
+        Ok(seen)
     }
 
     /// The data of a read reply; `404` when the name now holds another stream.

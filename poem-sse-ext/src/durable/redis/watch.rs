@@ -6,7 +6,10 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, MutexGuard, PoisonError, Weak},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, MutexGuard, PoisonError, Weak,
+    },
     time::Duration,
 };
 
@@ -14,7 +17,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::Notify;
 
-use crate::durable::stream::FrameKey;
+use crate::durable::{backend::Seen, stream::FrameKey};
 use crate::store::redis::topology::Source;
 
 /// The readers of one stream name in this process.
@@ -22,6 +25,14 @@ use crate::store::redis::topology::Source;
 pub(crate) struct Watched {
     /// Woken on every change of the stream, by any instance.
     pub(crate) changed: Notify,
+    /// Bumped before every wake: a read that began at this version and finds it unchanged
+    /// is still the latest one this process knows of.
+    version: AtomicU64,
+    /// One live read of this stream at a time here, so that the followers woken together by
+    /// one append share one read of Redis instead of making one each.
+    pub(crate) reading: tokio::sync::Mutex<()>,
+    /// The last live read: generation, version it began at, position, size, and what it saw.
+    last_read: Mutex<Option<(String, u64, u64, u64, Seen)>>,
     /// The last SSE frame encoded here, with the generation of the stream it belongs to: the
     /// followers at one position share one encoding, as on the memory backend.
     last_frame: Mutex<Option<(String, FrameKey, Bytes)>>,
@@ -32,6 +43,44 @@ impl Watched {
         self.last_frame
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    fn wake(&self) {
+        self.version.fetch_add(1, Ordering::AcqRel);
+        self.changed.notify_waiters();
+    }
+
+    /// What the last live read saw, if it read `from`/`max` of this `generation` and nothing
+    /// changed since it began.
+    pub(crate) fn cached_read(&self, generation: &str, from: u64, max: u64) -> Option<Seen> {
+        let version = self.version();
+        let last = self
+            .last_read
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        last.as_ref()
+            .filter(|(g, v, f, m, _)| g == generation && *v == version && *f == from && *m == max)
+            .map(|(.., seen)| seen.clone())
+    }
+
+    /// Remembers a live read that began at `version`.
+    pub(crate) fn cache_read(
+        &self,
+        generation: &str,
+        version: u64,
+        from: u64,
+        max: u64,
+        seen: &Seen,
+    ) {
+        *self
+            .last_read
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) =
+            Some((generation.to_owned(), version, from, max, seen.clone()));
     }
 
     pub(crate) fn cached_frame(&self, generation: &str, key: FrameKey) -> Option<Bytes> {
@@ -86,7 +135,7 @@ impl Watch {
     pub(crate) fn wake(&self, name: &str) {
         let watched = self.lock().by_name.get(name).and_then(Weak::upgrade);
         if let Some(watched) = watched {
-            watched.changed.notify_waiters();
+            watched.wake();
         }
     }
 
@@ -99,7 +148,7 @@ impl Watch {
             .filter_map(Weak::upgrade)
             .collect();
         for watched in all {
-            watched.changed.notify_waiters();
+            watched.wake();
         }
     }
 }
