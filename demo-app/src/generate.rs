@@ -168,7 +168,8 @@ pub async fn start_run(
     let bad_request = |message: String| {
         (StatusCode::BAD_REQUEST, Json(json!({ "error": message }))).into_response()
     };
-    let request = match body.into_bytes_limit(4_096).await {
+    // An AI SDK chat posts its whole history; only the last user message is used.
+    let request = match body.into_bytes_limit(64 << 10).await {
         Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => StartRun::default(),
         Ok(bytes) => match serde_json::from_slice::<StartRun>(&bytes) {
             Ok(request) => request,
