@@ -7,9 +7,10 @@
 //! | --- | --- |
 //! | `GET /generate` | the form |
 //! | `GET /generate/{id}` | the run's text so far and the id it corresponds to, then live; `404` unknown or expired |
-//! | `POST /api/runs` | JSON `{"prompt"?, "tokens"?, "rate"?}` → `201 {"id", "events": "/runs/{id}/events"}`; `400` out of range, `503` too many runs |
+//! | `POST /api/runs` | JSON `{"prompt"?, "tokens"?, "rate"?}` (or an AI SDK chat request: the last user message is the prompt) → `201 {"id", "events": "/runs/{id}/events", "streamUrl": "/v1/stream/runs/{id}"}`; `400` out of range, `503` too many runs |
 //! | `GET /runs/{id}/events` | the run's SSE stream ([`Runs::endpoint`]) |
 //! | `POST /api/runs/{id}/cancel` | `202 {"id", "reason"}`; `404` unknown or expired ([`Runs::cancel_endpoint`]) |
+//! | `GET /v1/stream/runs/{id}` | the same run as a Durable Stream of AI SDK chunks ([`crate::run_stream`]) |
 
 use std::{
     collections::VecDeque,
@@ -25,13 +26,17 @@ use poem::{
     Body, IntoResponse, Response,
 };
 use poem_sse_ext::{
+    durable::DurableStreams,
     run::{EndReason, RunError, RunHandle, RunSnapshot, Runs},
     Event, Hub,
 };
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::babble;
+use crate::{
+    babble,
+    run_stream::{self, RunStream},
+};
 
 /// Most runs the demo holds at once (running, or ended and readable).
 const MAX_RUNS: usize = 100;
@@ -100,30 +105,71 @@ impl Prompts {
     }
 }
 
-/// What `POST /api/runs` takes; an empty body takes the defaults.
+/// What `POST /api/runs` takes; an empty body takes the defaults. The AI SDK transports post
+/// a chat (`id`, `messages`, `trigger`, `messageId` and the caller's own fields): its last user
+/// message's text is the prompt.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StartRun {
     /// The text's seed: the same prompt gives the same text.
     #[serde(default)]
     prompt: String,
+    /// An AI SDK chat's messages.
+    #[serde(default)]
+    messages: Vec<ChatMessage>,
+    /// An AI SDK chat's id, trigger and message id: accepted, not used.
+    #[serde(default, rename = "id")]
+    _chat: Option<serde_json::Value>,
+    #[serde(default, rename = "trigger")]
+    _trigger: Option<serde_json::Value>,
+    #[serde(default, rename = "messageId")]
+    _message: Option<serde_json::Value>,
     /// How many tokens (1 to 20,000; default 240).
     tokens: Option<usize>,
     /// Tokens per second (1 to 200; default 40).
     rate: Option<u32>,
 }
 
-/// `POST /api/runs`: starts a run whose producer outlives this request.
+/// One message of an AI SDK chat (`UIMessage`): only its role and text parts matter here.
+#[derive(Debug, Deserialize)]
+struct ChatMessage {
+    role: String,
+    #[serde(default)]
+    parts: Vec<serde_json::Value>,
+}
+
+impl StartRun {
+    /// The prompt, or the text of the chat's last user message.
+    fn prompt(&self) -> String {
+        if !self.prompt.is_empty() {
+            return self.prompt.clone();
+        }
+        let last_user = self.messages.iter().rev().find(|m| m.role == "user");
+        last_user.map_or_else(String::new, |message| {
+            message
+                .parts
+                .iter()
+                .filter(|part| part["type"] == "text")
+                .filter_map(|part| part["text"].as_str())
+                .collect()
+        })
+    }
+}
+
+/// `POST /api/runs`: starts a run whose producer outlives this request, and its durable
+/// stream.
 #[handler]
 pub async fn start_run(
     Data(runs): Data<&Runs>,
     Data(prompts): Data<&Prompts>,
+    Data(streams): Data<&DurableStreams>,
     body: Body,
 ) -> Response {
     let bad_request = |message: String| {
         (StatusCode::BAD_REQUEST, Json(json!({ "error": message }))).into_response()
     };
-    let request = match body.into_bytes_limit(4_096).await {
+    // An AI SDK chat posts its whole history; only the last user message is used.
+    let request = match body.into_bytes_limit(64 << 10).await {
         Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => StartRun::default(),
         Ok(bytes) => match serde_json::from_slice::<StartRun>(&bytes) {
             Ok(request) => request,
@@ -133,7 +179,8 @@ pub async fn start_run(
     };
     let tokens = request.tokens.unwrap_or(240);
     let rate = request.rate.unwrap_or(40);
-    if !(1..=20_000).contains(&tokens) || !(1..=200).contains(&rate) || request.prompt.len() > 500 {
+    let prompt = request.prompt();
+    if !(1..=20_000).contains(&tokens) || !(1..=200).contains(&rate) || prompt.len() > 500 {
         return bad_request(
             "tokens must be 1 to 20000, rate 1 to 200 per second, prompt at most 500 bytes".into(),
         );
@@ -143,33 +190,51 @@ pub async fn start_run(
         Err(err) => return error_response(&err),
     };
     let id = run.id().to_string();
-    prompts.insert(id.clone(), request.prompt.clone());
-    tokio::spawn(produce(run, request.prompt, tokens, rate));
-    let body = json!({ "id": id, "events": format!("/runs/{id}/events") });
+    // Created before the answer, so that a client reading it at once finds it.
+    let stream = match RunStream::create(streams, &id, RUN_TTL).await {
+        Ok(stream) => stream,
+        Err(err) => {
+            let _ = run.fail(format!("its durable stream: {err}")).await;
+            let body = json!({ "error": format!("the run's stream could not be created: {err}") });
+            return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+        }
+    };
+    prompts.insert(id.clone(), prompt.clone());
+    tokio::spawn(produce(run, stream, prompt, tokens, rate));
+    let body = json!({
+        "id": id,
+        "events": format!("/runs/{id}/events"),
+        "streamUrl": run_stream::path(&id),
+    });
     (StatusCode::CREATED, Json(body)).into_response()
 }
 
-/// Writes `tokens` tokens of the prompt's text at `rate` per second, unless it is cancelled.
-async fn produce(run: RunHandle, prompt: String, tokens: usize, rate: u32) {
+/// Writes `tokens` tokens of the prompt's text at `rate` per second to the run and its
+/// durable stream, unless it is cancelled.
+async fn produce(run: RunHandle, mut stream: RunStream, prompt: String, tokens: usize, rate: u32) {
     let id = run.id().clone();
     let mut tick = tokio::time::interval(Duration::from_secs(1) / rate);
     for token in babble::tokens(&prompt).take(tokens) {
         tokio::select! {
             () = run.cancelled() => {
                 tracing::info!(run = %id, "generate: producer stopped: the run was cancelled");
+                stream.cancelled().await;
                 return;
             }
             _ = tick.tick() => {}
         }
-        if let Err(err) = run.append(Event::text(token)).await {
+        if let Err(err) = run.append(Event::text(token.clone())).await {
             tracing::info!(run = %id, %err, "generate: producer stopped");
+            stream.failed(&err.to_string()).await;
             return;
         }
+        stream.token(&token).await;
     }
     match run.finish(EndReason::Done).await {
         Ok(_) => tracing::info!(run = %id, tokens, "generate: run done"),
         Err(err) => tracing::info!(run = %id, %err, "generate: run not finished"),
     }
+    stream.done().await;
 }
 
 /// The run as the page shows it.

@@ -35,6 +35,7 @@ mod origin;
 mod pages;
 mod policy;
 mod publish;
+mod run_stream;
 mod security;
 mod session;
 mod sources;
@@ -381,7 +382,12 @@ fn app(
         .at("/api/state/:page", data.on(get(api::page_state)))
         .at(
             "/api/runs",
-            post(generate::start_run.data(runs.clone()).data(prompts)),
+            post(
+                generate::start_run
+                    .data(runs.clone())
+                    .data(prompts)
+                    .data(durable.clone()),
+            ),
         )
         .at("/api/runs/:id/cancel", runs.cancel_endpoint())
         .at("/metrics", get(api::Scrape(hub.metrics_endpoint())))

@@ -155,6 +155,13 @@ impl Demo {
         }
     }
 
+    /// Kills the process (SIGKILL: no graceful shutdown, open responses cut) and reaps it.
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().expect("demo-app is running");
+        child.kill().expect("killing demo-app");
+        child.wait().expect("reaping demo-app");
+    }
+
     /// Stops the server and starts it again on the same port, with the same arguments.
     pub async fn restart(&mut self) {
         self.stop().await;

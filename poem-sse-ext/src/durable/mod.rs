@@ -98,6 +98,7 @@ mod request;
 mod sse;
 mod stream;
 mod time;
+mod writer;
 
 use std::sync::Arc;
 
@@ -106,6 +107,7 @@ use tokio_util::sync::CancellationToken;
 pub use builder::DurableStreamsBuilder;
 pub use endpoint::DurableStreamsEndpoint;
 pub use guard::{Access, Denied, Operation, StreamAuthorizer};
+pub use writer::WriteError;
 
 /// A Durable Streams server: its streams and options. Clones share the streams.
 #[derive(Clone)]
