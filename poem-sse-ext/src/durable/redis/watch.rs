@@ -178,7 +178,7 @@ impl Watch {
 pub(crate) async fn listen(watch: Arc<Watch>, source: Source, channel: String) {
     let mut backoff = Duration::from_millis(50);
     loop {
-        let client = match &source {
+        let client: Result<::redis::Client, ::redis::RedisError> = match &source {
             Source::Single(client) => Ok(client.clone()),
             #[cfg(feature = "redis-cluster")]
             Source::Cluster(seed) => ::redis::Client::open(seed.clone()),
