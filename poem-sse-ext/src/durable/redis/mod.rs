@@ -53,6 +53,7 @@
 //! bound the space with Redis's own `maxmemory` (the per-stream size cap, the producer cap and
 //! the write rate per client still apply).
 
+mod opened;
 mod scripts;
 mod watch;
 mod wire;
@@ -60,21 +61,21 @@ mod wire;
 use std::sync::Arc;
 
 use ::redis::{Cmd, Value};
-use bytes::{Bytes, BytesMut};
 use tokio::task::JoinHandle;
 
 use super::{
     backend::{beyond_tail, AppendInput, Created, Meta, Seen},
     budget::Budget,
     error::Failure,
-    log::{Chunk, Payload},
+    log::Payload,
     offset::{Offset, Start, MAX_POSITION},
     producer::MAX_PRODUCERS,
     registry::{self, CreateRequest},
-    stream::{media_type, Appended, FrameKey, DEFAULT_CONTENT_TYPE},
+    stream::{media_type, Appended, DEFAULT_CONTENT_TYPE},
 };
 use crate::store::redis::{commands::Commands, topology::Source};
-use watch::{Watch, Watched};
+pub(crate) use opened::Opened;
+use watch::Watch;
 use wire::{encode, flag, keys, Arg, Reply};
 
 /// The channel every write script announces its stream's name on.
@@ -433,77 +434,5 @@ impl Inner {
         if let Err(failure) = reply {
             tracing::warn!("durable streams: could not release fork source {source:?}: {failure}");
         }
-    }
-}
-
-/// A stream opened for reading.
-pub(crate) struct Opened {
-    inner: Arc<Inner>,
-    name: String,
-    pub(crate) content_type: String,
-    pub(crate) json: bool,
-    pub(crate) generation: String,
-    watched: Arc<Watched>,
-}
-
-impl Opened {
-    pub(crate) fn changed(&self) -> &tokio::sync::Notify {
-        &self.watched.changed
-    }
-
-    /// A live read (after a wake): shared with the other followers here at `from`.
-    pub(crate) async fn look(&self, from: u64, max_bytes: u64) -> Result<Seen, Failure> {
-        let watched = &self.watched;
-        let _turn = watched.reading.lock().await;
-        if let Some(seen) = watched.cached_read(&self.generation, from, max_bytes) {
-            return Ok(seen);
-        }
-        let version = watched.version();
-        let reply = self
-            .inner
-            .read(&self.name, from.to_string(), max_bytes, false)
-            .await?;
-        let seen = self.seen(&reply)?;
-        watched.cache_read(&self.generation, version, from, max_bytes, &seen);
-        Ok(seen)
-    }
-
-    /// The data of a read reply; `404` when the name now holds another stream.
-    fn seen(&self, reply: &Reply) -> Result<Seen, Failure> {
-        if reply.text(8) != self.generation {
-            return Err(Failure::NotFound);
-        }
-        let (from, next) = (reply.num(9), reply.num(10));
-        let mut chunk = Chunk {
-            parts: Vec::new(),
-            next,
-        };
-        if next > from {
-            let data = reply.items[11..].iter().map(Reply::bytes_of);
-            chunk.parts.push(if self.json {
-                Payload::messages(data.collect())
-            } else {
-                Payload::Bytes(
-                    data.fold(BytesMut::new(), |mut all, b| {
-                        all.extend_from_slice(&b);
-                        all
-                    })
-                    .freeze(),
-                )
-            });
-        }
-        Ok(Seen {
-            chunk,
-            tail: reply.num(2),
-            closed: reply.text(3) == "1",
-        })
-    }
-
-    pub(crate) fn cached_frame(&self, key: FrameKey) -> Option<Bytes> {
-        self.watched.cached_frame(&self.generation, key)
-    }
-
-    pub(crate) fn cache_frame(&self, key: FrameKey, frame: Bytes) {
-        self.watched.cache_frame(&self.generation, key, frame);
     }
 }
