@@ -39,6 +39,24 @@ pub struct ServerSpec {
     pub scenarios: Option<Vec<String>>,
 }
 
+impl ServerSpec {
+    /// A server started with `cmd` (`{addr}` in it replaced by its address), reached over h2c
+    /// on that address, with no TLS variant: what the benchmark binaries and tests start
+    /// without a servers file.
+    pub fn h2c(name: &str, cmd: Vec<String>) -> Self {
+        Self {
+            name: name.into(),
+            product: false,
+            cmd,
+            h2: default_h2(),
+            tls_cmd: None,
+            cwd: None,
+            version: String::new(),
+            scenarios: None,
+        }
+    }
+}
+
 fn default_h2() -> String {
     "h2c".into()
 }

@@ -13,18 +13,12 @@ use bench::server::{Launcher, Running, ServerSpec};
 async fn axum_peer(name: &str) -> (Running, Target) {
     let log_dir: PathBuf =
         std::env::temp_dir().join(format!("bench-crowd-{name}-{}", std::process::id()));
-    let spec = ServerSpec {
-        name: "axum Sse".into(),
-        product: false,
-        cmd: [env!("CARGO_BIN_EXE_peer-axum"), "--listen", "{addr}"]
+    let spec = ServerSpec::h2c(
+        "axum Sse",
+        [env!("CARGO_BIN_EXE_peer-axum"), "--listen", "{addr}"]
             .map(String::from)
             .to_vec(),
-        h2: "h2c".into(),
-        tls_cmd: None,
-        cwd: None,
-        version: String::new(),
-        scenarios: None,
-    };
+    );
     let server = Launcher { pin: None, log_dir }
         .start(&spec, false)
         .await

@@ -17,18 +17,12 @@ fn ctx(name: &str) -> Ctx {
 }
 
 fn peer_poem() -> ServerSpec {
-    ServerSpec {
-        name: "poem SSE".into(),
-        product: false,
-        cmd: [env!("CARGO_BIN_EXE_peer-poem"), "--listen", "{addr}"]
+    ServerSpec::h2c(
+        "poem SSE",
+        [env!("CARGO_BIN_EXE_peer-poem"), "--listen", "{addr}"]
             .map(String::from)
             .to_vec(),
-        h2: "h2c".into(),
-        tls_cmd: None,
-        cwd: None,
-        version: String::new(),
-        scenarios: None,
-    }
+    )
 }
 
 /// Whether the process is gone (reaped: its /proc entry is removed).

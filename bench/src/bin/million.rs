@@ -127,14 +127,8 @@ fn spec(cli: &Cli, streams: usize) -> Result<ServerSpec> {
         other => bail!("--server is product or axum, not {other}"),
     };
     Ok(ServerSpec {
-        name: name.into(),
         product: name == "poem-sse-ext",
-        cmd,
-        h2: "h2c".into(),
-        tls_cmd: None,
-        cwd: None,
-        version: String::new(),
-        scenarios: None,
+        ..ServerSpec::h2c(name, cmd)
     })
 }
 

@@ -127,16 +127,13 @@ fn instance_spec(demo: &std::path::Path, redis_url: &str, per_conn: usize) -> Se
         &per_conn.max(256).to_string(),
     ];
     ServerSpec {
-        name: "demo-app".into(),
         product: true,
-        cmd: std::iter::once(demo.display().to_string())
-            .chain(cmd.iter().map(|s| (*s).to_owned()))
-            .collect(),
-        h2: "h2c".into(),
-        tls_cmd: None,
-        cwd: None,
-        version: String::new(),
-        scenarios: None,
+        ..ServerSpec::h2c(
+            "demo-app",
+            std::iter::once(demo.display().to_string())
+                .chain(cmd.iter().map(|s| (*s).to_owned()))
+                .collect(),
+        )
     }
 }
 
